@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libinterruptible: make any blocking call stoppable.
+ *
+ * run_interruptible() runs a body on a dedicated worker thread.  Cancelling
+ * the call's token sends that thread a signal (SIGUSR1 unless configured
+ * otherwise) whose handler was installed without SA_RESTART, so a blocking
+ * system call in the body (read, accept, nanosleep, io_uring_enter, ...)
+ * returns EINTR.  The body sees the cancel with intr_cancelled(), returns,
+ * and the finalizers it registered with intr_defer() run.  Nothing is killed.
+ *
+ * Conventions
+ *   - Functions that can fail return 0 (or a non-negative count) on success
+ *     and a negative errno value on failure.  None sets errno; every one
+ *     leaves errno as it found it.
+ *   - Detectable misuse (NULL object, freed or already joined handle, a
+ *     worker-only function called elsewhere) returns -EINVAL.  Nothing
+ *     aborts.
+ *   - "Cancelled" means the token bound to the call was cancelled (directly,
+ *     through an ancestor, by a deadline, or by intr_task_cancel) before the
+ *     body returned.
+ */
+#ifndef INTERRUPTIBLE_H
+#define INTERRUPTIBLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define INTR_VERSION_MAJOR 0
+#define INTR_VERSION_MINOR 1
+#define INTR_VERSION_PATCH 0
+
+/* A cancellation source.  Tokens form a tree: cancelling one cancels its
+ * descendants and every call bound to any of them. */
+typedef struct intr_token intr_token;
+/* The body's handle on its own call.  Valid on the worker, inside the body
+ * and its finalizers, until the call ends. */
+typedef struct intr_ctx intr_ctx;
+/* An asynchronous call started with intr_spawn(). */
+typedef struct intr_task intr_task;
+
+/* A body: runs on a worker thread; its return value reaches the caller. */
+typedef void *(*intr_fn)(intr_ctx *ctx, void *arg);
+/* A finalizer registered with intr_defer(). */
+typedef void (*intr_finalizer)(void *arg);
+
+/*
+ * Running a body
+ * --------------
+ * run_interruptible() runs fn(ctx, arg) on a worker thread taken from the
+ * library's pool and waits until fn has returned and all its finalizers have
+ * run.  tok may be NULL (the call cannot be cancelled then).
+ *
+ * Returns 0 if the call was not cancelled, -ECANCELED if it was, -ETIMEDOUT
+ * if a deadline cancelled it.  In all three cases *result (if result is not
+ * NULL) receives fn's return value.  If the token was cancelled before fn
+ * started, fn does not run and *result is NULL.
+ * Errors: -EINVAL (fn NULL, tok not a live token), -EAGAIN (no worker could
+ * be had: max_workers reached or thread creation failed), -ENOMEM.
+ *
+ * May be called from any thread, including from inside a body.  The body
+ * runs with all signals blocked except the interrupt signal and the
+ * synchronous fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+ * SIGSYS); finalizers run with the interrupt signal blocked as well.
+ */
+int run_interruptible(intr_token *tok, intr_fn fn, void *arg, void **result);
+
+/*
+ * intr_spawn() starts the same call without waiting; intr_join() waits for
+ * it, stores the result, frees the task and returns what run_interruptible()
+ * would have returned.  intr_tryjoin() returns -EBUSY while the call is
+ * still running and otherwise behaves as intr_join().  A task is joined
+ * exactly once; a second join returns -EINVAL.
+ *
+ * intr_task_cancel() cancels this one call (not its token's tree).  It is
+ * async-signal-safe and idempotent, and returns 0, or -EINVAL for a task
+ * that was already joined.
+ *
+ * intr_task_fd() returns a file descriptor (owned by the task, closed by the
+ * join) that becomes readable when the call is done, for use with poll,
+ * epoll or io_uring.  -EMFILE/-ENFILE/-ENOMEM if none can be created.
+ */
+int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg);
+int intr_task_cancel(intr_task *t);
+int intr_join(intr_task *t, void **result);
+int intr_tryjoin(intr_task *t, void **result);
+int intr_task_fd(intr_task *t);
+
+/*
+ * Tokens
+ * ------
+ * intr_token_new() creates a token under parent (NULL for a root).  A token
+ * created under a cancelled parent is born cancelled.
+ *
+ * intr_token_cancel() cancels tok, its descendants and every call bound to
+ * them, with reason -ECANCELED.  It may be called from any thread and from
+ * a signal handler: it allocates nothing, takes no lock that an interrupted
+ * thread could hold, and costs one signal per running call it reaches.
+ * Cancelling an already cancelled token does nothing.  Returns 0.
+ *
+ * intr_token_cancel_after() arms a deadline timeout_ns from now on
+ * CLOCK_MONOTONIC; when it passes the token is cancelled with reason
+ * -ETIMEDOUT.  Calling it again keeps whichever deadline is earlier.
+ *
+ * intr_token_reason() returns 0, -ECANCELED or -ETIMEDOUT (-EINVAL for a
+ * NULL or dead token).  Descendants cancelled by an ancestor's deadline
+ * report -ETIMEDOUT.
+ *
+ * intr_token_free() returns -EBUSY while calls or child tokens are bound to
+ * the token; tokens used only by finished calls can be freed.
+ */
+int intr_token_new(intr_token **out, intr_token *parent);
+int intr_token_cancel(intr_token *tok);
+int intr_token_cancel_after(intr_token *tok, uint64_t timeout_ns);
+int intr_token_reason(const intr_token *tok);
+int intr_token_free(intr_token *tok);
+
+/*
+ * Inside a body (worker thread only)
+ * ----------------------------------
+ * intr_cancelled() returns true once the call is cancelled, and by doing so
+ * acknowledges the cancel: until a body acknowledges (or returns), the
+ * library keeps re-sending the interrupt signal with back-off starting at
+ * resend_us, so a body blocked in a call the library does not wrap is
+ * reached even if the first signal landed just before that call blocked.
+ * Returns false when called from any other thread or with a foreign ctx.
+ *
+ * intr_reason() returns 0, -ECANCELED or -ETIMEDOUT (-EINVAL off-worker).
+ *
+ * intr_ctx_token() returns the call's own token: a child of the token the
+ * call was started with, cancelled whenever the call is.  Pass it to nested
+ * calls so they are cancelled with this one.  The library frees it when the
+ * call ends; child tokens still under it then are detached and become roots.
+ * NULL off-worker.
+ *
+ * intr_defer() registers fn(arg) to run after the body returns, on the
+ * worker, with the interrupt signal blocked, last registered first, exactly
+ * once, cancelled or not, before the caller is released.  A finalizer may
+ * register further finalizers; they run next.  Returns 0, -ENOMEM, or
+ * -EINVAL (fn NULL, or not called on the worker running ctx).
+ */
+bool intr_cancelled(intr_ctx *ctx);
+int intr_reason(const intr_ctx *ctx);
+intr_token *intr_ctx_token(intr_ctx *ctx);
+int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg);
+
+/*
+ * Configuration
+ * -------------
+ * intr_config_default() fills cfg with the defaults: the interrupt signal
+ * named by the environment variable INTR_SIGNAL if it is set and usable
+ * (SIGUSR2, USR2, RTMIN+3, SIGRTMIN+3, a number), else SIGUSR1; no worker
+ * limit; idle workers live 10 s; the system's stack size; first re-send
+ * after 1000 us.
+ *
+ * intr_configure() applies cfg.  It must come before the first call that
+ * needs the runtime (intr_spawn, run_interruptible, intr_token_new); after
+ * that it returns -EBUSY.  -EINVAL for an unusable signal (SIGKILL, SIGSTOP,
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGCHLD, out of range) or a
+ * resend_us of 0.
+ */
+struct intr_config {
+	int signo;		/* interrupt signal; default SIGUSR1 */
+	unsigned max_workers;	/* 0: no limit beyond the system's */
+	unsigned idle_ms;	/* how long an idle worker lives */
+	size_t stack_size;	/* 0: system default */
+	unsigned resend_us;	/* first re-send interval after a cancel */
+};
+
+void intr_config_default(struct intr_config *cfg);
+int intr_configure(const struct intr_config *cfg);
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *intr_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INTERRUPTIBLE_H */

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Configuration, first-use initialisation, fork handling and the version.
+ *
+ * The runtime starts on the first call that needs it (intr_token_new,
+ * intr_spawn, run_interruptible, intr_token_cancel_after): the interrupt
+ * signal's handler is installed then, once.  intr_configure() is accepted
+ * only before that.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "internal.h"
+
+#define DEFAULT_IDLE_MS 10000
+#define DEFAULT_RESEND_US 1000
+
+struct intr_config intr__cfg;
+
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool started;
+static bool configured;
+static bool atfork_done;
+static sigset_t fork_saved;
+
+/* The signal INTR_SIGNAL names, or SIGUSR1; complains once if unusable. */
+static int env_signal(void)
+{
+	static atomic_bool warned;
+	const char *s = getenv("INTR_SIGNAL");
+	int signo;
+
+	if (!s)
+		return SIGUSR1;
+	signo = intr__signal_parse(s);
+	if (intr__signal_usable(signo))
+		return signo;
+	if (!atomic_exchange(&warned, true))
+		fprintf(stderr,
+			"libinterruptible: INTR_SIGNAL=\"%s\" is not a usable "
+			"interrupt signal (want e.g. SIGUSR2, RTMIN+3 or a "
+			"number; not KILL, STOP, SEGV, BUS, FPE, ILL, TRAP, "
+			"SYS or CHLD); using SIGUSR1\n", s);
+	return SIGUSR1;
+}
+
+INTR_API void intr_config_default(struct intr_config *cfg)
+{
+	int e = errno;
+
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->signo = env_signal();
+	cfg->max_workers = 0;
+	cfg->idle_ms = DEFAULT_IDLE_MS;
+	cfg->stack_size = 0;
+	cfg->resend_us = DEFAULT_RESEND_US;
+	errno = e;
+}
+
+INTR_API int intr_configure(const struct intr_config *cfg)
+{
+	int ret = 0;
+
+	if (!cfg || !intr__signal_usable(cfg->signo) || !cfg->resend_us)
+		return -EINVAL;
+	pthread_mutex_lock(&init_mu);
+	if (atomic_load(&started)) {
+		ret = -EBUSY;
+	} else {
+		intr__cfg = *cfg;
+		configured = true;
+	}
+	pthread_mutex_unlock(&init_mu);
+	return ret;
+}
+
+INTR_API const char *intr_version(void)
+{
+	return PACKAGE_VERSION;
+}
+
+/* fork(): take the locks so the child gets them in a consistent state;
+ * the child then resets what no longer exists there (threads, timer). */
+static void fork_prepare(void)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &fork_saved);
+	pthread_mutex_lock(&init_mu);
+	intr__pool_lock();
+	intr__tree_lock_blocked();
+}
+
+static void fork_parent(void)
+{
+	intr__tree_unlock_blocked();
+	intr__pool_unlock();
+	pthread_mutex_unlock(&init_mu);
+	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
+}
+
+static void fork_child(void)
+{
+	intr__tree_lock_reset();
+	intr__pool_after_fork();
+	intr__service_after_fork();
+	intr__signal_after_fork();
+	intr__call_forget_running();
+	pthread_mutex_init(&init_mu, NULL);
+	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
+}
+
+int intr__init(void)
+{
+	int ret = 0;
+
+	if (atomic_load(&started))
+		return 0;
+	pthread_mutex_lock(&init_mu);
+	if (atomic_load(&started))
+		goto out;
+	if (!configured)
+		intr_config_default(&intr__cfg);
+	ret = intr__signal_install(intr__cfg.signo);
+	if (ret)
+		goto out;
+	if (!atfork_done) {
+		ret = -pthread_atfork(fork_prepare, fork_parent, fork_child);
+		if (ret)
+			goto out;
+		atfork_done = true;
+	}
+	atomic_store(&started, true);
+out:
+	pthread_mutex_unlock(&init_mu);
+	return ret;
+}
+
+/* Start a library thread with every signal blocked but the synchronous
+ * faults, so nothing reaches it before it is ready. */
+int intr__create_thread(void *(*fn)(void *), void *arg, bool detached)
+{
+	pthread_attr_t attr;
+	sigset_t saved;
+	pthread_t th;
+	int ret;
+
+	ret = pthread_attr_init(&attr);
+	if (ret)
+		return -ret;
+	if (detached)
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (intr__cfg.stack_size)
+		ret = pthread_attr_setstacksize(&attr, intr__cfg.stack_size);
+	if (!ret) {
+		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, &saved);
+		ret = pthread_create(&th, &attr, fn, arg);
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	}
+	pthread_attr_destroy(&attr);
+	return -ret;
+}

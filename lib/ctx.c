@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a body can ask about its own call.  A ctx is the call's task seen
+ * from inside; it is valid only on the worker running that call, while its
+ * body or its finalizers run, which is what intr__current says.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+static struct intr_task *mine(const intr_ctx *ctx)
+{
+	struct intr_task *t = intr__current;
+
+	return ctx && (const void *)ctx == (const void *)t ? t : NULL;
+}
+
+INTR_API bool intr_cancelled(intr_ctx *ctx)
+{
+	struct intr_task *t = mine(ctx);
+
+	if (!t || !atomic_load(&t->tok.reason))
+		return false;
+	/* Seen: the service thread stops re-sending. */
+	atomic_store(&t->acked, true);
+	return true;
+}
+
+INTR_API int intr_reason(const intr_ctx *ctx)
+{
+	struct intr_task *t = mine(ctx);
+
+	return t ? atomic_load(&t->tok.reason) : -EINVAL;
+}
+
+INTR_API intr_token *intr_ctx_token(intr_ctx *ctx)
+{
+	struct intr_task *t = mine(ctx);
+
+	return t ? &t->tok : NULL;
+}
+
+INTR_API int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg)
+{
+	int e = errno;
+	struct intr_task *t = mine(ctx);
+	struct intr__fin *f;
+
+	if (!t || !fn)
+		return -EINVAL;
+	f = malloc(sizeof(*f));
+	if (!f) {
+		errno = e;
+		return -ENOMEM;
+	}
+	f->fn = fn;
+	f->arg = arg;
+	f->next = t->fins;
+	t->fins = f;
+	return 0;
+}

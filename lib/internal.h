@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal declarations shared by the files of lib/.  Nothing here is
+ * exported: the library is built with -fvisibility=hidden and only the
+ * functions marked INTR_API (and listed in libinterruptible.map) are
+ * visible.  Internal non-static symbols are prefixed intr__.
+ *
+ * Locking
+ *   The tree lock (intr__tree) protects the token tree, the handle
+ *   registry, the list of running calls, every call's state, the deadline
+ *   list and the service timer.  It is a futex lock that is only ever held
+ *   with every signal blocked on the holding thread, so a signal handler
+ *   that cancels a token (and therefore takes the lock) can never interrupt
+ *   its own thread's holder: intr_token_cancel is async-signal-safe.
+ *   The pool mutex (pool.c) is an ordinary mutex, never taken in a signal
+ *   handler and never nested with the tree lock.
+ */
+#ifndef INTR_INTERNAL_H
+#define INTR_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "interruptible.h"
+
+#define INTR_API __attribute__((visibility("default")))
+#define INTR_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#define intr__container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* ---------------------------------------------------------------- lock.c */
+struct intr__lock {
+	atomic_int word;	/* 0 free, 1 held, 2 held with waiters */
+};
+
+void intr__lock_acquire(struct intr__lock *l);
+void intr__lock_release(struct intr__lock *l);
+
+/* The tree lock, from any thread: blocks every signal first. */
+void intr__tree_lock(sigset_t *saved);
+void intr__tree_unlock(const sigset_t *saved);
+/* The same, for library threads whose signals are already all blocked. */
+void intr__tree_lock_blocked(void);
+void intr__tree_unlock_blocked(void);
+void intr__tree_lock_reset(void);
+
+int intr__futex_wait(atomic_int *addr, int val, const struct timespec *abs);
+void intr__futex_wake(atomic_int *addr, int n);
+uint64_t intr__now_ns(void);
+pid_t intr__gettid(void);
+
+/* ------------------------------------------------------------- handles.c */
+/* Registry of live handles, so that a freed or foreign handle passed to the
+ * API is refused with -EINVAL instead of being dereferenced.  Tree lock. */
+enum intr__kind { INTR_H_TOKEN = 1, INTR_H_TASK = 2 };
+
+int intr__handle_add(const void *p, enum intr__kind kind);
+bool intr__handle_live(const void *p, enum intr__kind kind);
+void intr__handle_del(const void *p);
+
+/* --------------------------------------------------------------- token.c */
+struct intr_task;
+
+struct intr_token {
+	struct intr_token *parent;
+	struct intr_token *child;	/* first child */
+	struct intr_token *next, *prev;	/* siblings */
+	atomic_int reason;		/* 0, -ECANCELED or -ETIMEDOUT */
+	struct intr_task *call;		/* set for a call's own token */
+	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
+	struct intr_token *dl_next;	/* deadline list, soonest first */
+};
+
+extern struct intr_token *intr__deadlines;
+
+void intr__token_init(struct intr_token *t);
+void intr__token_link_locked(struct intr_token *t, struct intr_token *parent);
+void intr__token_unlink_locked(struct intr_token *t);
+void intr__cancel_locked(struct intr_token *t, int reason);
+uint64_t intr__deadlines_fire_locked(uint64_t now);
+
+/* ---------------------------------------------------------------- call.c */
+enum intr__state {
+	INTR_QUEUED,	/* submitted, body not started */
+	INTR_RUNNING,	/* body running: signals may be sent */
+	INTR_DONE,	/* body returned or skipped: no signal is ever sent */
+};
+
+struct intr__fin {
+	intr_finalizer fn;
+	void *arg;
+	struct intr__fin *next;
+};
+
+struct intr_task {
+	intr_fn fn;
+	void *arg;
+	void *result;
+	struct intr_token tok;		/* the call's own token */
+
+	/* Interruption protocol (tree lock). */
+	enum intr__state state;
+	int status;			/* reason at the moment the body ended */
+	pid_t tid;			/* the worker, while RUNNING */
+	uint64_t cookie;		/* carried by every signal for this call */
+	struct intr_task *run_next, *run_prev;	/* running list */
+	uint64_t resend_at;		/* next re-send, 0: none */
+	uint64_t resend_gap;		/* current back-off */
+	atomic_bool acked;		/* the body has seen the cancel */
+
+	struct intr__fin *fins;		/* worker only */
+	bool joining;			/* tree lock */
+
+	/* Completion: 0 running, 1 result ready, 2 released by the worker.
+	 * The joiner frees the task only once it reads 2. */
+	atomic_int done;
+	atomic_int fd;			/* eventfd of intr_task_fd, or -1 */
+};
+
+/* The call running on this thread (body and finalizers), or NULL. */
+extern INTR_TLS struct intr_task *intr__current;
+
+void intr__call_run(struct intr_task *t, pid_t tid);
+void intr__call_cancel_locked(struct intr_task *t);
+uint64_t intr__call_resend_locked(uint64_t now);
+void intr__call_forget_running(void);
+void intr__task_complete(struct intr_task *t);
+
+/* -------------------------------------------------------------- signal.c */
+extern int intr__signo;
+extern sigset_t intr__body_mask;	/* a worker inside a body */
+extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
+
+int intr__signal_parse(const char *s);
+bool intr__signal_usable(int signo);
+int intr__signal_install(int signo);
+int intr__signal_send(pid_t tid, uint64_t cookie);
+void intr__signal_after_fork(void);
+
+/* ------------------------------------------------------------- service.c */
+int intr__service_start(void);
+void intr__service_arm_locked(uint64_t at);
+void intr__service_after_fork(void);
+
+/* ---------------------------------------------------------------- pool.c */
+int intr__pool_submit(struct intr_task *t);
+void intr__pool_lock(void);
+void intr__pool_unlock(void);
+void intr__pool_after_fork(void);
+
+/* -------------------------------------------------------------- config.c */
+extern struct intr_config intr__cfg;
+int intr__init(void);
+int intr__create_thread(void *(*fn)(void *), void *arg, bool detached);
+
+#endif /* INTR_INTERNAL_H */

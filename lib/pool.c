@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker pool.  A worker runs one call at a time; between calls it
+ * waits on its own condition variable in the idle list, and gives up after
+ * idle_ms.  Workers are created on demand, up to max_workers.
+ *
+ * A worker puts itself back on the idle list before it signals that its
+ * call is complete, so when run_interruptible() or intr_join() returns, the
+ * next call can have that worker (a one-worker pool runs call after call).
+ *
+ * Every worker blocks all signals but the synchronous faults (the interrupt
+ * signal is unblocked only around a body, in call.c).  Threads are created
+ * with that mask already in place, so no signal can reach a worker before
+ * it is ready.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+struct worker {
+	struct worker *next;		/* idle list */
+	pthread_cond_t cv;
+	struct intr_task *task;		/* pool lock */
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct worker *idle;
+static unsigned nworkers;		/* live worker threads */
+
+void intr__pool_lock(void)
+{
+	pthread_mutex_lock(&mu);
+}
+
+void intr__pool_unlock(void)
+{
+	pthread_mutex_unlock(&mu);
+}
+
+static void deadline_in(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+static void *worker_main(void *p)
+{
+	struct worker *w = p;
+	pid_t tid = intr__gettid();
+	struct intr_task *t;
+	struct worker **pp;
+	struct timespec ts;
+
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		t = w->task;
+		pthread_mutex_unlock(&mu);
+
+		intr__call_run(t, tid);
+
+		pthread_mutex_lock(&mu);
+		w->task = NULL;
+		w->next = idle;
+		idle = w;
+		pthread_mutex_unlock(&mu);
+
+		intr__task_complete(t);
+
+		pthread_mutex_lock(&mu);
+		deadline_in(&ts, intr__cfg.idle_ms);
+		while (!w->task) {
+			if (pthread_cond_timedwait(&w->cv, &mu, &ts) != ETIMEDOUT)
+				continue;
+			if (w->task)
+				break;
+			/* Timed out with no work: leave the pool. */
+			for (pp = &idle; *pp; pp = &(*pp)->next) {
+				if (*pp == w) {
+					*pp = w->next;
+					break;
+				}
+			}
+			nworkers--;
+			pthread_mutex_unlock(&mu);
+			pthread_cond_destroy(&w->cv);
+			free(w);
+			return NULL;
+		}
+	}
+}
+
+int intr__pool_submit(struct intr_task *t)
+{
+	pthread_condattr_t ca;
+	struct worker *w;
+	int ret;
+
+	pthread_mutex_lock(&mu);
+	w = idle;
+	if (w) {
+		idle = w->next;
+		w->task = t;
+		pthread_cond_signal(&w->cv);
+		pthread_mutex_unlock(&mu);
+		return 0;
+	}
+	if (intr__cfg.max_workers && nworkers >= intr__cfg.max_workers) {
+		pthread_mutex_unlock(&mu);
+		return -EAGAIN;
+	}
+	nworkers++;
+	pthread_mutex_unlock(&mu);
+
+	ret = -ENOMEM;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		goto undo;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	ret = -pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (ret)
+		goto undo_free;
+	w->task = t;
+	ret = intr__create_thread(worker_main, w, true);
+	if (ret)
+		goto undo_cond;
+	return 0;
+
+undo_cond:
+	pthread_cond_destroy(&w->cv);
+undo_free:
+	free(w);
+undo:
+	pthread_mutex_lock(&mu);
+	nworkers--;
+	pthread_mutex_unlock(&mu);
+	return ret;
+}
+
+/* In the child after fork(): no worker thread survived. */
+void intr__pool_after_fork(void)
+{
+	struct worker *w, *n;
+
+	pthread_mutex_init(&mu, NULL);
+	for (w = idle; w; w = n) {
+		n = w->next;
+		free(w);
+	}
+	idle = NULL;
+	nworkers = 0;
+}

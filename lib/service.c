@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The service thread: fires deadlines and re-sends the interrupt signal to
+ * cancelled calls that have not acknowledged yet.
+ *
+ * It sleeps in read() on a timerfd armed for the next event, with no
+ * timeout when there is none: while nothing is pending it costs no CPU and
+ * no wake-up.  The timer is armed under the tree lock by whoever creates the
+ * earliest event (a deadline, a cancel reaching a running call), which is
+ * async-signal-safe (timerfd_settime is one system call), so a cancel from a
+ * signal handler schedules its own re-send without waking anyone now.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int tfd = -1;		/* the timer; set once per process image */
+static atomic_bool running;	/* the thread exists */
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t armed_at;	/* tree lock; 0: not armed */
+
+void intr__service_arm_locked(uint64_t at)
+{
+	struct itimerspec its;
+
+	if (tfd < 0 || (armed_at && armed_at <= at))
+		return;
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)(at / 1000000000u);
+	its.it_value.tv_nsec = (long)(at % 1000000000u);
+	if (!timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL))
+		armed_at = at;
+}
+
+static void *service_main(void *unused)
+{
+	uint64_t n, now, next, r;
+
+	for (;;) {
+		intr__tree_lock_blocked();
+		armed_at = 0;
+		now = intr__now_ns();
+		next = intr__deadlines_fire_locked(now);
+		r = intr__call_resend_locked(now);
+		if (r && (!next || r < next))
+			next = r;
+		if (next)
+			intr__service_arm_locked(next);
+		intr__tree_unlock_blocked();
+
+		/* Sleep until the timer fires.  The thread blocks every
+		 * signal, so EINTR cannot happen; any other failure just
+		 * means another pass, which recomputes everything. */
+		if (read(tfd, &n, sizeof(n)) < 0)
+			continue;
+	}
+	return NULL;
+}
+
+int intr__service_start(void)
+{
+	int ret = 0;
+
+	if (atomic_load(&running))
+		return 0;
+	ret = intr__init();
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&start_mu);
+	if (atomic_load(&running))
+		goto out;
+	if (tfd < 0) {
+		tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+		if (tfd < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	ret = intr__create_thread(service_main, NULL, true);
+	if (!ret)
+		atomic_store(&running, true);
+out:
+	pthread_mutex_unlock(&start_mu);
+	return ret;
+}
+
+/* In the child after fork(): the thread is gone and the timerfd is shared
+ * with the parent, so a fresh one is made when the service is next needed. */
+void intr__service_after_fork(void)
+{
+	pthread_mutex_init(&start_mu, NULL);
+	if (tfd >= 0)
+		close(tfd);
+	tfd = -1;
+	armed_at = 0;
+	atomic_store(&running, false);
+}

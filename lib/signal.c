@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The interrupt signal: parsing and checking its name, installing the
+ * handler, sending it to one worker, and passing on what is not ours.
+ *
+ * Every signal the library sends is thread-directed (rt_tgsigqueueinfo)
+ * with si_code SI_QUEUE, si_pid our own pid, and a value that carries a tag
+ * and the cookie of the call it is meant for.  The handler itself does
+ * nothing with ours: its only job is to have interrupted a system call,
+ * which then fails with EINTR because the handler was installed without
+ * SA_RESTART.  A signal of ours that arrives late (its call has ended) is
+ * recognised by its cookie and ignored; the protocol in call.c ensures such
+ * a signal can only be delivered when the worker unblocks the signal for
+ * its next body, before that body runs, where ignoring it is harmless.
+ * Anything else (kill from another process, the application's own raise or
+ * sigqueue) goes to the handler installed before ours, or gets that
+ * handler's disposition (default or ignore).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define COOKIE_TAG_BITS 12
+#define COOKIE_TAG 0xa5cu
+
+int intr__signo;
+sigset_t intr__body_mask;
+sigset_t intr__quiet_mask;
+
+static struct sigaction prev;
+static pid_t self_pid;
+
+static const struct {
+	const char *name;
+	int signo;
+} names[] = {
+	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+	{ "ILL", SIGILL }, { "TRAP", SIGTRAP }, { "ABRT", SIGABRT },
+	{ "BUS", SIGBUS }, { "FPE", SIGFPE }, { "KILL", SIGKILL },
+	{ "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
+	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM },
+	{ "CHLD", SIGCHLD }, { "CONT", SIGCONT }, { "STOP", SIGSTOP },
+	{ "TSTP", SIGTSTP }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },
+	{ "URG", SIGURG }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+	{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH },
+	{ "IO", SIGIO }, { "PWR", SIGPWR }, { "SYS", SIGSYS },
+};
+
+/* Parse a decimal number that fills the whole string; -1 if it does not. */
+static int parse_num(const char *s)
+{
+	long v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > 1000)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return (int)v;
+}
+
+/* "SIGUSR2", "USR2", "RTMIN+3", "SIGRTMAX-1", "12": the signal number, or
+ * -1 for anything else.  Usability is checked separately. */
+int intr__signal_parse(const char *s)
+{
+	size_t i;
+	int n;
+
+	if (!s)
+		return -1;
+	if (*s >= '0' && *s <= '9')
+		return parse_num(s);
+	if (!strncmp(s, "SIG", 3))
+		s += 3;
+	if (!strncmp(s, "RTMIN", 5) || !strncmp(s, "RTMAX", 5)) {
+		bool min = s[4] == 'N';
+
+		s += 5;
+		if (!*s)
+			return min ? SIGRTMIN : SIGRTMAX;
+		if (*s != (min ? '+' : '-'))
+			return -1;
+		n = parse_num(s + 1);
+		if (n < 0)
+			return -1;
+		return min ? SIGRTMIN + n : SIGRTMAX - n;
+	}
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i].name))
+			return names[i].signo;
+	return -1;
+}
+
+bool intr__signal_usable(int signo)
+{
+	if (signo < 1 || signo > SIGRTMAX)
+		return false;
+	/* Between the classic signals and SIGRTMIN: reserved by libc. */
+	if (signo > SIGSYS && signo < SIGRTMIN)
+		return false;
+	switch (signo) {
+	case SIGKILL: case SIGSTOP:	/* cannot be caught */
+	case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL:
+	case SIGTRAP: case SIGSYS:	/* synchronous faults */
+	case SIGCHLD:			/* owned by process management */
+		return false;
+	}
+	return true;
+}
+
+static bool is_fault(int signo)
+{
+	return signo == SIGSEGV || signo == SIGBUS || signo == SIGFPE ||
+	       signo == SIGILL || signo == SIGTRAP || signo == SIGSYS;
+}
+
+/* What the previous disposition would have done with a foreign signal. */
+static void pass_on(int signo, siginfo_t *si, void *uc)
+{
+	sigset_t old, set;
+
+	if (prev.sa_flags & SA_SIGINFO) {
+		if (!prev.sa_sigaction)
+			return;
+		pthread_sigmask(SIG_BLOCK, &prev.sa_mask, &old);
+		prev.sa_sigaction(signo, si, uc);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return;
+	}
+	if (prev.sa_handler == SIG_IGN)
+		return;
+	if (prev.sa_handler != SIG_DFL) {
+		pthread_sigmask(SIG_BLOCK, &prev.sa_mask, &old);
+		prev.sa_handler(signo);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return;
+	}
+	/* Default disposition.  Those whose default is to ignore: done. */
+	if (signo == SIGURG || signo == SIGWINCH || signo == SIGCONT)
+		return;
+	if (signo == SIGTSTP || signo == SIGTTIN || signo == SIGTTOU) {
+		kill(self_pid, SIGSTOP);
+		return;
+	}
+	/* Terminate as the default would: restore it and take the signal
+	 * again, unblocked, on this thread. */
+	signal(signo, SIG_DFL);
+	syscall(SYS_tgkill, self_pid, intr__gettid(), signo);
+	sigemptyset(&set);
+	sigaddset(&set, signo);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static void handler(int signo, siginfo_t *si, void *uc)
+{
+	int e = errno;
+	uintptr_t v = (uintptr_t)si->si_value.sival_ptr;
+
+	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
+	    (v & ((1u << COOKIE_TAG_BITS) - 1)) == COOKIE_TAG) {
+		/* Ours.  Current or stale, there is nothing to do here:
+		 * interrupting the system call was the point. */
+		errno = e;
+		return;
+	}
+	pass_on(signo, si, uc);
+	errno = e;
+}
+
+int intr__signal_install(int signo)
+{
+	struct sigaction sa;
+	int i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = handler;
+	sa.sa_flags = SA_SIGINFO;	/* and no SA_RESTART: that's the point */
+	sigfillset(&sa.sa_mask);
+	if (sigaction(signo, &sa, &prev))
+		return -errno;
+
+	intr__signo = signo;
+	self_pid = getpid();
+	sigfillset(&intr__quiet_mask);
+	for (i = 1; i <= SIGSYS; i++)
+		if (is_fault(i))
+			sigdelset(&intr__quiet_mask, i);
+	intr__body_mask = intr__quiet_mask;
+	sigdelset(&intr__body_mask, signo);
+	return 0;
+}
+
+void intr__signal_after_fork(void)
+{
+	self_pid = getpid();
+}
+
+int intr__signal_send(pid_t tid, uint64_t cookie)
+{
+	siginfo_t si;
+	long r;
+
+	memset(&si, 0, sizeof(si));
+	si.si_signo = intr__signo;
+	si.si_code = SI_QUEUE;
+	si.si_pid = self_pid;
+	si.si_uid = getuid();
+	si.si_value.sival_ptr =
+		(void *)(uintptr_t)((cookie << COOKIE_TAG_BITS) | COOKIE_TAG);
+	r = syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo, &si);
+	return r < 0 ? -errno : 0;
+}

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tasks: submitting a call, waiting for it, and its completion fd.
+ *
+ * A task is registered (handles.c) from intr_spawn until its join, so a
+ * joined task passed again is refused with -EINVAL.  Completion goes
+ * through task->done: the worker stores 1 once the result and status are
+ * final, writes the eventfd if one exists, then stores 2 and wakes waiters;
+ * after storing 2 it never touches the task again, so the joiner frees it
+ * once it reads 2.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void fd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) < 0) {
+		/* Only EAGAIN at a counter near 2^64 is possible: the fd
+		 * is readable then anyway. */
+	}
+}
+
+void intr__task_complete(struct intr_task *t)
+{
+	int fd;
+
+	atomic_store(&t->done, 1);
+	fd = atomic_load(&t->fd);
+	if (fd >= 0)
+		fd_signal(fd);
+	atomic_store(&t->done, 2);
+	intr__futex_wake(&t->done, INT_MAX);
+}
+
+INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
+{
+	int e = errno;
+	struct intr_task *t;
+	sigset_t ss;
+	int ret;
+
+	if (!out || !fn) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = intr__service_start();
+	if (ret)
+		goto out;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	t->fn = fn;
+	t->arg = arg;
+	t->state = INTR_QUEUED;
+	atomic_init(&t->done, 0);
+	atomic_init(&t->fd, -1);
+	atomic_init(&t->acked, false);
+	intr__token_init(&t->tok);
+	t->tok.call = t;
+
+	intr__tree_lock(&ss);
+	if (tok && !intr__handle_live(tok, INTR_H_TOKEN)) {
+		ret = -EINVAL;
+		goto unlock;
+	}
+	ret = intr__handle_add(t, INTR_H_TASK);
+	if (ret)
+		goto unlock;
+	ret = intr__handle_add(&t->tok, INTR_H_TOKEN);
+	if (ret) {
+		intr__handle_del(t);
+		goto unlock;
+	}
+	intr__token_link_locked(&t->tok, tok);
+unlock:
+	intr__tree_unlock(&ss);
+	if (ret)
+		goto free_task;
+
+	ret = intr__pool_submit(t);
+	if (ret)
+		goto unbind;
+	*out = t;
+	goto out;
+
+unbind:
+	intr__tree_lock(&ss);
+	intr__token_unlink_locked(&t->tok);
+	intr__handle_del(&t->tok);
+	intr__handle_del(t);
+	intr__tree_unlock(&ss);
+free_task:
+	free(t);
+out:
+	errno = e;
+	return ret;
+}
+
+/* Claim t for joining.  -EINVAL if it is not a live task or another join
+ * has it; -EBUSY if only_if_done and the call is still running. */
+static int claim(struct intr_task *t, bool only_if_done)
+{
+	sigset_t ss;
+	int ret = 0;
+
+	intr__tree_lock(&ss);
+	if (!intr__handle_live(t, INTR_H_TASK) || t->joining)
+		ret = -EINVAL;
+	else if (only_if_done && atomic_load(&t->done) == 0)
+		ret = -EBUSY;
+	else
+		t->joining = true;
+	intr__tree_unlock(&ss);
+	return ret;
+}
+
+static int finish_join(struct intr_task *t, void **result)
+{
+	sigset_t ss;
+	int d, ret, fd;
+
+	/* The wait is not interrupted for good by a signal: the futex wait
+	 * returns EINTR and the loop waits again. */
+	while ((d = atomic_load(&t->done)) != 2)
+		intr__futex_wait(&t->done, d, NULL);
+
+	intr__tree_lock(&ss);
+	intr__handle_del(t);
+	intr__tree_unlock(&ss);
+
+	if (result)
+		*result = t->result;
+	ret = t->status;
+	fd = atomic_load(&t->fd);
+	if (fd >= 0)
+		close(fd);
+	free(t);
+	return ret;
+}
+
+INTR_API int intr_join(intr_task *t, void **result)
+{
+	int e = errno;
+	int ret;
+
+	ret = claim(t, false);
+	if (!ret)
+		ret = finish_join(t, result);
+	errno = e;
+	return ret;
+}
+
+INTR_API int intr_tryjoin(intr_task *t, void **result)
+{
+	int e = errno;
+	int ret;
+
+	ret = claim(t, true);
+	if (!ret)
+		ret = finish_join(t, result);
+	errno = e;
+	return ret;
+}
+
+INTR_API int intr_task_cancel(intr_task *t)
+{
+	int e = errno;
+	sigset_t ss;
+	int ret = 0;
+
+	intr__tree_lock(&ss);
+	if (intr__handle_live(t, INTR_H_TASK))
+		intr__cancel_locked(&t->tok, -ECANCELED);
+	else
+		ret = -EINVAL;
+	intr__tree_unlock(&ss);
+	errno = e;
+	return ret;
+}
+
+INTR_API int intr_task_fd(intr_task *t)
+{
+	int e = errno;
+	int fd, none = -1;
+	sigset_t ss;
+	bool live;
+
+	intr__tree_lock(&ss);
+	live = intr__handle_live(t, INTR_H_TASK) && !t->joining;
+	intr__tree_unlock(&ss);
+	if (!live) {
+		fd = -EINVAL;
+		goto out;
+	}
+	fd = atomic_load(&t->fd);
+	if (fd >= 0)
+		goto out;
+	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0) {
+		fd = -errno;
+		goto out;
+	}
+	if (!atomic_compare_exchange_strong(&t->fd, &none, fd)) {
+		close(fd);
+		fd = none;
+		goto out;
+	}
+	/* The worker reads t->fd after storing done = 1, and this thread
+	 * reads done after storing t->fd (both sequentially consistent):
+	 * at least one of the two sees the other and makes fd readable. */
+	if (atomic_load(&t->done) >= 1)
+		fd_signal(fd);
+out:
+	errno = e;
+	return fd;
+}
+
+INTR_API int run_interruptible(intr_token *tok, intr_fn fn, void *arg,
+			       void **result)
+{
+	intr_task *t;
+	int ret;
+
+	ret = intr_spawn(&t, tok, fn, arg);
+	if (ret)
+		return ret;
+	return intr_join(t, result);
+}
