@@ -41,8 +41,9 @@
  * worker idles: it stays pending until the worker next unblocks the signal
  * for another body.  Unblocking delivers pending signals before
  * pthread_sigmask() returns, i.e. before that body has made any system
- * call, and the handler ignores them (signal.c).  The interruptible window
- * of every body therefore sees only signals sent for that body.
+ * call, and the handler ignores them (signal.c): their cookie is that of
+ * the previous call on this worker.  The interruptible window of every body
+ * therefore sees only signals sent for that body.
  *
  * The re-send list holds exactly the RUNNING calls, so the service thread
  * can never signal a call that has ended or a worker that moved on.
@@ -158,6 +159,8 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 
 	if (!skip) {
 		intr__current = t;
+		intr__cookie_prev = intr__cookie_cur;
+		intr__cookie_cur = t->cookie;
 		pthread_sigmask(SIG_SETMASK, &intr__body_mask, NULL);
 		t->result = t->fn((intr_ctx *)(void *)t, t->arg);
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);

@@ -8,6 +8,7 @@
  * only before that.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ struct intr_config intr__cfg;
 static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool started;
 static bool configured;
-static bool atfork_done;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_err;
 static sigset_t fork_saved;
 
 /* The signal INTR_SIGNAL names, or SIGUSR1; complains once if unusable. */
@@ -66,7 +68,8 @@ INTR_API int intr_configure(const struct intr_config *cfg)
 {
 	int ret = 0;
 
-	if (!cfg || !intr__signal_usable(cfg->signo) || !cfg->resend_us)
+	if (!cfg || !intr__signal_usable(cfg->signo) || !cfg->resend_us ||
+	    (cfg->stack_size && cfg->stack_size < PTHREAD_STACK_MIN))
 		return -EINVAL;
 	pthread_mutex_lock(&init_mu);
 	if (atomic_load(&started)) {
@@ -116,12 +119,22 @@ static void fork_child(void)
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
 }
 
+/* Registered outside init_mu: fork() runs fork_prepare, which takes
+ * init_mu, while it may hold libc's own lock around the fork handlers. */
+static void register_atfork(void)
+{
+	atfork_err = pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 int intr__init(void)
 {
 	int ret = 0;
 
 	if (atomic_load(&started))
 		return 0;
+	pthread_once(&atfork_once, register_atfork);
+	if (atfork_err)
+		return -atfork_err;
 	pthread_mutex_lock(&init_mu);
 	if (atomic_load(&started))
 		goto out;
@@ -130,12 +143,6 @@ int intr__init(void)
 	ret = intr__signal_install(intr__cfg.signo);
 	if (ret)
 		goto out;
-	if (!atfork_done) {
-		ret = -pthread_atfork(fork_prepare, fork_parent, fork_child);
-		if (ret)
-			goto out;
-		atfork_done = true;
-	}
 	atomic_store(&started, true);
 out:
 	pthread_mutex_unlock(&init_mu);

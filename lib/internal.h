@@ -133,6 +133,9 @@ void intr__task_complete(struct intr_task *t);
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;
+/* Cookies of the call running on this thread and of the one before. */
+extern INTR_TLS uint64_t intr__cookie_cur;
+extern INTR_TLS uint64_t intr__cookie_prev;
 extern sigset_t intr__body_mask;	/* a worker inside a body */
 extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
 

@@ -4,14 +4,20 @@
  * handler, sending it to one worker, and passing on what is not ours.
  *
  * Every signal the library sends is thread-directed (rt_tgsigqueueinfo)
- * with si_code SI_QUEUE, si_pid our own pid, and a value that carries a tag
- * and the cookie of the call it is meant for.  The handler itself does
- * nothing with ours: its only job is to have interrupted a system call,
- * which then fails with EINTR because the handler was installed without
- * SA_RESTART.  A signal of ours that arrives late (its call has ended) is
- * recognised by its cookie and ignored; the protocol in call.c ensures such
- * a signal can only be delivered when the worker unblocks the signal for
- * its next body, before that body runs, where ignoring it is harmless.
+ * with si_code SI_QUEUE, si_pid our own pid, and as value the cookie of the
+ * call it is meant for, mixed with a magic that fills the high bits.  The
+ * handler does nothing with ours: its only job is to have interrupted a
+ * system call, which then fails with EINTR because the handler was
+ * installed without SA_RESTART.
+ *
+ * The handler recognises a signal as ours only if its value is exactly the
+ * cookie of the call running on this thread, or of the call that ran on it
+ * before.  The protocol in call.c ensures those are the only two of ours
+ * that can be delivered here: a signal sent in the last instant of a call
+ * stays pending until the worker unblocks the signal for its next body,
+ * and is delivered then, before that body runs, where ignoring it is
+ * harmless.  Any other value, including an application's sigqueue() payload
+ * that happens to look like a cookie of another thread, is passed on.
  * Anything else (kill from another process, the application's own raise or
  * sigqueue) goes to the handler installed before ours, or gets that
  * handler's disposition (default or ignore).
@@ -25,8 +31,11 @@
 
 #include "internal.h"
 
-#define COOKIE_TAG_BITS 12
-#define COOKIE_TAG 0xa5cu
+/* Fills the high half of a 64-bit value, where no int payload reaches. */
+#define COOKIE_MAGIC ((uintptr_t)0x1a7e51c0a5c0ffeeull)
+
+INTR_TLS uint64_t intr__cookie_cur;
+INTR_TLS uint64_t intr__cookie_prev;
 
 int intr__signo;
 sigset_t intr__body_mask;
@@ -158,13 +167,19 @@ static void pass_on(int signo, siginfo_t *si, void *uc)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+static uintptr_t encode(uint64_t cookie)
+{
+	return COOKIE_MAGIC ^ (uintptr_t)cookie;
+}
+
 static void handler(int signo, siginfo_t *si, void *uc)
 {
 	int e = errno;
 	uintptr_t v = (uintptr_t)si->si_value.sival_ptr;
 
 	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
-	    (v & ((1u << COOKIE_TAG_BITS) - 1)) == COOKIE_TAG) {
+	    ((intr__cookie_cur && v == encode(intr__cookie_cur)) ||
+	     (intr__cookie_prev && v == encode(intr__cookie_prev)))) {
 		/* Ours.  Current or stale, there is nothing to do here:
 		 * interrupting the system call was the point. */
 		errno = e;
@@ -212,8 +227,7 @@ int intr__signal_send(pid_t tid, uint64_t cookie)
 	si.si_code = SI_QUEUE;
 	si.si_pid = self_pid;
 	si.si_uid = getuid();
-	si.si_value.sival_ptr =
-		(void *)(uintptr_t)((cookie << COOKIE_TAG_BITS) | COOKIE_TAG);
+	si.si_value.sival_ptr = (void *)encode(cookie);
 	r = syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo, &si);
 	return r < 0 ? -errno : 0;
 }
