@@ -41,28 +41,6 @@ static void configure(void)
 	ck_assert_int_eq(intr_configure(&cfg), 0);
 }
 
-static bool wait_atomic(atomic_int *v, int at_least, int ms)
-{
-	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
-
-	while (atomic_load(v) < at_least) {
-		struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
-
-		if ((int64_t)(end - h_now_ns()) <= 0)
-			return false;
-		nanosleep(&ts, NULL);
-	}
-	return true;
-}
-
-static bool task_done(intr_task *t)
-{
-	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
-
-	ck_assert_int_ge(p.fd, 0);
-	return poll(&p, 1, 0) > 0;
-}
-
 /* A body that returns *arg + 1 in *arg. */
 static void *inc_body(intr_ctx *ctx, void *p)
 {
@@ -123,20 +101,15 @@ static void child_fail(int line, const char *what)
 
 static int child_join_within(intr_task *t, void **res, int ms)
 {
-	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
-	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
+	int fd = intr_task_fd(t);
+	int ret;
 
-	CHILD_REQUIRE(p.fd >= 0);
-	for (;;) {
-		int64_t left = (int64_t)(end - h_now_ns());
-		int ret = poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0);
-
-		if (ret > 0)
-			break;
-		if (ret == 0)
-			child_fail(__LINE__, "call not done in time (lost cancel?)");
+	CHILD_REQUIRE(fd >= 0);
+	ret = h_poll_in(fd, ms);
+	if (ret == 0)
+		child_fail(__LINE__, "call not done in time (lost cancel?)");
+	if (ret < 0)
 		CHILD_REQUIRE(errno == EINTR);
-	}
 	return intr_join(t, res);
 }
 
@@ -154,7 +127,7 @@ static void child_cancel_blocked(uint64_t spin_ns, bool wait_start)
 	CHILD_REQUIRE(intr_token_new(&tok, NULL) == 0);
 	CHILD_REQUIRE(intr_spawn(&t, tok, blocked_read, &b) == 0);
 	if (wait_start)
-		CHILD_REQUIRE(wait_atomic(&b.started, 1, WAIT_MS));
+		CHILD_REQUIRE(h_wait_atomic(&b.started, 1, WAIT_MS));
 	h_spin_ns(spin_ns);
 	CHILD_REQUIRE(intr_token_cancel(tok) == 0);
 	ret = child_join_within(t, &res, WAIT_MS);
@@ -162,8 +135,7 @@ static void child_cancel_blocked(uint64_t spin_ns, bool wait_start)
 	CHILD_REQUIRE(res == &b || (res == NULL && !atomic_load(&b.started)));
 	CHILD_REQUIRE(b.err == 0 && b.bytes == 0);
 	CHILD_REQUIRE(intr_token_free(tok) == 0);
-	close(fds[0]);
-	close(fds[1]);
+	h_close_pipe(fds);
 }
 
 static void child_normal_call(void)
@@ -196,8 +168,7 @@ static void child_deadline(void)
 	CHILD_REQUIRE(intr_spawn(&t, tok, blocked_read, &b) == 0);
 	CHILD_REQUIRE(child_join_within(t, &res, WAIT_MS) == -ETIMEDOUT);
 	CHILD_REQUIRE(intr_token_free(tok) == 0);
-	close(fds[0]);
-	close(fds[1]);
+	h_close_pipe(fds);
 }
 
 /* What every child does with the library; exits 0 if all of it worked. */
@@ -221,7 +192,7 @@ static void child_exercise(int cancels)
 /* Bounded waitpid: kill the child and fail if it outlives ms. */
 static int wait_child(pid_t pid, int ms, const char *what)
 {
-	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
+	uint64_t end = h_deadline(ms);
 	int status = 0;
 
 	for (;;) {
@@ -232,7 +203,7 @@ static int wait_child(pid_t pid, int ms, const char *what)
 			return status;
 		if (r < 0 && errno != EINTR)
 			ck_abort_msg("%s: waitpid: %s", what, strerror(errno));
-		if ((int64_t)(end - h_now_ns()) <= 0) {
+		if (h_passed(end)) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			ck_abort_msg("%s: child %d still running after %d ms "
@@ -263,6 +234,16 @@ static pid_t fork_exercise(int cancels)
 	return pid;
 }
 
+/* A blocked_read body on a fresh pipe, under a fresh token. */
+static void spawn_blocked(struct blk *b, int fds[2], intr_token **tok,
+			  intr_task **t)
+{
+	h_make_pipe(fds);
+	b->fd = fds[0];
+	ck_assert_int_eq(intr_token_new(tok, NULL), 0);
+	ck_assert_int_eq(intr_spawn(t, *tok, blocked_read, b), 0);
+}
+
 static void parent_cancel_blocked(void)
 {
 	struct blk b = { 0 };
@@ -271,18 +252,14 @@ static void parent_cancel_blocked(void)
 	void *res = NULL;
 	int fds[2];
 
-	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-	b.fd = fds[0];
-	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
-	ck_assert_int_eq(intr_spawn(&t, tok, blocked_read, &b), 0);
-	ck_assert(wait_atomic(&b.started, 1, WAIT_MS));
+	spawn_blocked(&b, fds, &tok, &t);
+	ck_assert(h_wait_atomic(&b.started, 1, WAIT_MS));
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
 	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
 	ck_assert_ptr_eq(res, &b);
 	ck_assert(b.saw_cancel);
 	ck_assert_int_eq(intr_token_free(tok), 0);
-	close(fds[0]);
-	close(fds[1]);
+	h_close_pipe(fds);
 }
 
 static void parent_normal_call(void)
@@ -327,25 +304,22 @@ START_TEST(fork_while_body_blocked)
 	pid_t pid;
 
 	configure();
-	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-	b.fd = fds[0];
-	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
-	ck_assert_int_eq(intr_spawn(&t, tok, blocked_read, &b), 0);
-	ck_assert(wait_atomic(&b.started, 1, WAIT_MS));
+	spawn_blocked(&b, fds, &tok, &t);
+	ck_assert(h_wait_atomic(&b.started, 1, WAIT_MS));
 
 	pid = fork_exercise(CHILD_CANCELS);
 	assert_child_ok(wait_child(pid, CHILD_WAIT_MS, "fork while blocked"),
 			"fork while blocked");
 
-	ck_assert_msg(!task_done(t), "the parent's call ended during the fork");
+	ck_assert_msg(!h_task_done(t),
+		      "the parent's call ended during the fork");
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
 	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
 	ck_assert_ptr_eq(res, &b);
 	ck_assert(b.saw_cancel);
 	ck_assert_int_eq(b.bytes, 0);
 	ck_assert_int_eq(intr_token_free(tok), 0);
-	close(fds[0]);
-	close(fds[1]);
+	h_close_pipe(fds);
 	parent_normal_call();
 }
 END_TEST
@@ -369,17 +343,13 @@ static void *loader_main(void *p)
 		void *res = NULL;
 		int fds[2], ret;
 
-		ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-		b.fd = fds[0];
-		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
-		ck_assert_int_eq(intr_spawn(&t, tok, blocked_read, &b), 0);
+		spawn_blocked(&b, fds, &tok, &t);
 		h_spin_ns((k++ * 7919) % 20000);
 		ck_assert_int_eq(intr_token_cancel(tok), 0);
 		ret = h_join_within(t, &res, WAIT_MS);
 		ck_assert_int_eq(ret, -ECANCELED);
 		ck_assert_int_eq(intr_token_free(tok), 0);
-		close(fds[0]);
-		close(fds[1]);
+		h_close_pipe(fds);
 		parent_normal_call();
 		atomic_fetch_add(&l->rounds, 1);
 	}
@@ -395,7 +365,7 @@ START_TEST(fork_under_load)
 	configure();
 	parent_normal_call();
 	ck_assert_int_eq(pthread_create(&th, NULL, loader_main, &l), 0);
-	ck_assert(wait_atomic(&l.rounds, 1, WAIT_MS));
+	ck_assert(h_wait_atomic(&l.rounds, 1, WAIT_MS));
 	for (i = 0; i < LOAD_FORKS; i++) {
 		char what[64];
 		pid_t pid;
@@ -540,7 +510,7 @@ START_TEST(fork_body_cancel_waitpid)
 
 		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
 		ck_assert_int_eq(intr_spawn(&t, tok, fork_wait_body, &a), 0);
-		ck_assert(wait_atomic(&a.started, 1, WAIT_MS));
+		ck_assert(h_wait_atomic(&a.started, 1, WAIT_MS));
 		h_spin_ns((uint64_t)(i * 7919 % 50) * 1000);
 		ck_assert_int_eq(intr_token_cancel(tok), 0);
 		ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
@@ -557,25 +527,16 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
-static TCase *tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TEST_TIMEOUT);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("fork");
 	TCase *tc;
 
-	tc = tcase(s, "child");
+	tc = h_tcase(s, "child", TEST_TIMEOUT);
 	tcase_add_test(tc, fork_after_use);
 	tcase_add_test(tc, fork_while_body_blocked);
 	tcase_add_test(tc, fork_under_load);
-	tc = tcase(s, "body");
+	tc = h_tcase(s, "body", TEST_TIMEOUT);
 	tcase_add_test(tc, fork_from_body);
 	tcase_add_test(tc, fork_body_cancel_waitpid);
 	return s;

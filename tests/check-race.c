@@ -25,7 +25,6 @@
 #include "config.h"
 #include "harness.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,7 +33,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #ifdef HAVE_LIBURING
 #include <liburing.h>
@@ -49,45 +47,6 @@
 #define MAX_REPORTS	10		/* broken iterations described in full */
 
 /* ------------------------------------------------------------ helpers */
-
-/* splitmix64: small, deterministic, good enough for a schedule. */
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(struct rng *r, uint64_t n)
-{
-	return rng_next(r) % n;
-}
-
-static void rng_seed(struct rng *r, const char *test)
-{
-	const char *env = getenv("INTR_TEST_SEED");
-	uint64_t seed;
-
-	if (env && *env)
-		seed = strtoull(env, NULL, 0);
-	else
-		seed = h_now_ns() ^ ((uint64_t)getpid() << 32);
-	r->s = seed;
-	printf("%s: seed %" PRIu64 " (INTR_TEST_SEED=%" PRIu64
-	       " repeats it)\n", test, seed, seed);
-	fflush(stdout);
-}
-
-static pid_t sys_gettid(void)
-{
-	return (pid_t)syscall(SYS_gettid);
-}
 
 static int cpu_body = -1;	/* CPU for the workers, -1: no pinning */
 static __thread bool worker_pinned;
@@ -146,17 +105,6 @@ static void configure(unsigned max_workers, unsigned resend_us)
 	ck_assert_int_eq(intr_configure(&cfg), 0);
 }
 
-static void make_pipe(int fds[2])
-{
-	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-}
-
-static void close_pipe(int fds[2])
-{
-	close(fds[0]);
-	close(fds[1]);
-}
-
 /* Bytes still sitting in a pipe. */
 static int pipe_avail(int fd)
 {
@@ -166,29 +114,19 @@ static int pipe_avail(int fd)
 	return n;
 }
 
-static void write_byte(int fd)
-{
-	ck_assert_int_eq(write(fd, "x", 1), 1);
-}
-
 /* Wait, bounded, until task t is done; fail naming the iteration if not. */
 static void wait_done(intr_task *t, long iter, const char *what)
 {
-	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
-	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+	int fd = intr_task_fd(t);
+	int ret;
 
-	ck_assert_int_ge(p.fd, 0);
-	for (;;) {
-		int64_t left = (int64_t)(end - h_now_ns());
-		int ret = poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0);
-
-		if (ret > 0)
-			return;
-		if (ret == 0)
-			ck_abort_msg("iteration %ld (%s): call not done within "
-				     "%d ms (lost cancel?)", iter, what, WAIT_MS);
+	ck_assert_int_ge(fd, 0);
+	ret = h_poll_in(fd, WAIT_MS);
+	if (ret == 0)
+		ck_abort_msg("iteration %ld (%s): call not done within "
+			     "%d ms (lost cancel?)", iter, what, WAIT_MS);
+	if (ret < 0)
 		ck_assert_int_eq(errno, EINTR);
-	}
 }
 
 /* The bounded join every iteration uses. */
@@ -196,12 +134,6 @@ static int join_bounded(intr_task *t, void **res, long iter, const char *what)
 {
 	wait_done(t, iter, what);
 	return h_join_within(t, res, WAIT_MS);
-}
-
-/* Gap between the body's check and its blocking call: 0 half the time. */
-static uint64_t pick_gap(struct rng *r, uint64_t max_ns)
-{
-	return rng_below(r, 2) ? rng_below(r, max_ns + 1) : 0;
 }
 
 /* When the cancel lands, relative to the call. */
@@ -222,9 +154,9 @@ static const char *const when_name[W_NR] = {
 	[W_AFTER_RACE] = "release, then cancel 0-50 us later",
 };
 
-static enum when pick_when(struct rng *r, bool with_release)
+static enum when pick_when(struct h_rng *r, bool with_release)
 {
-	uint64_t x = rng_below(r, 100);
+	uint64_t x = h_rng_below(r, 100);
 
 	if (x < 10)
 		return W_BEFORE;
@@ -317,6 +249,31 @@ static void assert_tally(const struct tally *t, bool gap_hits)
 		      t->bad);
 }
 
+/*
+ * Body side, once per turn of a check-then-block loop, after the check
+ * returned false: stamp the first check, spend the gap, stamp the first call.
+ */
+static void gap_then_call(uint64_t *t_check, uint64_t gap_ns, uint64_t *t_call)
+{
+	if (!*t_check)
+		*t_check = h_now_ns();
+	if (gap_ns)
+		h_spin_ns(gap_ns);
+	if (!*t_call)
+		*t_call = h_now_ns();
+}
+
+/* Body side, after the blocking call failed with EINTR: count it, and tell
+ * whether the call was cancelled (else the EINTR was spurious). */
+static bool eintr_cancelled(intr_ctx *ctx, int *eintr, int *spurious)
+{
+	(*eintr)++;
+	if (intr_cancelled(ctx))
+		return true;
+	(*spurious)++;
+	return false;
+}
+
 /* --------------------------------------------- 1. plain read() in a loop */
 
 struct rd_arg {
@@ -344,17 +301,12 @@ static void *read_body(intr_ctx *ctx, void *p)
 	char c;
 
 	a->ran = true;
-	a->tid = sys_gettid();
+	a->tid = h_gettid();
 	body_pin();
 	while (!intr_cancelled(ctx)) {
 		ssize_t n;
 
-		if (!a->t_check)
-			a->t_check = h_now_ns();
-		if (a->gap_ns)
-			h_spin_ns(a->gap_ns);
-		if (!a->t_call)
-			a->t_call = h_now_ns();
+		gap_then_call(&a->t_check, a->gap_ns, &a->t_call);
 		n = read(a->fd, &c, 1);
 
 		if (n == 1) {
@@ -363,10 +315,8 @@ static void *read_body(intr_ctx *ctx, void *p)
 			return a;
 		}
 		if (n < 0 && errno == EINTR) {
-			a->eintr++;
-			if (intr_cancelled(ctx))
+			if (eintr_cancelled(ctx, &a->eintr, &a->spurious))
 				break;
-			a->spurious++;
 			continue;
 		}
 		a->err = n < 0 ? errno : -1;
@@ -444,26 +394,26 @@ static uint64_t do_cancel(intr_token *tok, intr_task *task, bool by_task)
 START_TEST(race_plain_read)
 {
 	struct tally t = { 0 };
-	struct rng r;
+	struct h_rng r;
 	bool pinned;
 	long i;
 
-	rng_seed(&r, "race_plain_read");
+	h_rng_seed(&r, "race_plain_read");
 	pinned = pin_setup();
 	configure(0, RESEND_US);
 	for (i = 0; i < RACE_ITERS; i++) {
 		enum when w = pick_when(&r, true);
 		bool by_task = (w == W_RIGHT_AFTER || w == W_AT) &&
-			       rng_below(&r, 4) == 0;
-		uint64_t spin = rng_below(&r, MAX_SPIN_NS + 1);
-		struct rd_arg a = { .gap_ns = pick_gap(&r, MAX_GAP_NS) };
+			       h_rng_below(&r, 4) == 0;
+		uint64_t spin = h_rng_below(&r, MAX_SPIN_NS + 1);
+		struct rd_arg a = { .gap_ns = h_pick_gap(&r, MAX_GAP_NS) };
 		void *res = &t;		/* must be overwritten */
 		uint64_t c_start = 0, t_cancel = 0;
 		intr_token *tok;
 		intr_task *task;
 		int fds[2], ret;
 
-		make_pipe(fds);
+		h_make_pipe(fds);
 		a.fd = fds[0];
 		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
 		if (w == W_BEFORE)
@@ -482,12 +432,12 @@ START_TEST(race_plain_read)
 			t_cancel = do_cancel(tok, task, by_task);
 			break;
 		case W_AFTER:
-			write_byte(fds[1]);
+			h_write_byte(fds[1]);
 			wait_done(task, i, when_name[w]);
 			t_cancel = do_cancel(tok, task, false);
 			break;
 		case W_AFTER_RACE:
-			write_byte(fds[1]);
+			h_write_byte(fds[1]);
 			h_spin_ns(spin);
 			c_start = h_now_ns();
 			t_cancel = do_cancel(tok, task, false);
@@ -500,7 +450,7 @@ START_TEST(race_plain_read)
 				w == W_AFTER || w == W_AFTER_RACE, c_start,
 				w == W_AFTER ? 0 : t_cancel);
 		ck_assert_int_eq(intr_token_free(tok), 0);
-		close_pipe(fds);
+		h_close_pipe(fds);
 	}
 	print_tally("race_plain_read", &t);
 	assert_tally(&t, pinned);
@@ -541,12 +491,7 @@ static void *uring_body(intr_ctx *ctx, void *p)
 		uint64_t ud;
 		int ret;
 
-		if (!a->t_check)
-			a->t_check = h_now_ns();
-		if (a->gap_ns)
-			h_spin_ns(a->gap_ns);
-		if (!a->t_call)
-			a->t_call = h_now_ns();
+		gap_then_call(&a->t_check, a->gap_ns, &a->t_call);
 		ret = io_uring_wait_cqe(a->ring, &cqe);
 		if (ret == 0) {
 			ud = cqe->user_data;
@@ -563,10 +508,8 @@ static void *uring_body(intr_ctx *ctx, void *p)
 			continue;
 		}
 		if (ret == -EINTR) {
-			a->eintr++;
-			if (intr_cancelled(ctx))
+			if (eintr_cancelled(ctx, &a->eintr, &a->spurious))
 				break;
-			a->spurious++;
 			continue;
 		}
 		a->err = ret;
@@ -597,10 +540,10 @@ static void submit_nop(struct io_uring *ring, uint64_t ud)
 	ck_assert_int_eq(io_uring_submit(ring), 1);
 }
 
-static void maybe_nop(struct rng *r, bool data, struct io_uring *ring,
+static void maybe_nop(struct h_rng *r, bool data, struct io_uring *ring,
 		      struct nop_count *nc)
 {
-	if (!data || rng_below(r, 2))
+	if (!data || h_rng_below(r, 2))
 		return;
 	submit_nop(ring, UD_DATA);
 	nc->data_submitted++;
@@ -630,7 +573,7 @@ static void drain_ring(struct io_uring *ring, struct nop_count *nc)
 /* Final drain: bounded wait for every submitted NOP to be accounted for. */
 static void drain_ring_final(struct io_uring *ring, struct nop_count *nc)
 {
-	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+	uint64_t end = h_deadline(WAIT_MS);
 
 	drain_ring(ring, nc);
 	while (nc->data_seen + nc->data_drained < nc->data_submitted ||
@@ -638,7 +581,7 @@ static void drain_ring_final(struct io_uring *ring, struct nop_count *nc)
 		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 10000000 };
 		struct io_uring_cqe *cqe;
 
-		if ((int64_t)(end - h_now_ns()) <= 0)
+		if (h_passed(end))
 			break;
 		if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) == 0) {
 			classify(cqe->user_data, nc);
@@ -652,12 +595,12 @@ static void race_uring(const char *name, bool data)
 	struct nop_count nc = { 0 };
 	struct tally t = { 0 };
 	struct io_uring ring;
-	struct rng r;
+	struct h_rng r;
 	bool pinned;
 	long i;
 	int ret;
 
-	rng_seed(&r, name);
+	h_rng_seed(&r, name);
 	pinned = pin_setup();
 	configure(0, RESEND_US);
 	ret = io_uring_queue_init(8, &ring, 0);
@@ -665,9 +608,9 @@ static void race_uring(const char *name, bool data)
 
 	for (i = 0; i < RACE_ITERS; i++) {
 		enum when w = pick_when(&r, true);
-		uint64_t spin = rng_below(&r, MAX_SPIN_NS + 1);
+		uint64_t spin = h_rng_below(&r, MAX_SPIN_NS + 1);
 		struct ur_arg a = { .ring = &ring,
-				    .gap_ns = pick_gap(&r, MAX_GAP_NS) };
+				    .gap_ns = h_pick_gap(&r, MAX_GAP_NS) };
 		uint64_t c_start = 0, t_cancel = 0;
 		void *res = &t;
 		intr_token *tok;
@@ -795,23 +738,10 @@ struct quiet_arg {
 static void *quiet_body(intr_ctx *ctx, void *p)
 {
 	struct quiet_arg *q = p;
-	int k;
 
-	q->tid = sys_gettid();
+	q->tid = h_gettid();
 	body_pin();
-	for (k = 0; k < 5; k++) {
-		struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
-
-		while (nanosleep(&ts, &ts) < 0) {
-			if (errno != EINTR) {
-				q->err = errno;
-				break;
-			}
-			q->eintr++;
-		}
-		if (intr_cancelled(ctx))
-			q->cancelled++;
-	}
+	h_quiet_sleeps(ctx, 5, &q->eintr, &q->cancelled, &q->err);
 	return q;
 }
 
@@ -819,19 +749,19 @@ START_TEST(race_no_stale_interrupt)
 {
 	long b_eintr = 0, b_cancelled = 0, b_bad = 0, other_worker = 0;
 	struct tally t = { 0 };
-	struct rng r;
+	struct h_rng r;
 	bool pinned;
 	long i;
 
-	rng_seed(&r, "race_no_stale_interrupt");
+	h_rng_seed(&r, "race_no_stale_interrupt");
 	pinned = pin_setup();
 	configure(1, 20);
 	for (i = 0; i < RACE_ITERS; i++) {
 		/* A released by a byte then cancelled, or cancelled blocked */
-		bool released = rng_below(&r, 2);
+		bool released = h_rng_below(&r, 2);
 		enum when w = released ? W_AFTER_RACE : W_AT;
-		uint64_t spin = rng_below(&r, MAX_SPIN_NS + 1);
-		struct rd_arg a = { .gap_ns = pick_gap(&r, MAX_GAP_NS) };
+		uint64_t spin = h_rng_below(&r, MAX_SPIN_NS + 1);
+		struct rd_arg a = { .gap_ns = h_pick_gap(&r, MAX_GAP_NS) };
 		struct quiet_arg q = { 0 };
 		void *res = &t, *qres = NULL;
 		intr_token *ta, *tb;
@@ -839,12 +769,12 @@ START_TEST(race_no_stale_interrupt)
 		uint64_t c_start, t_cancel;
 		int fds[2], ret;
 
-		make_pipe(fds);
+		h_make_pipe(fds);
 		a.fd = fds[0];
 		ck_assert_int_eq(intr_token_new(&ta, NULL), 0);
 		ck_assert_int_eq(intr_spawn(&task, ta, read_body, &a), 0);
 		if (released)
-			write_byte(fds[1]);
+			h_write_byte(fds[1]);
 		h_spin_ns(spin);
 		c_start = h_now_ns();
 		ck_assert_int_eq(intr_token_cancel(ta), 0);
@@ -853,7 +783,7 @@ START_TEST(race_no_stale_interrupt)
 		check_read_call(&t, i, w, ret, res, &a, pipe_avail(fds[0]),
 				released, c_start, t_cancel);
 		ck_assert_int_eq(intr_token_free(ta), 0);
-		close_pipe(fds);
+		h_close_pipe(fds);
 
 		/* B: same worker, fresh token, never cancelled */
 		ck_assert_int_eq(intr_token_new(&tb, NULL), 0);
@@ -908,12 +838,12 @@ struct wr_arg {
 static void *writer_main(void *p)
 {
 	struct wr_arg *w = p;
-	struct rng r = { .s = w->seed };
+	struct h_rng r = { .s = w->seed };
 	char buf[512];
 
 	memset(buf, 'd', sizeof(buf));
 	while (w->written < w->total) {
-		int chunk = 1 + (int)rng_below(&r, sizeof(buf));
+		int chunk = 1 + (int)h_rng_below(&r, sizeof(buf));
 		ssize_t n;
 
 		if (chunk > w->total - w->written)
@@ -926,8 +856,8 @@ static void *writer_main(void *p)
 			break;
 		}
 		w->written += (int)n;
-		if (rng_below(&r, 4) == 0)
-			h_spin_ns(rng_below(&r, 5000));
+		if (h_rng_below(&r, 4) == 0)
+			h_spin_ns(h_rng_below(&r, 5000));
 	}
 	return NULL;
 }
@@ -961,22 +891,15 @@ static void *data_body(intr_ctx *ctx, void *p)
 			a->t_ret = h_now_ns();
 			return a;
 		}
-		if (!a->t_check)
-			a->t_check = h_now_ns();
-		if (a->gap_ns)
-			h_spin_ns(a->gap_ns);
-		if (!a->t_call)
-			a->t_call = h_now_ns();
+		gap_then_call(&a->t_check, a->gap_ns, &a->t_call);
 		n = read(a->fd, buf, sizeof(buf));
 		if (n > 0) {
 			a->bytes += (int)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR) {
-			a->eintr++;
-			if (intr_cancelled(ctx))
+			if (eintr_cancelled(ctx, &a->eintr, &a->spurious))
 				break;
-			a->spurious++;
 			continue;
 		}
 		a->err = n < 0 ? errno : -1;
@@ -991,17 +914,19 @@ START_TEST(race_data_read)
 {
 	long written = 0, read_total = 0, left_total = 0;
 	struct tally t = { 0 };
-	struct rng r;
+	struct h_rng r;
 	long i;
 
-	rng_seed(&r, "race_data_read");
+	h_rng_seed(&r, "race_data_read");
 	pin_setup();
 	configure(0, RESEND_US);
 	for (i = 0; i < RACE_ITERS; i++) {
 		enum when w = pick_when(&r, true);
-		uint64_t spin = rng_below(&r, MAX_SPIN_NS + 1);
-		bool writer_first = rng_below(&r, 2);
-		struct data_arg a = { .gap_ns = pick_gap(&r, MAX_GAP_NS / 4) };
+		uint64_t spin = h_rng_below(&r, MAX_SPIN_NS + 1);
+		bool writer_first = h_rng_below(&r, 2);
+		struct data_arg a = {
+			.gap_ns = h_pick_gap(&r, MAX_GAP_NS / 4)
+		};
 		struct wr_arg wa = { 0 };
 		void *res = &t;
 		uint64_t c_start = 0, t_cancel = 0;
@@ -1012,10 +937,11 @@ START_TEST(race_data_read)
 
 		if (w == W_AFTER_RACE)	/* same as W_AT here */
 			w = W_AT;
-		make_pipe(fds);
+		h_make_pipe(fds);
 		wa.fd = fds[1];
-		wa.total = 1 + (int)rng_below(&r, 8192);	/* < pipe size */
-		wa.seed = rng_next(&r);
+		/* less than a pipe holds */
+		wa.total = 1 + (int)h_rng_below(&r, 8192);
+		wa.seed = h_rng_next(&r);
 		a.fd = fds[0];
 		a.want = wa.total;
 		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
@@ -1087,7 +1013,7 @@ START_TEST(race_data_read)
 			bad(&t, i, w, "cancel after the body returned: %d", ret);
 
 		ck_assert_int_eq(intr_token_free(tok), 0);
-		close_pipe(fds);
+		h_close_pipe(fds);
 	}
 	print_tally("race_data_read", &t);
 	printf("race_data_read: %ld bytes written, %ld read by bodies, "
@@ -1100,30 +1026,21 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
-static TCase *tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TEST_TIMEOUT);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("race");
 	TCase *tc;
 
-	tc = tcase(s, "plain_read");
+	tc = h_tcase(s, "plain_read", TEST_TIMEOUT);
 	tcase_add_test(tc, race_plain_read);
 #ifdef HAVE_LIBURING
-	tc = tcase(s, "uring_wait_cqe");
+	tc = h_tcase(s, "uring_wait_cqe", TEST_TIMEOUT);
 	tcase_add_test(tc, race_uring_wait_cqe);
 	tcase_add_test(tc, race_uring_wait_cqe_nops);
 #endif
-	tc = tcase(s, "stale");
+	tc = h_tcase(s, "stale", TEST_TIMEOUT);
 	tcase_add_test(tc, race_no_stale_interrupt);
-	tc = tcase(s, "data");
+	tc = h_tcase(s, "data", TEST_TIMEOUT);
 	tcase_add_test(tc, race_data_read);
 	return s;
 }

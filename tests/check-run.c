@@ -12,66 +12,15 @@
 #include "harness.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 
 #define WAIT_MS		5000	/* bound on waits for the library */
 #define BODY_MS		10000	/* bound on waits inside a body */
-#define MAGIC_ERRNO	4242
-
-#define MARK(n)		((void *)(uintptr_t)(n))
-#define BODY_RELEASED	MARK(0x5e1eaf)	/* the gate opened */
-#define BODY_CANCELLED	MARK(0xcace1)	/* intr_cancelled() */
-#define BODY_TIMEOUT	MARK(0x71e0)	/* the body gave up */
-#define BODY_ERROR	MARK(0xe770)	/* a system call failed */
-#define BODY_DONE	MARK(0xd0e)
-
-/*
- * Evaluate expr with errno set to MAGIC_ERRNO; check both its value and that
- * errno survived.  errno is sampled before any Check macro runs.
- */
-#define CHECK_KEEPS_ERRNO(want, expr)					\
-	do {								\
-		int ret_, err_;						\
-									\
-		errno = MAGIC_ERRNO;					\
-		ret_ = (expr);						\
-		err_ = errno;						\
-		ck_assert_msg(ret_ == (want), "%s returned %d, want %d", \
-			      #expr, ret_, (int)(want));		\
-		ck_assert_msg(err_ == MAGIC_ERRNO,			\
-			      "%s changed errno to %d", #expr, err_);	\
-	} while (0)
+#define BODY_DONE	BODY_MARK(0xd0e)
 
 /* ------------------------------------------------------------ helpers */
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {
-		.tv_sec = ms / 1000,
-		.tv_nsec = (long)(ms % 1000) * 1000000L,
-	};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static pid_t my_tid(void)
-{
-	return (pid_t)syscall(SYS_gettid);
-}
-
-static intr_token *new_token(intr_token *parent)
-{
-	intr_token *tok = NULL;
-
-	ck_assert_int_eq(intr_token_new(&tok, parent), 0);
-	ck_assert_ptr_nonnull(tok);
-	return tok;
-}
 
 static void configure(unsigned max_workers, unsigned idle_ms, int signo)
 {
@@ -86,35 +35,14 @@ static void configure(unsigned max_workers, unsigned idle_ms, int signo)
 	ck_assert_int_eq(intr_configure(&cfg), 0);
 }
 
-/* Poll fd for input, bounded by ms; fails the test on expiry. */
-static void wait_readable(int fd, int ms, const char *what)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
-
-	for (;;) {
-		int64_t left = (int64_t)(end - h_now_ns());
-		int ret;
-
-		if (left <= 0)
-			ck_abort_msg("%s: nothing within %d ms", what, ms);
-		ret = poll(&p, 1, (int)(left / 1000000) + 1);
-		if (ret > 0)
-			return;
-		if (ret < 0)
-			ck_assert_int_eq(errno, EINTR);
-	}
-}
-
 /* ------------------------------------------------------------ jobs */
 
 /*
- * A job is a body the test controls: it announces itself on up[], then
- * waits (bounded) for the test to write go[1] or for a cancel.
+ * A job is a body the test controls: it announces itself on its gate, then
+ * waits (bounded) for the test to open the gate or for a cancel.
  */
 struct job {
-	int go[2];
-	int up[2];
+	struct h_gate g;
 	int runs;		/* times the body started */
 	intr_ctx *ctx;		/* smuggled out of the body */
 	intr_token *ctx_tok;	/* intr_ctx_token(ctx) seen in the body */
@@ -127,32 +55,25 @@ struct job {
 static void job_init(struct job *j)
 {
 	memset(j, 0, sizeof(*j));
-	ck_assert_int_eq(pipe2(j->go, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(j->up, O_CLOEXEC), 0);
+	h_gate_init(&j->g);
 	j->reason = 1;
 	j->ctx_tok_reason = 1;
 }
 
 static void job_fini(struct job *j)
 {
-	close(j->go[0]);
-	close(j->go[1]);
-	close(j->up[0]);
-	close(j->up[1]);
+	h_gate_fini(&j->g);
 }
 
 static void job_release(struct job *j)
 {
-	ck_assert_int_eq(write(j->go[1], "g", 1), 1);
+	h_gate_open(&j->g);
 }
 
 /* Wait (bounded) until the body has announced itself. */
 static void job_wait_up(struct job *j)
 {
-	char c;
-
-	wait_readable(j->up[0], WAIT_MS, "body start");
-	ck_assert_int_eq(read(j->up[0], &c, 1), 1);
+	h_gate_wait_up(&j->g, WAIT_MS);
 }
 
 /* Body side: record who we are and tell the test we run. */
@@ -160,31 +81,15 @@ static bool job_announce(intr_ctx *ctx, struct job *j)
 {
 	j->ctx = ctx;
 	j->ctx_tok = intr_ctx_token(ctx);
-	j->tid = my_tid();
+	j->tid = h_gettid();
 	__atomic_add_fetch(&j->runs, 1, __ATOMIC_SEQ_CST);
-	return write(j->up[1], "u", 1) == 1;
+	return h_gate_announce(&j->g);
 }
 
 /* Body side: wait for the gate; returns how the wait ended. */
-static void *gate_wait(intr_ctx *ctx, int fd, bool heed_cancel)
+static void *gate_wait(intr_ctx *ctx, struct job *j, bool heed_cancel)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	uint64_t end = h_now_ns() + (uint64_t)BODY_MS * 1000000u;
-
-	for (;;) {
-		int64_t left = (int64_t)(end - h_now_ns());
-		int ret;
-
-		if (left <= 0)
-			return BODY_TIMEOUT;
-		ret = poll(&p, 1, (int)(left / 1000000) + 1);
-		if (ret > 0)
-			return BODY_RELEASED;
-		if (ret < 0 && errno != EINTR)
-			return BODY_ERROR;
-		if (heed_cancel && intr_cancelled(ctx))
-			return BODY_CANCELLED;
-	}
+	return h_gate_wait(ctx, &j->g, BODY_MS, heed_cancel);
 }
 
 static void *job_body(intr_ctx *ctx, void *arg)
@@ -194,7 +99,7 @@ static void *job_body(intr_ctx *ctx, void *arg)
 
 	if (!job_announce(ctx, j))
 		return BODY_ERROR;
-	woke = gate_wait(ctx, j->go[0], true);
+	woke = gate_wait(ctx, j, true);
 	j->reason = intr_reason(ctx);
 	j->ctx_tok_reason = intr_token_reason(j->ctx_tok);
 	j->cancelled_seen = intr_cancelled(ctx);
@@ -208,7 +113,7 @@ static void *stubborn_body(intr_ctx *ctx, void *arg)
 
 	if (!job_announce(ctx, j))
 		return BODY_ERROR;
-	return gate_wait(ctx, j->go[0], false);
+	return gate_wait(ctx, j, false);
 }
 
 static void *count_body(intr_ctx *ctx, void *arg)
@@ -232,7 +137,7 @@ static intr_task *spawn_job(intr_token *tok, intr_fn fn, struct job *j)
 
 START_TEST(test_run_returns_result)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	int count = 0;
 	void *res = NULL;
 
@@ -272,7 +177,7 @@ END_TEST
 
 START_TEST(test_run_dead_token)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t = NULL;
 	int count = 0;
 
@@ -286,8 +191,8 @@ END_TEST
 
 START_TEST(test_run_cancelled_token_skips_body)
 {
-	intr_token *tok = new_token(NULL);
-	intr_token *kid = new_token(tok);
+	intr_token *tok = h_new_token(NULL);
+	intr_token *kid = h_new_token(tok);
 	int count = 0;
 	void *res = BODY_DONE;
 
@@ -310,7 +215,7 @@ END_TEST
 
 START_TEST(test_run_timed_out_token_skips_body)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	int count = 0;
 	void *res = BODY_DONE;
 
@@ -325,7 +230,7 @@ END_TEST
 
 START_TEST(test_spawn_cancelled_token)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t = NULL;
 	int count = 0;
 	void *res = BODY_DONE;
@@ -344,7 +249,7 @@ END_TEST
 START_TEST(test_run_deadline)
 {
 	struct job j;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t;
 	void *res = NULL;
 
@@ -363,7 +268,7 @@ END_TEST
 
 START_TEST(test_run_deadline_not_reached)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	int count = 0;
 	void *res = NULL;
 
@@ -378,7 +283,7 @@ END_TEST
 START_TEST(test_run_cancelled_result_kept)
 {
 	struct job j;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t;
 	void *res = NULL;
 
@@ -398,7 +303,7 @@ END_TEST
 
 START_TEST(test_run_cancel_after_return)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	int count = 0;
 	void *res = NULL;
 
@@ -419,13 +324,13 @@ END_TEST
 static void *plain_read_body(intr_ctx *ctx, void *arg)
 {
 	struct job *j = arg;
-	uint64_t end = h_now_ns() + (uint64_t)BODY_MS * 1000000u;
+	uint64_t end = h_deadline(BODY_MS);
 	char c;
 
 	if (!job_announce(ctx, j))
 		return BODY_ERROR;
 	for (;;) {
-		ssize_t n = read(j->go[0], &c, 1);
+		ssize_t n = read(j->g.go[0], &c, 1);
 
 		if (n >= 0)
 			return BODY_RELEASED;
@@ -433,7 +338,7 @@ static void *plain_read_body(intr_ctx *ctx, void *arg)
 			return BODY_ERROR;
 		if (intr_cancelled(ctx))
 			return BODY_CANCELLED;
-		if ((int64_t)(end - h_now_ns()) <= 0)
+		if (h_passed(end))
 			return BODY_TIMEOUT;
 	}
 }
@@ -441,7 +346,7 @@ static void *plain_read_body(intr_ctx *ctx, void *arg)
 START_TEST(test_run_plain_read_cancel)
 {
 	struct job j;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t;
 	void *res = NULL;
 
@@ -487,7 +392,7 @@ START_TEST(test_tryjoin_busy_then_result)
 	ck_assert_int_eq(intr_tryjoin(t, &res), -EBUSY);
 	ck_assert_int_eq(intr_tryjoin(t, &res), -EBUSY);
 	job_release(&j);
-	wait_readable(intr_task_fd(t), WAIT_MS, "task fd");
+	h_wait_readable(intr_task_fd(t), WAIT_MS, "task fd");
 	ck_assert_int_eq(intr_tryjoin(t, &res), 0);
 	ck_assert_ptr_eq(res, BODY_RELEASED);
 	/* tryjoin joined it: the task is gone. */
@@ -510,10 +415,10 @@ START_TEST(test_task_fd_readable_when_done)
 	ck_assert_int_ge(fd, 0);
 	p.fd = fd;
 	ck_assert_int_eq(poll(&p, 1, 0), 0);
-	sleep_ms(20);
+	h_sleep_ms(20);
 	ck_assert_int_eq(poll(&p, 1, 0), 0);
 	job_release(&j);
-	wait_readable(fd, WAIT_MS, "task fd");
+	h_wait_readable(fd, WAIT_MS, "task fd");
 	ck_assert_int_gt(poll(&p, 1, 0), 0);
 	ck_assert(p.revents & POLLIN);
 	ck_assert_int_eq(intr_join(t, &res), 0);
@@ -525,7 +430,7 @@ END_TEST
 START_TEST(test_task_cancel_only_that_task)
 {
 	struct job ja, jb;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *a, *b;
 	void *res = NULL;
 
@@ -579,7 +484,7 @@ START_TEST(test_task_cancel_after_done)
 	void *res = NULL;
 
 	ck_assert_int_eq(intr_spawn(&t, NULL, count_body, &count), 0);
-	wait_readable(intr_task_fd(t), WAIT_MS, "task fd");
+	h_wait_readable(intr_task_fd(t), WAIT_MS, "task fd");
 	/* The body already returned: not cancelled, the result stands. */
 	ck_assert_int_eq(intr_task_cancel(t), 0);
 	ck_assert_int_eq(intr_join(t, &res), 0);
@@ -662,8 +567,8 @@ static void *null_probe_body(intr_ctx *ctx, void *arg)
 START_TEST(test_ctx_null_in_body)
 {
 	struct null_probe p = { .cancelled = true, .reason = 1,
-				.tok = MARK(1), .defer = 1 };
-	intr_token *tok = new_token(NULL);
+				.tok = BODY_MARK(1), .defer = 1 };
+	intr_token *tok = h_new_token(NULL);
 
 	ck_assert_int_eq(run_interruptible(tok, null_probe_body, &p, NULL), 0);
 	ck_assert(!p.cancelled);
@@ -678,7 +583,7 @@ END_TEST
 START_TEST(test_ctx_off_worker_main)
 {
 	struct job j;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t;
 	void *res = NULL;
 	int count = 0;
@@ -734,8 +639,8 @@ START_TEST(test_ctx_off_worker_foreign)
 {
 	struct job j;
 	struct foreign_probe p = { .cancelled = true, .reason = 1,
-				   .tok = MARK(1), .defer = 1 };
-	intr_token *tok = new_token(NULL);
+				   .tok = BODY_MARK(1), .defer = 1 };
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t;
 	void *res = NULL;
 
@@ -797,7 +702,7 @@ END_TEST
 START_TEST(test_ctx_token_child_of_call_token)
 {
 	struct job j;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t;
 	void *res = NULL;
 
@@ -822,7 +727,7 @@ END_TEST
 START_TEST(test_ctx_token_task_cancel)
 {
 	struct job j;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t;
 	void *res = NULL;
 
@@ -853,7 +758,7 @@ static void *kid_body(intr_ctx *ctx, void *arg)
 	p->new_ret = intr_token_new(&p->kid, intr_ctx_token(ctx));
 	if (!job_announce(ctx, &p->j))
 		return BODY_ERROR;
-	woke = gate_wait(ctx, p->j.go[0], true);
+	woke = gate_wait(ctx, &p->j, true);
 	p->kid_reason = intr_token_reason(p->kid);
 	return woke;
 }
@@ -937,7 +842,7 @@ static void log_fin(void *arg)
 		return;
 	log->order[i] = f->id;
 	log->after_body[i] = log->body_done;
-	log->tid[i] = my_tid();
+	log->tid[i] = h_gettid();
 	sigemptyset(&set);
 	pthread_sigmask(SIG_BLOCK, NULL, &set);
 	log->usr1_blocked[i] = sigismember(&set, SIGUSR1) == 1;
@@ -952,7 +857,7 @@ static void *fin_body(intr_ctx *ctx, void *arg)
 	int i;
 
 	log->ctx = ctx;
-	log->body_tid = my_tid();
+	log->body_tid = h_gettid();
 	for (i = 0; i < 3; i++) {
 		fins[i].log = log;
 		fins[i].id = i + 1;
@@ -961,7 +866,7 @@ static void *fin_body(intr_ctx *ctx, void *arg)
 	if (log->j) {
 		if (!job_announce(ctx, log->j))
 			return BODY_ERROR;
-		ret = gate_wait(ctx, log->j->go[0], true);
+		ret = gate_wait(ctx, log->j, true);
 	}
 	log->body_done = true;
 	return ret;
@@ -1012,7 +917,7 @@ START_TEST(test_fin_when_cancelled)
 {
 	struct fin_log log;
 	struct job j;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t = NULL;
 	void *res = NULL;
 
@@ -1046,7 +951,7 @@ static void *nested_fin_body(intr_ctx *ctx, void *arg)
 	struct fin_log *log = arg;
 
 	log->ctx = ctx;
-	log->body_tid = my_tid();
+	log->body_tid = h_gettid();
 	fins[0].log = log;
 	fins[0].id = 1;
 	fins[1].log = log;
@@ -1154,7 +1059,7 @@ START_TEST(test_fin_sigmask_when_cancelled)
 
 	unsetenv("INTR_SIGNAL");
 	configure(0, 0, SIGUSR1);
-	tok = new_token(NULL);
+	tok = h_new_token(NULL);
 	memset(&log, 0, sizeof(log));
 	job_init(&j);
 	log.j = &j;
@@ -1184,23 +1089,8 @@ struct nest {
 static void *inner_body(intr_ctx *ctx, void *arg)
 {
 	struct nest *n = arg;
-	uint64_t end = h_now_ns() + (uint64_t)BODY_MS * 1000000u;
-	char c;
 
-	if (!job_announce(ctx, &n->j))
-		return BODY_ERROR;
-	for (;;) {
-		ssize_t r = read(n->j.go[0], &c, 1);
-
-		if (r >= 0)
-			return BODY_RELEASED;
-		if (errno != EINTR)
-			return BODY_ERROR;
-		if (intr_cancelled(ctx))
-			return BODY_CANCELLED;
-		if ((int64_t)(end - h_now_ns()) <= 0)
-			return BODY_TIMEOUT;
-	}
+	return plain_read_body(ctx, &n->j);
 }
 
 static void *outer_body(intr_ctx *ctx, void *arg)
@@ -1237,7 +1127,7 @@ END_TEST
 START_TEST(test_nested_cancel)
 {
 	struct nest n = { .inner_ret = 1, .outer_tok_reason = 1 };
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_task *t = NULL;
 	void *res = NULL;
 
@@ -1459,7 +1349,7 @@ START_TEST(test_max_workers_one_sequential)
 		int ret;
 
 		if (i % 10 == 0) {
-			intr_token *tok = new_token(NULL);
+			intr_token *tok = h_new_token(NULL);
 
 			ret = run_interruptible(tok, count_body, &count, &res);
 			ck_assert_int_eq(intr_token_free(tok), 0);
@@ -1505,7 +1395,7 @@ START_TEST(test_idle_workers_exit)
 	int base, busy, now = 0, alive = 0, count = 0, i, k;
 
 	configure(0, 50, 0);
-	tok = new_token(NULL);
+	tok = h_new_token(NULL);
 
 	/*
 	 * Warm up: one call starts whatever the runtime needs besides
@@ -1515,11 +1405,11 @@ START_TEST(test_idle_workers_exit)
 	t[0] = spawn_job(tok, job_body, &j[0]);
 	job_release(&j[0]);
 	ck_assert_int_eq(h_join_within(t[0], NULL, WAIT_MS), 0);
-	end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+	end = h_deadline(WAIT_MS);
 	while (thread_alive(j[0].tid)) {
-		if ((int64_t)(end - h_now_ns()) <= 0)
+		if (h_passed(end))
 			ck_abort_msg("idle worker alive after %d ms", WAIT_MS);
-		sleep_ms(10);
+		h_sleep_ms(10);
 	}
 	job_fini(&j[0]);
 	base = thread_count();
@@ -1530,7 +1420,7 @@ START_TEST(test_idle_workers_exit)
 	}
 	/* Concurrent calls each have a dedicated worker thread. */
 	for (i = 0; i < N; i++) {
-		ck_assert_int_ne(j[i].tid, my_tid());
+		ck_assert_int_ne(j[i].tid, h_gettid());
 		for (k = 0; k < i; k++)
 			ck_assert_int_ne(j[i].tid, j[k].tid);
 	}
@@ -1545,15 +1435,15 @@ START_TEST(test_idle_workers_exit)
 		ck_assert_ptr_eq(res, BODY_RELEASED);
 	}
 
-	end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+	end = h_deadline(WAIT_MS);
 	for (;;) {
 		alive = 0;
 		for (i = 0; i < N; i++)
 			alive += thread_alive(j[i].tid);
 		now = thread_count();
-		if ((!alive && now <= base) || (int64_t)(end - h_now_ns()) <= 0)
+		if ((!alive && now <= base) || h_passed(end))
 			break;
-		sleep_ms(10);
+		h_sleep_ms(10);
 	}
 	ck_assert_msg(alive == 0, "%d idle workers still alive", alive);
 	ck_assert_msg(now <= base, "%d threads, baseline %d", now, base);
@@ -1583,8 +1473,8 @@ END_TEST
 
 START_TEST(test_errno_run_paths)
 {
-	intr_token *tok = new_token(NULL);
-	intr_token *dead = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
+	intr_token *dead = h_new_token(NULL);
 	int count = 0;
 	void *res = NULL;
 
@@ -1606,7 +1496,7 @@ START_TEST(test_errno_task_paths)
 {
 	struct job j;
 	intr_task *t = NULL, *u = NULL;
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	void *res = NULL;
 	int fd, err;
 
@@ -1623,7 +1513,7 @@ START_TEST(test_errno_task_paths)
 	ck_assert_int_eq(err, MAGIC_ERRNO);
 	CHECK_KEEPS_ERRNO(0, intr_task_cancel(t));
 	CHECK_KEEPS_ERRNO(0, intr_task_cancel(t));
-	wait_readable(fd, WAIT_MS, "task fd");
+	h_wait_readable(fd, WAIT_MS, "task fd");
 	CHECK_KEEPS_ERRNO(-ECANCELED, intr_join(t, &res));
 	CHECK_KEEPS_ERRNO(-EINVAL, intr_join(t, &res));
 	CHECK_KEEPS_ERRNO(-EINVAL, intr_tryjoin(t, &res));
@@ -1633,7 +1523,7 @@ START_TEST(test_errno_task_paths)
 
 	/* A plain successful join, and tryjoin of a finished task. */
 	CHECK_KEEPS_ERRNO(0, intr_spawn(&u, NULL, count_body, &err));
-	wait_readable(intr_task_fd(u), WAIT_MS, "task fd");
+	h_wait_readable(intr_task_fd(u), WAIT_MS, "task fd");
 	CHECK_KEEPS_ERRNO(0, intr_tryjoin(u, &res));
 	CHECK_KEEPS_ERRNO(0, intr_spawn(&u, NULL, count_body, &err));
 	CHECK_KEEPS_ERRNO(0, intr_join(u, NULL));
@@ -1770,7 +1660,7 @@ struct handler_probe {
 static void *handler_errno_body(intr_ctx *ctx, void *arg)
 {
 	struct handler_probe *p = arg;
-	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+	uint64_t end = h_deadline(WAIT_MS);
 	sigset_t one, pend;
 
 	sigemptyset(&one);
@@ -1778,7 +1668,7 @@ static void *handler_errno_body(intr_ctx *ctx, void *arg)
 	p->mask_ret = pthread_sigmask(SIG_BLOCK, &one, NULL);
 	if (p->mask_ret || !job_announce(ctx, &p->j))
 		return BODY_ERROR;
-	while ((int64_t)(end - h_now_ns()) > 0) {
+	while (!h_passed(end)) {
 		sigemptyset(&pend);
 		if (!sigpending(&pend) && sigismember(&pend, SIGUSR1) == 1) {
 			p->pending = true;
@@ -1801,7 +1691,7 @@ START_TEST(test_errno_body_across_handler)
 
 	unsetenv("INTR_SIGNAL");
 	configure(0, 0, SIGUSR1);
-	tok = new_token(NULL);
+	tok = h_new_token(NULL);
 	job_init(&p.j);
 	ck_assert_int_eq(intr_spawn(&t, tok, handler_errno_body, &p), 0);
 	job_wait_up(&p.j);
@@ -1823,8 +1713,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("run");
 	TCase *tc;
 
-	tc = tcase_create("run");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "run", 30);
 	tcase_add_test(tc, test_run_returns_result);
 	tcase_add_test(tc, test_run_result_may_be_null);
 	tcase_add_test(tc, test_run_fn_null);
@@ -1837,10 +1726,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_run_cancelled_result_kept);
 	tcase_add_test(tc, test_run_cancel_after_return);
 	tcase_add_test(tc, test_run_plain_read_cancel);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("task");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "task", 30);
 	tcase_add_test(tc, test_spawn_join);
 	tcase_add_test(tc, test_tryjoin_busy_then_result);
 	tcase_add_test(tc, test_task_fd_readable_when_done);
@@ -1849,10 +1736,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_task_cancel_after_done);
 	tcase_add_test(tc, test_task_misuse);
 	tcase_add_test(tc, test_join_twice);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("ctx");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "ctx", 30);
 	tcase_add_test(tc, test_ctx_null);
 	tcase_add_test(tc, test_ctx_null_in_body);
 	tcase_add_test(tc, test_ctx_off_worker_main);
@@ -1862,32 +1747,24 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_ctx_token_task_cancel);
 	tcase_add_test(tc, test_ctx_token_kids_detached);
 	tcase_add_test(tc, test_ctx_token_kids_detached_live);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("finalizers");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "finalizers", 30);
 	tcase_add_test(tc, test_fin_lifo);
 	tcase_add_test(tc, test_fin_join);
 	tcase_add_test(tc, test_fin_when_cancelled);
 	tcase_add_test(tc, test_fin_registers_fin);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("signals");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "signals", 30);
 	tcase_add_test(tc, test_body_sigmask);
 	tcase_add_test(tc, test_body_sigmask_usr2);
 	tcase_add_test(tc, test_fin_sigmask_when_cancelled);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("nested");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "nested", 30);
 	tcase_add_test(tc, test_nested_result);
 	tcase_add_test(tc, test_nested_cancel);
 	tcase_add_test(tc, test_nested_task_cancel);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("config");
-	tcase_set_timeout(tc, 60);
+	tc = h_tcase(s, "config", 60);
 	tcase_add_loop_test(tc, test_configure_after_use, 0, 3);
 	tcase_add_test(tc, test_configure_before_use);
 	tcase_add_test(tc, test_configure_null);
@@ -1902,10 +1779,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_max_workers_one_sequential);
 	tcase_add_test(tc, test_idle_workers_exit);
 	tcase_add_test(tc, test_version);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("errno");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "errno", 30);
 	tcase_add_test(tc, test_errno_run_paths);
 	tcase_add_test(tc, test_errno_task_paths);
 	tcase_add_test(tc, test_errno_misc_paths);
@@ -1913,7 +1788,6 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_errno_ctx_paths);
 	tcase_add_test(tc, test_errno_eagain);
 	tcase_add_test(tc, test_errno_body_across_handler);
-	suite_add_tcase(s, tc);
 
 	return s;
 }

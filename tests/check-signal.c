@@ -9,7 +9,6 @@
 #include "config.h"
 #include "harness.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,63 +30,9 @@
 
 /* ------------------------------------------------------------ helpers */
 
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(struct rng *r, uint64_t n)
-{
-	return rng_next(r) % n;
-}
-
-static void rng_seed(struct rng *r, const char *test)
-{
-	const char *env = getenv("INTR_TEST_SEED");
-	uint64_t seed;
-
-	if (env && *env)
-		seed = strtoull(env, NULL, 0);
-	else
-		seed = h_now_ns() ^ ((uint64_t)getpid() << 32);
-	r->s = seed;
-	printf("%s: seed %" PRIu64 " (INTR_TEST_SEED=%" PRIu64
-	       " repeats it)\n", test, seed, seed);
-	fflush(stdout);
-}
-
-static pid_t sys_gettid(void)
-{
-	return (pid_t)syscall(SYS_gettid);
-}
-
 static int sys_tgkill(pid_t tid, int sig)
 {
 	return (int)syscall(SYS_tgkill, getpid(), tid, sig);
-}
-
-static void make_pipe(int fds[2])
-{
-	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
-}
-
-static void close_pipe(int fds[2])
-{
-	close(fds[0]);
-	close(fds[1]);
-}
-
-static void write_byte(int fd)
-{
-	ck_assert_int_eq(write(fd, "x", 1), 1);
 }
 
 static void block_in_this_thread(int sig)
@@ -97,41 +42,6 @@ static void block_in_this_thread(int sig)
 	sigemptyset(&set);
 	sigaddset(&set, sig);
 	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
-}
-
-/* Wait, bounded, until *v >= at_least. */
-static bool wait_atomic(atomic_int *v, int at_least, int ms)
-{
-	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
-
-	while (atomic_load(v) < at_least) {
-		struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
-
-		if ((int64_t)(end - h_now_ns()) <= 0)
-			return false;
-		nanosleep(&ts, NULL);
-	}
-	return true;
-}
-
-/* The same, busy-waiting (to act within microseconds of the change). */
-static bool spin_atomic(atomic_int *v, int at_least, int ms)
-{
-	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
-
-	while (atomic_load(v) < at_least)
-		if ((int64_t)(end - h_now_ns()) <= 0)
-			return false;
-	return true;
-}
-
-/* True if task t is done (its fd is readable), without waiting. */
-static bool task_done(intr_task *t)
-{
-	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
-
-	ck_assert_int_ge(p.fd, 0);
-	return poll(&p, 1, 0) > 0;
 }
 
 /* A body blocked in a plain read(); EINTR goes back to intr_cancelled(). */
@@ -153,7 +63,7 @@ static void *blocked_read(intr_ctx *ctx, void *p)
 	struct blk *b = p;
 	char c;
 
-	b->tid = sys_gettid();
+	b->tid = h_gettid();
 	b->self = pthread_self();
 	pthread_sigmask(SIG_BLOCK, NULL, &b->mask);
 	atomic_store(&b->started, 1);
@@ -182,10 +92,10 @@ static void *blocked_read(intr_ctx *ctx, void *p)
 static void start_blocked(struct blk *b, int fds[2], intr_token *tok,
 			  intr_task **task)
 {
-	make_pipe(fds);
+	h_make_pipe(fds);
 	b->fd = fds[0];
 	ck_assert_int_eq(intr_spawn(task, tok, blocked_read, b), 0);
-	ck_assert_msg(wait_atomic(&b->started, 1, WAIT_MS),
+	ck_assert_msg(h_wait_atomic(&b->started, 1, WAIT_MS),
 		      "body did not start within %d ms", WAIT_MS);
 }
 
@@ -207,7 +117,7 @@ static void cancel_blocked_once(uint64_t spin)
 	ck_assert(b.saw_cancel);
 	ck_assert_int_eq(b.err, 0);
 	ck_assert_int_eq(intr_token_free(tok), 0);
-	close_pipe(fds);
+	h_close_pipe(fds);
 }
 
 /* Release a blocked read by a byte; it must come back not cancelled. */
@@ -215,7 +125,7 @@ static void release_and_join(struct blk *b, int fds[2], intr_task *task)
 {
 	void *res = NULL;
 
-	write_byte(fds[1]);
+	h_write_byte(fds[1]);
 	ck_assert_int_eq(h_join_within(task, &res, WAIT_MS), 0);
 	ck_assert_ptr_eq(res, b);
 	ck_assert(!b->saw_cancel);
@@ -255,13 +165,13 @@ static void *sigint_helper_main(void *p)
 	struct sigint_helper *h = p;
 
 	/* SIGINT is blocked here (inherited): only the main thread takes it */
-	if (!spin_atomic(&h->b->started, 1, WAIT_MS)) {
+	if (!h_spin_atomic(&h->b->started, 1, WAIT_MS)) {
 		atomic_store(&h->lost, 2);
 		return NULL;
 	}
 	h_spin_ns(h->spin);
 	kill(getpid(), SIGINT);
-	if (!wait_atomic(&h->done, 1, WAIT_MS)) {
+	if (!h_wait_atomic(&h->done, 1, WAIT_MS)) {
 		/* the cancel was lost: release the body so the test can fail */
 		atomic_store(&h->lost, 1);
 		if (write(h->wfd, "x", 1) != 1)
@@ -274,10 +184,10 @@ START_TEST(signal_cancel_from_sigint_handler)
 {
 	struct sigaction sa;
 	sigset_t set;
-	struct rng r;
+	struct h_rng r;
 	int i;
 
-	rng_seed(&r, "signal_cancel_from_sigint_handler");
+	h_rng_seed(&r, "signal_cancel_from_sigint_handler");
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);
@@ -294,14 +204,14 @@ START_TEST(signal_cancel_from_sigint_handler)
 		void *res = NULL;
 		int fds[2], ret, runs;
 
-		make_pipe(fds);
+		h_make_pipe(fds);
 		b.fd = fds[0];
 		/* half the time, work between the check and the read: a SIGINT
 		 * landing there needs the library's re-send */
-		b.gap_ns = rng_below(&r, 2) ? rng_below(&r, MAX_SPIN_NS + 1) : 0;
+		b.gap_ns = h_pick_gap(&r, MAX_SPIN_NS);
 		h.b = &b;
 		h.wfd = fds[1];
-		h.spin = rng_below(&r, MAX_SPIN_NS + 1);
+		h.spin = h_rng_below(&r, MAX_SPIN_NS + 1);
 		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
 		atomic_store(&g_tok, tok);
 		runs = atomic_load(&g_sigint_runs);
@@ -331,7 +241,7 @@ START_TEST(signal_cancel_from_sigint_handler)
 
 		atomic_store(&g_tok, NULL);
 		ck_assert_int_eq(intr_token_free(tok), 0);
-		close_pipe(fds);
+		h_close_pipe(fds);
 	}
 	printf("signal_cancel_from_sigint_handler: %d SIGINTs, %d handled on "
 	       "the main thread\n", atomic_load(&g_sigint_runs),
@@ -454,7 +364,8 @@ START_TEST(signal_app_handler_gets_foreign)
 		for (f = 0; f < F_NR; f++) {
 			send_foreign((enum foreign)f, &b);
 			sent++;
-			ck_assert_msg(wait_atomic(&g_usr1_count, sent, WAIT_MS),
+			ck_assert_msg(h_wait_atomic(&g_usr1_count, sent,
+						    WAIT_MS),
 				      "round %d: %s never reached the "
 				      "application's handler (%d of %d did)",
 				      round, foreign_name[f],
@@ -477,9 +388,9 @@ START_TEST(signal_app_handler_gets_foreign)
 	printf("signal_app_handler_gets_foreign: %d foreign signals passed on, "
 	       "body saw %d EINTR\n", sent, atomic_load(&b.eintr));
 	fflush(stdout);
-	ck_assert_msg(!task_done(task), "foreign signals ended the call");
+	ck_assert_msg(!h_task_done(task), "foreign signals ended the call");
 	release_and_join(&b, fds, task);
-	close_pipe(fds);
+	h_close_pipe(fds);
 
 	/* raise() from inside a body */
 	ck_assert_int_eq(intr_spawn(&task, tok, raise_body, &ra), 0);
@@ -528,7 +439,7 @@ START_TEST(signal_app_sigqueue_values)
 		val.sival_int = v;
 		ck_assert_int_eq(sigqueue(getpid(), SIGUSR1, val), 0);
 		sent++;
-		if (!spin_atomic(&g_usr1_count, sent - missed, 1000)) {
+		if (!h_spin_atomic(&g_usr1_count, sent - missed, 1000)) {
 			if (!missed++)
 				first_missed = v;
 			ck_assert_msg(missed < 10, "sigqueue() values %d.. are "
@@ -545,9 +456,9 @@ START_TEST(signal_app_sigqueue_values)
 	ck_assert_msg(missed == 0, "%d of %d application sigqueue() values were "
 		      "swallowed (first: %d = %#x)", missed, N_VALUES,
 		      first_missed, first_missed);
-	ck_assert_msg(!task_done(task), "foreign signals ended the call");
+	ck_assert_msg(!h_task_done(task), "foreign signals ended the call");
 	release_and_join(&b, fds, task);
-	close_pipe(fds);
+	h_close_pipe(fds);
 	ck_assert_int_eq(intr_token_free(tok), 0);
 }
 END_TEST
@@ -571,14 +482,14 @@ START_TEST(signal_ign_foreign_harmless)
 
 		send_foreign((enum foreign)f, &b);
 		/* the signal interrupts the read (proof it was delivered) */
-		ck_assert_msg(wait_atomic(&b.eintr, before + 1, WAIT_MS),
+		ck_assert_msg(h_wait_atomic(&b.eintr, before + 1, WAIT_MS),
 			      "%s: no EINTR in the body within %d ms",
 			      foreign_name[f], WAIT_MS);
 	}
 	/* still alive, and the call was not cancelled */
-	ck_assert_msg(!task_done(task), "foreign signals ended the call");
+	ck_assert_msg(!h_task_done(task), "foreign signals ended the call");
 	release_and_join(&b, fds, task);
-	close_pipe(fds);
+	h_close_pipe(fds);
 	ck_assert_int_eq(intr_token_free(tok), 0);
 
 	/* and the library's own signal still cancels */
@@ -641,7 +552,7 @@ static int expected_signo(enum expect x)
 
 /* Cancel blocked reads; inside the body, signo is the only one of the
  * candidates left unblocked. */
-static void check_interrupt_signal(int signo, int iters, struct rng *r)
+static void check_interrupt_signal(int signo, int iters, struct h_rng *r)
 {
 	static const int others[] = { SIGUSR1, SIGUSR2, SIGINT, SIGTERM };
 	int i, k;
@@ -663,14 +574,14 @@ static void check_interrupt_signal(int signo, int iters, struct rng *r)
 					      "signal %d unblocked in the body "
 					      "(interrupt signal is %d)",
 					      others[k], signo);
-		h_spin_ns(rng_below(r, MAX_SPIN_NS + 1));
+		h_spin_ns(h_rng_below(r, MAX_SPIN_NS + 1));
 		ck_assert_int_eq(intr_token_cancel(tok), 0);
 		ck_assert_int_eq(h_join_within(task, &res, WAIT_MS), -ECANCELED);
 		ck_assert_ptr_eq(res, &b);
 		ck_assert(b.saw_cancel);
 		ck_assert_int_eq(b.err, 0);
 		ck_assert_int_eq(intr_token_free(tok), 0);
-		close_pipe(fds);
+		h_close_pipe(fds);
 	}
 }
 
@@ -679,7 +590,7 @@ START_TEST(signal_env_intr_signal)
 	const struct env_case *c = &env_cases[_i];
 	int want = expected_signo(c->expect);
 	struct intr_config cfg;
-	struct rng r;
+	struct h_rng r;
 	char num[16];
 	const char *value = c->value;
 
@@ -690,7 +601,7 @@ START_TEST(signal_env_intr_signal)
 	printf("signal_env_intr_signal: INTR_SIGNAL=\"%s\", expecting %d\n",
 	       value, want);
 	fflush(stdout);
-	rng_seed(&r, "signal_env_intr_signal");
+	h_rng_seed(&r, "signal_env_intr_signal");
 	ck_assert_int_eq(setenv("INTR_SIGNAL", value, 1), 0);
 	intr_config_default(&cfg);
 	ck_assert_msg(cfg.signo == want,
@@ -711,21 +622,8 @@ struct quiet_arg {
 static void *quiet_body(intr_ctx *ctx, void *p)
 {
 	struct quiet_arg *q = p;
-	int k;
 
-	for (k = 0; k < 2; k++) {
-		struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
-
-		while (nanosleep(&ts, &ts) < 0) {
-			if (errno != EINTR) {
-				q->err = errno;
-				break;
-			}
-			q->eintr++;
-		}
-		if (intr_cancelled(ctx))
-			q->cancelled++;
-	}
+	h_quiet_sleeps(ctx, 2, &q->eintr, &q->cancelled, &q->err);
 	return q;
 }
 
@@ -733,10 +631,10 @@ START_TEST(signal_configure_rtmin2)
 {
 	long stale = 0;
 	struct intr_config cfg;
-	struct rng r;
+	struct h_rng r;
 	int i;
 
-	rng_seed(&r, "signal_configure_rtmin2");
+	h_rng_seed(&r, "signal_configure_rtmin2");
 	intr_config_default(&cfg);
 	cfg.signo = SIGRTMIN + 2;
 	cfg.max_workers = 1;
@@ -796,12 +694,12 @@ START_TEST(signal_process_kill_many_bodies)
 	for (s = 0; s < 20; s++) {
 		ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
 		sent++;
-		ck_assert_msg(wait_atomic(&g_usr1_count, sent, WAIT_MS),
+		ck_assert_msg(h_wait_atomic(&g_usr1_count, sent, WAIT_MS),
 			      "kill %d never reached the application's handler",
 			      s);
 	}
 	for (k = 0; k < MANY; k++)
-		ck_assert_msg(!task_done(task[k]),
+		ck_assert_msg(!h_task_done(task[k]),
 			      "body %d ended after foreign signals", k);
 
 	/* cancelling one body touches only that one */
@@ -812,11 +710,11 @@ START_TEST(signal_process_kill_many_bodies)
 	for (s = 0; s < 5; s++) {
 		ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
 		sent++;
-		ck_assert(wait_atomic(&g_usr1_count, sent, WAIT_MS));
+		ck_assert(h_wait_atomic(&g_usr1_count, sent, WAIT_MS));
 	}
 
 	for (k = 1; k < MANY; k++) {
-		ck_assert_msg(!task_done(task[k]), "body %d ended early", k);
+		ck_assert_msg(!h_task_done(task[k]), "body %d ended early", k);
 		release_and_join(&b[k], fds[k], task[k]);
 	}
 	ck_assert_msg(atomic_load(&g_usr1_count) == sent,
@@ -824,7 +722,7 @@ START_TEST(signal_process_kill_many_bodies)
 		      atomic_load(&g_usr1_count), sent);
 	for (k = 0; k < MANY; k++) {
 		ck_assert_int_eq(intr_token_free(tok[k]), 0);
-		close_pipe(fds[k]);
+		h_close_pipe(fds[k]);
 	}
 	ck_assert_int_eq(intr_token_free(parent), 0);
 }
@@ -832,28 +730,19 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
-static TCase *tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TEST_TIMEOUT);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("signal");
 	TCase *tc;
 
-	tc = tcase(s, "sigint");
+	tc = h_tcase(s, "sigint", TEST_TIMEOUT);
 	tcase_add_test(tc, signal_cancel_from_sigint_handler);
-	tc = tcase(s, "foreign");
+	tc = h_tcase(s, "foreign", TEST_TIMEOUT);
 	tcase_add_test(tc, signal_app_handler_gets_foreign);
 	tcase_add_test(tc, signal_app_sigqueue_values);
 	tcase_add_test(tc, signal_ign_foreign_harmless);
 	tcase_add_test(tc, signal_process_kill_many_bodies);
-	tc = tcase(s, "choice");
+	tc = h_tcase(s, "choice", TEST_TIMEOUT);
 	tcase_add_loop_test(tc, signal_env_intr_signal, 0, N_ENV_CASES);
 	tcase_add_test(tc, signal_configure_rtmin2);
 	return s;

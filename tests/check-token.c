@@ -9,45 +9,8 @@
 
 #include "harness.h"
 
-#include <fcntl.h>
-#include <string.h>
-
 #define WAIT_MS		5000	/* bound on waits for the library */
 #define BODY_MS		10000	/* bound on waits inside a body */
-#define MAGIC_ERRNO	4242
-
-#define BODY_RELEASED	((void *)(uintptr_t)0x5e1eaf)
-#define BODY_CANCELLED	((void *)(uintptr_t)0xcace1)
-#define BODY_TIMEOUT	((void *)(uintptr_t)0x71e0)
-#define BODY_ERROR	((void *)(uintptr_t)0xe770)
-
-/*
- * Evaluate expr with errno set to MAGIC_ERRNO; check both its value and that
- * errno survived.  errno is sampled before any Check macro runs.
- */
-#define CHECK_KEEPS_ERRNO(want, expr)					\
-	do {								\
-		int ret_, err_;						\
-									\
-		errno = MAGIC_ERRNO;					\
-		ret_ = (expr);						\
-		err_ = errno;						\
-		ck_assert_msg(ret_ == (want), "%s returned %d, want %d", \
-			      #expr, ret_, (int)(want));		\
-		ck_assert_msg(err_ == MAGIC_ERRNO,			\
-			      "%s changed errno to %d", #expr, err_);	\
-	} while (0)
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {
-		.tv_sec = ms / 1000,
-		.tv_nsec = (long)(ms % 1000) * 1000000L,
-	};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /*
  * Poll intr_token_reason(tok) until it equals want or ms have passed.
@@ -55,98 +18,27 @@ static void sleep_ms(unsigned ms)
  */
 static int wait_reason(const intr_token *tok, int want, unsigned ms)
 {
-	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
+	uint64_t end = h_deadline(ms);
 	int reason;
 
 	for (;;) {
 		reason = intr_token_reason(tok);
-		if (reason == want || (int64_t)(end - h_now_ns()) <= 0)
+		if (reason == want || h_passed(end))
 			return reason;
-		sleep_ms(1);
+		h_sleep_ms(1);
 	}
-}
-
-static intr_token *new_token(intr_token *parent)
-{
-	intr_token *tok = NULL;
-
-	ck_assert_int_eq(intr_token_new(&tok, parent), 0);
-	ck_assert_ptr_nonnull(tok);
-	return tok;
 }
 
 /* ------------------------------------------------------------ a gated body */
 
-/* A body that waits, bounded, until the test writes to go[1]. */
-struct gate {
-	int go[2];		/* the test writes go[1] to open it */
-	int up[2];		/* the body writes up[1] once it runs */
-};
-
-static void gate_init(struct gate *g)
-{
-	ck_assert_int_eq(pipe2(g->go, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(g->up, O_CLOEXEC), 0);
-}
-
-static void gate_fini(struct gate *g)
-{
-	close(g->go[0]);
-	close(g->go[1]);
-	close(g->up[0]);
-	close(g->up[1]);
-}
-
-static void gate_release(struct gate *g)
-{
-	ck_assert_int_eq(write(g->go[1], "g", 1), 1);
-}
-
-/* Wait (bounded) until the body has announced itself. */
-static void gate_wait_up(struct gate *g)
-{
-	struct pollfd p = { .fd = g->up[0], .events = POLLIN };
-	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
-	char c;
-
-	for (;;) {
-		int64_t left = (int64_t)(end - h_now_ns());
-		int ret;
-
-		if (left <= 0)
-			ck_abort_msg("body did not start within %d ms",
-				     WAIT_MS);
-		ret = poll(&p, 1, (int)(left / 1000000) + 1);
-		if (ret > 0)
-			break;
-		if (ret < 0)
-			ck_assert_int_eq(errno, EINTR);
-	}
-	ck_assert_int_eq(read(g->up[0], &c, 1), 1);
-}
-
+/* A body that waits, bounded, until the test opens its gate. */
 static void *gate_body(intr_ctx *ctx, void *arg)
 {
-	struct gate *g = arg;
-	struct pollfd p = { .fd = g->go[0], .events = POLLIN };
-	uint64_t end = h_now_ns() + (uint64_t)BODY_MS * 1000000u;
+	struct h_gate *g = arg;
 
-	if (write(g->up[1], "u", 1) != 1)
+	if (!h_gate_announce(g))
 		return BODY_ERROR;
-	for (;;) {
-		int64_t left = (int64_t)(end - h_now_ns());
-		int ret;
-
-		if (left <= 0)
-			return BODY_TIMEOUT;
-		ret = poll(&p, 1, (int)(left / 1000000) + 1);
-		if (ret > 0)
-			return BODY_RELEASED;
-		if (ret < 0 && errno != EINTR)
-			return BODY_ERROR;
-		if (intr_cancelled(ctx))
-			return BODY_CANCELLED;
-	}
+	return h_gate_wait(ctx, g, BODY_MS, true);
 }
 
 static void *quick_body(intr_ctx *ctx, void *arg)
@@ -170,10 +62,10 @@ END_TEST
 
 START_TEST(test_new_free_children)
 {
-	intr_token *root = new_token(NULL);
-	intr_token *a = new_token(root);
-	intr_token *b = new_token(root);
-	intr_token *aa = new_token(a);
+	intr_token *root = h_new_token(NULL);
+	intr_token *a = h_new_token(root);
+	intr_token *b = h_new_token(root);
+	intr_token *aa = h_new_token(a);
 
 	ck_assert_ptr_ne(a, root);
 	ck_assert_ptr_ne(a, b);
@@ -191,9 +83,9 @@ END_TEST
 
 START_TEST(test_free_parent_with_child)
 {
-	intr_token *parent = new_token(NULL);
-	intr_token *child = new_token(parent);
-	intr_token *grandchild = new_token(child);
+	intr_token *parent = h_new_token(NULL);
+	intr_token *child = h_new_token(parent);
+	intr_token *grandchild = h_new_token(child);
 
 	ck_assert_int_eq(intr_token_free(parent), -EBUSY);
 	/* The refused free left both alive and usable. */
@@ -210,8 +102,8 @@ END_TEST
 
 START_TEST(test_free_parent_busy_then_cancel)
 {
-	intr_token *parent = new_token(NULL);
-	intr_token *child = new_token(parent);
+	intr_token *parent = h_new_token(NULL);
+	intr_token *child = h_new_token(parent);
 
 	/* A refused free must not have detached the child. */
 	ck_assert_int_eq(intr_token_free(parent), -EBUSY);
@@ -264,11 +156,11 @@ START_TEST(test_many_children)
 {
 	enum { N = 1000 };
 	static intr_token *kids[N];
-	intr_token *parent = new_token(NULL);
+	intr_token *parent = h_new_token(NULL);
 	int i;
 
 	for (i = 0; i < N; i++)
-		kids[i] = new_token(parent);
+		kids[i] = h_new_token(parent);
 	for (i = 0; i < N; i++) {
 		ck_assert_int_eq(intr_token_free(parent), -EBUSY);
 		ck_assert_int_eq(intr_token_free(kids[i]), 0);
@@ -281,7 +173,7 @@ END_TEST
 
 START_TEST(test_cancel_reason)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 
 	ck_assert_int_eq(intr_token_reason(tok), 0);
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
@@ -303,14 +195,14 @@ START_TEST(test_cancel_propagates_down_only)
 	 *    |
 	 *    d
 	 */
-	intr_token *root = new_token(NULL);
-	intr_token *a = new_token(root);
-	intr_token *s = new_token(root);
-	intr_token *n = new_token(s);
-	intr_token *b = new_token(a);
-	intr_token *b2 = new_token(a);
-	intr_token *c = new_token(b);
-	intr_token *d = new_token(c);
+	intr_token *root = h_new_token(NULL);
+	intr_token *a = h_new_token(root);
+	intr_token *s = h_new_token(root);
+	intr_token *n = h_new_token(s);
+	intr_token *b = h_new_token(a);
+	intr_token *b2 = h_new_token(a);
+	intr_token *c = h_new_token(b);
+	intr_token *d = h_new_token(c);
 
 	ck_assert_int_eq(intr_token_cancel(a), 0);
 
@@ -337,9 +229,9 @@ END_TEST
 
 START_TEST(test_cancel_middle_leaves_parent)
 {
-	intr_token *root = new_token(NULL);
-	intr_token *mid = new_token(root);
-	intr_token *leaf = new_token(mid);
+	intr_token *root = h_new_token(NULL);
+	intr_token *mid = h_new_token(root);
+	intr_token *leaf = h_new_token(mid);
 
 	ck_assert_int_eq(intr_token_cancel(leaf), 0);
 	ck_assert_int_eq(intr_token_reason(leaf), -ECANCELED);
@@ -354,13 +246,13 @@ END_TEST
 
 START_TEST(test_born_cancelled)
 {
-	intr_token *root = new_token(NULL);
+	intr_token *root = h_new_token(NULL);
 	intr_token *kid, *grandkid;
 
 	ck_assert_int_eq(intr_token_cancel(root), 0);
-	kid = new_token(root);
+	kid = h_new_token(root);
 	ck_assert_int_eq(intr_token_reason(kid), -ECANCELED);
-	grandkid = new_token(kid);
+	grandkid = h_new_token(kid);
 	ck_assert_int_eq(intr_token_reason(grandkid), -ECANCELED);
 
 	ck_assert_int_eq(intr_token_free(grandkid), 0);
@@ -372,12 +264,12 @@ END_TEST
 START_TEST(test_born_under_cancelled_ancestor)
 {
 	/* Cancel the root; a child of its (already cancelled) child. */
-	intr_token *root = new_token(NULL);
-	intr_token *kid = new_token(root);
+	intr_token *root = h_new_token(NULL);
+	intr_token *kid = h_new_token(root);
 	intr_token *late;
 
 	ck_assert_int_eq(intr_token_cancel(root), 0);
-	late = new_token(kid);
+	late = h_new_token(kid);
 	ck_assert_int_eq(intr_token_reason(late), -ECANCELED);
 
 	ck_assert_int_eq(intr_token_free(late), 0);
@@ -388,8 +280,8 @@ END_TEST
 
 START_TEST(test_cancel_idempotent)
 {
-	intr_token *tok = new_token(NULL);
-	intr_token *kid = new_token(tok);
+	intr_token *tok = h_new_token(NULL);
+	intr_token *kid = h_new_token(tok);
 
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
 	ck_assert_int_eq(intr_token_reason(tok), -ECANCELED);
@@ -409,9 +301,9 @@ END_TEST
 
 START_TEST(test_cancel_after_fires)
 {
-	intr_token *tok = new_token(NULL);
-	intr_token *kid = new_token(tok);
-	intr_token *grandkid = new_token(kid);
+	intr_token *tok = h_new_token(NULL);
+	intr_token *kid = h_new_token(tok);
+	intr_token *grandkid = h_new_token(kid);
 
 	ck_assert_int_eq(intr_token_cancel_after(tok, 20 * 1000000ull), 0);
 	ck_assert_int_eq(wait_reason(tok, -ETIMEDOUT, WAIT_MS), -ETIMEDOUT);
@@ -426,9 +318,9 @@ END_TEST
 
 START_TEST(test_cancel_after_child_only)
 {
-	intr_token *parent = new_token(NULL);
-	intr_token *kid = new_token(parent);
-	intr_token *sib = new_token(parent);
+	intr_token *parent = h_new_token(NULL);
+	intr_token *kid = h_new_token(parent);
+	intr_token *sib = h_new_token(parent);
 
 	ck_assert_int_eq(intr_token_cancel_after(kid, 20 * 1000000ull), 0);
 	ck_assert_int_eq(wait_reason(kid, -ETIMEDOUT, WAIT_MS), -ETIMEDOUT);
@@ -443,7 +335,7 @@ END_TEST
 
 START_TEST(test_born_under_timed_out)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 	intr_token *kid;
 
 	ck_assert_int_eq(intr_token_cancel_after(tok, 0), 0);
@@ -452,7 +344,7 @@ START_TEST(test_born_under_timed_out)
 	 * Born cancelled because of an ancestor's deadline: "descendants
 	 * cancelled by an ancestor's deadline report -ETIMEDOUT".
 	 */
-	kid = new_token(tok);
+	kid = h_new_token(tok);
 	ck_assert_int_eq(intr_token_reason(kid), -ETIMEDOUT);
 
 	ck_assert_int_eq(intr_token_free(kid), 0);
@@ -462,8 +354,8 @@ END_TEST
 
 START_TEST(test_cancel_after_zero)
 {
-	intr_token *tok = new_token(NULL);
-	intr_token *kid = new_token(tok);
+	intr_token *tok = h_new_token(NULL);
+	intr_token *kid = h_new_token(tok);
 
 	ck_assert_int_eq(intr_token_cancel_after(tok, 0), 0);
 	/* "At once": no waiting allowed here. */
@@ -477,7 +369,7 @@ END_TEST
 
 START_TEST(test_cancel_after_short_then_long)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 
 	ck_assert_int_eq(intr_token_cancel_after(tok, 50 * 1000000ull), 0);
 	ck_assert_int_eq(intr_token_cancel_after(tok, 10000 * 1000000ull), 0);
@@ -488,7 +380,7 @@ END_TEST
 
 START_TEST(test_cancel_after_long_then_short)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 
 	ck_assert_int_eq(intr_token_cancel_after(tok, 10000 * 1000000ull), 0);
 	ck_assert_int_eq(intr_token_cancel_after(tok, 30 * 1000000ull), 0);
@@ -499,15 +391,15 @@ END_TEST
 
 START_TEST(test_cancel_before_deadline)
 {
-	intr_token *tok = new_token(NULL);
-	intr_token *kid = new_token(tok);
+	intr_token *tok = h_new_token(NULL);
+	intr_token *kid = h_new_token(tok);
 
 	ck_assert_int_eq(intr_token_cancel_after(tok, 50 * 1000000ull), 0);
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
 	ck_assert_int_eq(intr_token_reason(tok), -ECANCELED);
 	ck_assert_int_eq(intr_token_reason(kid), -ECANCELED);
 	/* Let the deadline pass; the first reason sticks. */
-	sleep_ms(200);
+	h_sleep_ms(200);
 	ck_assert_int_eq(intr_token_reason(tok), -ECANCELED);
 	ck_assert_int_eq(intr_token_reason(kid), -ECANCELED);
 	/* Arming a deadline on a cancelled token changes nothing either. */
@@ -521,7 +413,7 @@ END_TEST
 
 START_TEST(test_cancel_after_deadline_fired)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 
 	ck_assert_int_eq(intr_token_cancel_after(tok, 0), 0);
 	ck_assert_int_eq(wait_reason(tok, -ETIMEDOUT, WAIT_MS), -ETIMEDOUT);
@@ -534,8 +426,8 @@ END_TEST
 
 START_TEST(test_free_with_armed_deadline)
 {
-	intr_token *tok = new_token(NULL);
-	intr_token *other = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
+	intr_token *other = h_new_token(NULL);
 
 	/* Freeing a token whose deadline is pending must disarm it. */
 	ck_assert_int_eq(intr_token_cancel_after(tok, 20 * 1000000ull), 0);
@@ -561,7 +453,7 @@ END_TEST
 
 START_TEST(test_misuse_new_null_out_with_parent)
 {
-	intr_token *parent = new_token(NULL);
+	intr_token *parent = h_new_token(NULL);
 
 	ck_assert_int_eq(intr_token_new(NULL, parent), -EINVAL);
 	/* No child was attached by the failed call. */
@@ -571,7 +463,7 @@ END_TEST
 
 START_TEST(test_misuse_double_free)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 
 	ck_assert_int_eq(intr_token_free(tok), 0);
 	ck_assert_int_eq(intr_token_free(tok), -EINVAL);
@@ -580,7 +472,7 @@ END_TEST
 
 START_TEST(test_misuse_dead_token)
 {
-	intr_token *tok = new_token(NULL);
+	intr_token *tok = h_new_token(NULL);
 
 	ck_assert_int_eq(intr_token_free(tok), 0);
 	ck_assert_int_eq(intr_token_reason(tok), -EINVAL);
@@ -591,7 +483,7 @@ END_TEST
 
 START_TEST(test_misuse_freed_parent)
 {
-	intr_token *parent = new_token(NULL);
+	intr_token *parent = h_new_token(NULL);
 	intr_token *kid = NULL;
 
 	ck_assert_int_eq(intr_token_free(parent), 0);
@@ -603,50 +495,50 @@ END_TEST
 
 START_TEST(test_free_bound_to_running_call)
 {
-	struct gate g;
-	intr_token *tok = new_token(NULL);
+	struct h_gate g;
+	intr_token *tok = h_new_token(NULL);
 	intr_task *task = NULL;
 	void *res = NULL;
 
-	gate_init(&g);
+	h_gate_init(&g);
 	ck_assert_int_eq(intr_spawn(&task, tok, gate_body, &g), 0);
 	ck_assert_ptr_nonnull(task);
-	gate_wait_up(&g);
+	h_gate_wait_up(&g, WAIT_MS);
 
 	ck_assert_int_eq(intr_token_free(tok), -EBUSY);
 	/* Still alive and not cancelled by the refused free. */
 	ck_assert_int_eq(intr_token_reason(tok), 0);
 
-	gate_release(&g);
+	h_gate_open(&g);
 	ck_assert_int_eq(h_join_within(task, &res, WAIT_MS), 0);
 	ck_assert_ptr_eq(res, BODY_RELEASED);
 	ck_assert_int_eq(intr_token_free(tok), 0);
-	gate_fini(&g);
+	h_gate_fini(&g);
 }
 END_TEST
 
 START_TEST(test_free_bound_to_cancelled_call)
 {
-	struct gate g;
-	intr_token *tok = new_token(NULL);
+	struct h_gate g;
+	intr_token *tok = h_new_token(NULL);
 	intr_task *task = NULL;
 	void *res = NULL;
 
-	gate_init(&g);
+	h_gate_init(&g);
 	ck_assert_int_eq(intr_spawn(&task, tok, gate_body, &g), 0);
-	gate_wait_up(&g);
+	h_gate_wait_up(&g, WAIT_MS);
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
 	ck_assert_int_eq(h_join_within(task, &res, WAIT_MS), -ECANCELED);
 	ck_assert_ptr_eq(res, BODY_CANCELLED);
 	ck_assert_int_eq(intr_token_free(tok), 0);
-	gate_fini(&g);
+	h_gate_fini(&g);
 }
 END_TEST
 
 START_TEST(test_free_after_run_interruptible)
 {
-	intr_token *parent = new_token(NULL);
-	intr_token *tok = new_token(parent);
+	intr_token *parent = h_new_token(NULL);
+	intr_token *tok = h_new_token(parent);
 	int x = 7;
 	void *res = NULL;
 
@@ -660,15 +552,15 @@ END_TEST
 
 START_TEST(test_free_parent_of_bound_token)
 {
-	struct gate g;
-	intr_token *parent = new_token(NULL);
-	intr_token *tok = new_token(parent);
+	struct h_gate g;
+	intr_token *parent = h_new_token(NULL);
+	intr_token *tok = h_new_token(parent);
 	intr_task *task = NULL;
 	void *res = NULL;
 
-	gate_init(&g);
+	h_gate_init(&g);
 	ck_assert_int_eq(intr_spawn(&task, tok, gate_body, &g), 0);
-	gate_wait_up(&g);
+	h_gate_wait_up(&g, WAIT_MS);
 	ck_assert_int_eq(intr_token_free(parent), -EBUSY);
 	ck_assert_int_eq(intr_token_free(tok), -EBUSY);
 	/* Cancelling the parent reaches the call bound to the child. */
@@ -677,7 +569,7 @@ START_TEST(test_free_parent_of_bound_token)
 	ck_assert_ptr_eq(res, BODY_CANCELLED);
 	ck_assert_int_eq(intr_token_free(tok), 0);
 	ck_assert_int_eq(intr_token_free(parent), 0);
-	gate_fini(&g);
+	h_gate_fini(&g);
 }
 END_TEST
 
@@ -729,19 +621,19 @@ END_TEST
 
 START_TEST(test_errno_preserved_busy_call)
 {
-	struct gate g;
-	intr_token *tok = new_token(NULL);
+	struct h_gate g;
+	intr_token *tok = h_new_token(NULL);
 	intr_task *task = NULL;
 	void *res = NULL;
 
-	gate_init(&g);
+	h_gate_init(&g);
 	ck_assert_int_eq(intr_spawn(&task, tok, gate_body, &g), 0);
-	gate_wait_up(&g);
+	h_gate_wait_up(&g, WAIT_MS);
 	CHECK_KEEPS_ERRNO(-EBUSY, intr_token_free(tok));
 	CHECK_KEEPS_ERRNO(0, intr_token_cancel(tok));
 	ck_assert_int_eq(h_join_within(task, &res, WAIT_MS), -ECANCELED);
 	CHECK_KEEPS_ERRNO(0, intr_token_free(tok));
-	gate_fini(&g);
+	h_gate_fini(&g);
 }
 END_TEST
 
@@ -752,8 +644,7 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("token");
 	TCase *tc;
 
-	tc = tcase_create("lifetime");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "lifetime", 30);
 	tcase_add_test(tc, test_new_free_root);
 	tcase_add_test(tc, test_new_free_children);
 	tcase_add_test(tc, test_free_parent_with_child);
@@ -761,20 +652,16 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_many_roots);
 	tcase_add_test(tc, test_many_new_free_cycles);
 	tcase_add_test(tc, test_many_children);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("cancel");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "cancel", 30);
 	tcase_add_test(tc, test_cancel_reason);
 	tcase_add_test(tc, test_cancel_propagates_down_only);
 	tcase_add_test(tc, test_cancel_middle_leaves_parent);
 	tcase_add_test(tc, test_born_cancelled);
 	tcase_add_test(tc, test_born_under_cancelled_ancestor);
 	tcase_add_test(tc, test_cancel_idempotent);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("deadline");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "deadline", 30);
 	tcase_add_test(tc, test_cancel_after_fires);
 	tcase_add_test(tc, test_cancel_after_child_only);
 	tcase_add_test(tc, test_born_under_timed_out);
@@ -784,31 +671,24 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_cancel_before_deadline);
 	tcase_add_test(tc, test_cancel_after_deadline_fired);
 	tcase_add_test(tc, test_free_with_armed_deadline);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("misuse");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "misuse", 30);
 	tcase_add_test(tc, test_misuse_null);
 	tcase_add_test(tc, test_misuse_new_null_out_with_parent);
 	tcase_add_test(tc, test_misuse_double_free);
 	tcase_add_test(tc, test_misuse_dead_token);
 	tcase_add_test(tc, test_misuse_freed_parent);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("bound");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "bound", 30);
 	tcase_add_test(tc, test_free_bound_to_running_call);
 	tcase_add_test(tc, test_free_bound_to_cancelled_call);
 	tcase_add_test(tc, test_free_after_run_interruptible);
 	tcase_add_test(tc, test_free_parent_of_bound_token);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("errno");
-	tcase_set_timeout(tc, 30);
+	tc = h_tcase(s, "errno", 30);
 	tcase_add_test(tc, test_errno_preserved);
 	tcase_add_test(tc, test_errno_preserved_deadline);
 	tcase_add_test(tc, test_errno_preserved_busy_call);
-	suite_add_tcase(s, tc);
 
 	return s;
 }
