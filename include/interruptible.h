@@ -23,9 +23,13 @@
 #ifndef INTERRUPTIBLE_H
 #define INTERRUPTIBLE_H
 
+#include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -148,6 +152,60 @@ bool intr_cancelled(intr_ctx *ctx);
 int intr_reason(const intr_ctx *ctx);
 intr_token *intr_ctx_token(intr_ctx *ctx);
 int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg);
+
+/*
+ * intr_on_cancel() registers wake(arg): a wake-up for blocking that no
+ * signal can break (a custom event loop, a NOP submitted to a ring the body
+ * waits on, shutdown() of a socket).  It runs at most once, only if the call
+ * is cancelled before its body returns, and always before the call returns
+ * to its caller.  It runs on the library's service thread, concurrently with
+ * the body, never in a signal handler; if the body returns before the
+ * service thread got to it, it runs on the worker, after the body and before
+ * the finalizers.  It should not block for long: deadlines and re-sends of
+ * other calls wait while it runs.  Returns 0; the reason (-ECANCELED,
+ * -ETIMEDOUT) without registering anything if the call is already
+ * cancelled; -ENOMEM; -EINVAL (wake NULL, or not on the worker).
+ */
+int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg);
+
+/*
+ * Race-free blocking calls (worker thread, inside the body only)
+ * ---------------------------------------------------------------
+ * Each returns the call's own result as a non-negative value or a negative
+ * errno value (never -1 with errno), or the reason (-ECANCELED or
+ * -ETIMEDOUT) if the call was cancelled before the system call entered the
+ * kernel or while it was blocked there.  A cancel is never lost, whatever
+ * its timing: the system call is issued from a small assembly window that
+ * the signal handler recognises (x86-64 and aarch64), so a signal landing
+ * between the cancel check and the system call makes the call return the
+ * reason instead of blocking.  On other architectures the window is plain C
+ * and the re-send of the signal closes the race, after at most resend_us.
+ * A result that the kernel produced (bytes read, a connection accepted) is
+ * always returned, never replaced by the reason; the next call reports it.
+ * EINTR caused by any other signal is retried transparently.  Returning the
+ * reason acknowledges the cancel, as intr_cancelled() does.  Called outside
+ * a body (from a finalizer, or any other thread) they return -EINVAL.
+ *
+ * intr_syscall() takes the system call number and up to six arguments and
+ * returns the raw kernel result; EINTR from another signal restarts it
+ * with the same arguments.  intr_poll() keeps its overall timeout across
+ * restarts; intr_sleep() sleeps ns nanoseconds on CLOCK_MONOTONIC and
+ * returns 0 once it slept the whole time.
+ *
+ * intr_cond_wait() waits on c like pthread_cond_wait() (m locked by the
+ * caller) and returns 0 on a wake-up (spurious ones included), or the
+ * reason if the call is cancelled before or during the wait: the canceller
+ * broadcasts c under m, so no wake-up is lost.  m is held on return, in
+ * every case.
+ */
+long intr_syscall(intr_ctx *ctx, long nr, ...);
+ssize_t intr_read(intr_ctx *ctx, int fd, void *buf, size_t n);
+ssize_t intr_write(intr_ctx *ctx, int fd, const void *buf, size_t n);
+int intr_poll(intr_ctx *ctx, struct pollfd *fds, nfds_t nfds, int timeout_ms);
+int intr_accept(intr_ctx *ctx, int fd, struct sockaddr *addr,
+		socklen_t *len);
+int intr_sleep(intr_ctx *ctx, uint64_t ns);
+int intr_cond_wait(intr_ctx *ctx, pthread_cond_t *c, pthread_mutex_t *m);
 
 /*
  * Configuration

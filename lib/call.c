@@ -48,6 +48,8 @@
  * The re-send list holds exactly the RUNNING calls, so the service thread
  * can never signal a call that has ended or a worker that moved on.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -91,6 +93,37 @@ void intr__call_cancel_locked(struct intr_task *t)
 	t->resend_gap = (uint64_t)intr__cfg.resend_us * 1000u;
 	t->resend_at = intr__now_ns() + t->resend_gap;
 	intr__service_arm_locked(t->resend_at);
+	if (t->wakers) {
+		/* Wake-up actions (wake.c): the service thread, now. */
+		t->wake_due = true;
+		intr__service_arm_locked(intr__now_ns());
+	}
+}
+
+/* Take the wake-up actions of one RUNNING call that a cancel made due; the
+ * call cannot end before intr__call_wake_done_locked.  Tree lock held. */
+struct intr_task *intr__call_wake_take_locked(struct intr__waker **list)
+{
+	struct intr_task *t;
+
+	for (t = running; t; t = t->run_next) {
+		if (!t->wake_due)
+			continue;
+		t->wake_due = false;
+		*list = t->wakers;
+		t->wakers = NULL;
+		atomic_fetch_add(&t->wake_busy, 1);
+		return t;
+	}
+	return NULL;
+}
+
+/* The service thread ran what it took.  Waking the worker under the tree
+ * lock keeps t alive until then: the worker needs the lock to end. */
+void intr__call_wake_done_locked(struct intr_task *t)
+{
+	if (atomic_fetch_sub(&t->wake_busy, 1) == 1)
+		intr__futex_wake(&t->wake_busy, 1);
 }
 
 /* Re-send to every cancelled call that is due and has not acknowledged.
@@ -142,7 +175,9 @@ static void run_finalizers(struct intr_task *t)
 /* Run call t on the calling worker, whose signals are all blocked. */
 void intr__call_run(struct intr_task *t, pid_t tid)
 {
+	struct intr__waker *wake;
 	bool skip;
+	int busy;
 
 	intr__tree_lock_blocked();
 	skip = atomic_load(&t->tok.reason) != 0;
@@ -169,7 +204,19 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->state = INTR_DONE;
 		t->status = atomic_load(&t->tok.reason);
 		running_del(t);
+		wake = t->wakers;
+		t->wakers = NULL;
+		t->wake_due = false;
 		intr__tree_unlock_blocked();
+
+		/* Wake-up actions not run yet run now if the call was
+		 * cancelled; then wait for those the service thread runs. */
+		if (t->status)
+			intr__wakers_run(wake);
+		else
+			intr__wakers_drop(wake);
+		while ((busy = atomic_load(&t->wake_busy)))
+			intr__futex_wait(&t->wake_busy, busy, NULL);
 
 		run_finalizers(t);
 		intr__current = NULL;

@@ -7,13 +7,14 @@
  * signal's handler is installed then, once.  intr_configure() is accepted
  * only before that.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "internal.h"
 
 #define DEFAULT_IDLE_MS 10000
@@ -69,7 +70,7 @@ INTR_API int intr_configure(const struct intr_config *cfg)
 	int ret = 0;
 
 	if (!cfg || !intr__signal_usable(cfg->signo) || !cfg->resend_us ||
-	    (cfg->stack_size && cfg->stack_size < PTHREAD_STACK_MIN))
+	    (cfg->stack_size && cfg->stack_size < (size_t)PTHREAD_STACK_MIN))
 		return -EINVAL;
 	pthread_mutex_lock(&init_mu);
 	if (atomic_load(&started)) {

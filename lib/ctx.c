@@ -4,6 +4,8 @@
  * from inside; it is valid only on the worker running that call, while its
  * body or its finalizers run, which is what intr__current says.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdlib.h>
 

@@ -7,6 +7,8 @@
  * dereferenced.  Look-ups allocate nothing and are async-signal-safe (the
  * cancel path uses them); only intr__handle_add may grow the table.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdlib.h>
 

@@ -97,6 +97,15 @@ struct intr__fin {
 	struct intr__fin *next;
 };
 
+/* A wake-up action (wake.c). */
+struct intr__waker {
+	void (*fn)(void *arg);
+	void *arg;
+	struct intr__waker *next;
+	bool owned;			/* freed after it runs (intr_on_cancel) */
+	atomic_int done;		/* not owned: 1 once it ran */
+};
+
 struct intr_task {
 	intr_fn fn;
 	void *arg;
@@ -112,6 +121,10 @@ struct intr_task {
 	uint64_t resend_at;		/* next re-send, 0: none */
 	uint64_t resend_gap;		/* current back-off */
 	atomic_bool acked;		/* the body has seen the cancel */
+
+	struct intr__waker *wakers;	/* tree lock */
+	bool wake_due;			/* tree lock: cancelled, not yet run */
+	atomic_int wake_busy;		/* actions the service thread runs */
 
 	struct intr__fin *fins;		/* worker only */
 	bool joining;			/* tree lock */
@@ -129,7 +142,20 @@ void intr__call_run(struct intr_task *t, pid_t tid);
 void intr__call_cancel_locked(struct intr_task *t);
 uint64_t intr__call_resend_locked(uint64_t now);
 void intr__call_forget_running(void);
+struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
+void intr__call_wake_done_locked(struct intr_task *t);
+
+/* ---------------------------------------------------------------- wake.c */
+void intr__wakers_run(struct intr__waker *w);
+void intr__wakers_drop(struct intr__waker *w);
 void intr__task_complete(struct intr_task *t);
+
+/* --------------------------------------------------- arch/<arch>/syscall */
+/* Make system call nr unless *flag is set; -ECANCELED if it is, or if the
+ * handler moved the PC out of the window (see the stubs). */
+long intr__sc_call(const atomic_int *flag, long nr, long a1, long a2, long a3,
+		   long a4, long a5, long a6);
+extern char intr__sc_begin[], intr__sc_end[], intr__sc_cancel[];
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;

@@ -8,6 +8,8 @@
  * so a handler that takes it only ever waits for another thread, whose
  * critical section is short and never blocks.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>

@@ -13,6 +13,8 @@
  * with that mask already in place, so no signal can reach a worker before
  * it is ready.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The service thread: fires deadlines and re-sends the interrupt signal to
- * cancelled calls that have not acknowledged yet.
+ * The service thread: fires deadlines, re-sends the interrupt signal to
+ * cancelled calls that have not acknowledged yet, and runs the wake-up
+ * actions of cancelled calls (wake.c).
  *
  * It sleeps in read() on a timerfd armed for the next event, with no
  * timeout when there is none: while nothing is pending it costs no CPU and
@@ -10,6 +11,8 @@
  * async-signal-safe (timerfd_settime is one system call), so a cancel from a
  * signal handler schedules its own re-send without waking anyone now.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/timerfd.h>
@@ -38,6 +41,8 @@ void intr__service_arm_locked(uint64_t at)
 static void *service_main(void *unused)
 {
 	uint64_t n, now, next, r;
+	struct intr__waker *list;
+	struct intr_task *t;
 
 	for (;;) {
 		intr__tree_lock_blocked();
@@ -49,6 +54,13 @@ static void *service_main(void *unused)
 			next = r;
 		if (next)
 			intr__service_arm_locked(next);
+		/* Wake-up actions run without the lock (wake.c). */
+		while ((t = intr__call_wake_take_locked(&list))) {
+			intr__tree_unlock_blocked();
+			intr__wakers_run(list);
+			intr__tree_lock_blocked();
+			intr__call_wake_done_locked(t);
+		}
 		intr__tree_unlock_blocked();
 
 		/* Sleep until the timer fires.  The thread blocks every

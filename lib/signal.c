@@ -22,6 +22,8 @@
  * sigqueue) goes to the handler installed before ours, or gets that
  * handler's disposition (default or ignore).
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "internal.h"
 
 /* Fills the high half of a 64-bit value, where no int payload reaches. */
@@ -172,16 +175,37 @@ static uintptr_t encode(uint64_t cookie)
 	return COOKIE_MAGIC ^ (uintptr_t)cookie;
 }
 
+static void redirect_window(void *uc)
+{
+#if INTR_HAVE_WINDOW
+	uintptr_t *pc = intr__arch_pc(uc);
+
+	if (*pc >= (uintptr_t)intr__sc_begin && *pc < (uintptr_t)intr__sc_end)
+		*pc = (uintptr_t)intr__sc_cancel;
+#endif
+}
+
 static void handler(int signo, siginfo_t *si, void *uc)
 {
 	int e = errno;
 	uintptr_t v = (uintptr_t)si->si_value.sival_ptr;
 
 	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
-	    ((intr__cookie_cur && v == encode(intr__cookie_cur)) ||
-	     (intr__cookie_prev && v == encode(intr__cookie_prev)))) {
-		/* Ours.  Current or stale, there is nothing to do here:
-		 * interrupting the system call was the point. */
+	    intr__cookie_cur && v == encode(intr__cookie_cur)) {
+		/* Ours, for the body running here.  If it is inside the
+		 * system call window, before the kernel took the call, the
+		 * call must not start: leave by the window's cancel exit.
+		 * Anywhere else, interrupting the system call (EINTR, no
+		 * SA_RESTART) was the whole point. */
+		redirect_window(uc);
+		errno = e;
+		return;
+	}
+	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
+	    intr__cookie_prev && v == encode(intr__cookie_prev)) {
+		/* Ours, stale: the previous call on this worker had ended.
+		 * It is delivered as this body unblocks the signal, before
+		 * the body runs: nothing to do. */
 		errno = e;
 		return;
 	}

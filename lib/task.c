@@ -9,6 +9,8 @@
  * after storing 2 it never touches the task again, so the joiner frees it
  * once it reads 2.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -64,6 +66,7 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 	atomic_init(&t->done, 0);
 	atomic_init(&t->fd, -1);
 	atomic_init(&t->acked, false);
+	atomic_init(&t->wake_busy, 0);
 	intr__token_init(&t->tok);
 	t->tok.call = t;
 

@@ -8,6 +8,8 @@
  * already cancelled, and tells every call whose own token it reaches
  * (intr__call_cancel_locked) so that the call's worker is interrupted.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdlib.h>
 

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * long intr__sc_call(const int *flag, long nr, long a1, ..., long a6)
+ *
+ * The cancellable system call window, x86-64.  From intr__sc_begin up to
+ * (not including) intr__sc_end, the cancel flag has not been seen set and
+ * the system call has not returned.  If the interrupt signal for the
+ * current call lands anywhere in that range, the handler moves the program
+ * counter to intr__sc_cancel, which returns -ECANCELED without entering, or
+ * re-entering, the kernel.  A signal that interrupts the blocked system call
+ * itself finds the PC at intr__sc_end (the kernel returns -EINTR there,
+ * since the handler has no SA_RESTART), so a result the kernel produced is
+ * never discarded.  The flag is the call token's reason: the canceller sets
+ * it before it sends the signal.
+ *
+ * Arguments: rdi flag, rsi nr, rdx a1, rcx a2, r8 a3, r9 a4, stack a5 a6.
+ * Kernel:    rax nr, rdi rsi rdx r10 r8 r9; rcx and r11 are clobbered.
+ */
+	.text
+	.globl	intr__sc_call
+	.hidden	intr__sc_call
+	.type	intr__sc_call, @function
+	.globl	intr__sc_begin
+	.hidden	intr__sc_begin
+	.globl	intr__sc_end
+	.hidden	intr__sc_end
+	.globl	intr__sc_cancel
+	.hidden	intr__sc_cancel
+intr__sc_call:
+intr__sc_begin:
+	movl	(%rdi), %eax
+	testl	%eax, %eax
+	jnz	intr__sc_cancel
+	movq	%rsi, %rax
+	movq	%rdx, %rdi
+	movq	%rcx, %rsi
+	movq	%r8, %rdx
+	movq	%r9, %r10
+	movq	8(%rsp), %r8
+	movq	16(%rsp), %r9
+	syscall
+intr__sc_end:
+	ret
+intr__sc_cancel:
+	movq	$-125, %rax		/* -ECANCELED */
+	ret
+	.size	intr__sc_call, . - intr__sc_call
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * intr_syscall() and the blocking wrappers built on it.
+ *
+ * Every system call goes through intr__sc_call (lib/arch/<arch>/), which
+ * checks the call token's reason and makes the system call inside a window
+ * that the signal handler recognises:
+ *   - cancelled before the window: the flag check returns -ECANCELED;
+ *   - the signal lands inside the window, before the kernel was entered:
+ *     the handler moves the PC to the cancel exit, -ECANCELED;
+ *   - the signal lands while the kernel blocks: -EINTR at the window's end;
+ *   - the system call completed first: its result is returned as is.
+ * In the first three cases the reason is set (the canceller stores it
+ * before it signals), which is how -ECANCELED and -EINTR caused by the
+ * cancel are told apart from the same errors for other causes: those are
+ * a genuine result (-ECANCELED) or another signal's EINTR, retried here.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* The body running on this thread, if ctx is its handle. */
+static struct intr_task *body_of(const intr_ctx *ctx)
+{
+	struct intr_task *t = intr__current;
+
+	if (!ctx || (const void *)ctx != (const void *)t ||
+	    t->state != INTR_RUNNING)
+		return NULL;
+	return t;
+}
+
+/* One pass through the window: the system call's result, the reason if
+ * the call is cancelled, or -EINTR if another signal interrupted it. */
+static long cp_once(struct intr_task *t, long nr, long a1, long a2, long a3,
+		    long a4, long a5, long a6)
+{
+	long r;
+	int reason;
+
+	r = intr__sc_call(&t->tok.reason, nr, a1, a2, a3, a4, a5, a6);
+	if (r != -EINTR && r != -ECANCELED)
+		return r;
+	reason = atomic_load(&t->tok.reason);
+	if (!reason)
+		return r;	/* another signal's EINTR, or a real ECANCELED */
+	atomic_store(&t->acked, true);
+	return reason;
+}
+
+/* The same, restarted after other signals. */
+static long cp_call(struct intr_task *t, long nr, long a1, long a2, long a3,
+		    long a4, long a5, long a6)
+{
+	long r;
+
+	do
+		r = cp_once(t, nr, a1, a2, a3, a4, a5, a6);
+	while (r == -EINTR);
+	return r;
+}
+
+INTR_API long intr_syscall(intr_ctx *ctx, long nr, ...)
+{
+	struct intr_task *t = body_of(ctx);
+	long a[6];
+	va_list ap;
+	int i;
+
+	if (!t)
+		return -EINVAL;
+	va_start(ap, nr);
+	for (i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	return cp_call(t, nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+INTR_API ssize_t intr_read(intr_ctx *ctx, int fd, void *buf, size_t n)
+{
+	struct intr_task *t = body_of(ctx);
+
+	if (!t)
+		return -EINVAL;
+	return cp_call(t, SYS_read, fd, (long)buf, (long)n, 0, 0, 0);
+}
+
+INTR_API ssize_t intr_write(intr_ctx *ctx, int fd, const void *buf, size_t n)
+{
+	struct intr_task *t = body_of(ctx);
+
+	if (!t)
+		return -EINVAL;
+	return cp_call(t, SYS_write, fd, (long)buf, (long)n, 0, 0, 0);
+}
+
+INTR_API int intr_accept(intr_ctx *ctx, int fd, struct sockaddr *addr,
+			 socklen_t *len)
+{
+	struct intr_task *t = body_of(ctx);
+
+	if (!t)
+		return -EINVAL;
+	return (int)cp_call(t, SYS_accept4, fd, (long)addr, (long)len, 0, 0, 0);
+}
+
+static struct timespec ns_to_ts(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u),
+	};
+
+	return ts;
+}
+
+/* A sleep on an absolute deadline, so restarts after other signals do not
+ * stretch it. */
+INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
+{
+	struct intr_task *t = body_of(ctx);
+	struct timespec until;
+	uint64_t now;
+
+	if (!t)
+		return -EINVAL;
+	now = intr__now_ns();
+	until = ns_to_ts(now + ns < now ? UINT64_MAX / 2 : now + ns);
+	return (int)cp_call(t, SYS_clock_nanosleep, CLOCK_MONOTONIC,
+			    TIMER_ABSTIME, (long)&until, 0, 0, 0);
+}
+
+/* ppoll rather than poll: aarch64 has no poll system call.  The timeout is
+ * kept as a deadline across restarts. */
+INTR_API int intr_poll(intr_ctx *ctx, struct pollfd *fds, nfds_t nfds,
+		       int timeout_ms)
+{
+	struct intr_task *t = body_of(ctx);
+	uint64_t end = 0, now;
+	struct timespec ts, *tsp = NULL;
+	long r;
+
+	if (!t)
+		return -EINVAL;
+	if (timeout_ms >= 0)
+		end = intr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+	do {
+		if (timeout_ms >= 0) {
+			now = intr__now_ns();
+			ts = ns_to_ts(end > now ? end - now : 0);
+			tsp = &ts;
+		}
+		r = cp_once(t, SYS_ppoll, (long)fds, (long)nfds, (long)tsp, 0,
+			    8, 0);
+	} while (r == -EINTR);
+	return (int)r;
+}

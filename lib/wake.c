@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wake-up actions: intr_on_cancel() and intr_cond_wait().
+ *
+ * Some waits are not broken by a signal (a condition variable, a custom
+ * event loop).  For those the body registers a wake-up action on its call.
+ * When a cancel reaches the RUNNING call, it marks the call's actions due
+ * and arms the service timer for "now" (async-signal-safe); the service
+ * thread then takes the whole list off the call under the tree lock and
+ * runs it without the lock, never in a signal handler.  If the body
+ * returns first, the worker takes what is left when it moves the call to
+ * DONE and runs it itself, before the finalizers, if the call was
+ * cancelled, or drops it if not.  Either way each action is taken off the
+ * list exactly once, under the lock, so it runs at most once; the worker
+ * waits for actions the service thread is still running before it goes on,
+ * so they all finish before the call returns to its caller.
+ *
+ * intr_cond_wait's action broadcasts the condition under its mutex.  The
+ * waiter registers it and checks the reason under the tree lock while it
+ * holds the mutex, then waits, which releases the mutex atomically; the
+ * action takes the mutex before it broadcasts.  So either the waiter sees
+ * the reason, or the broadcast comes after the waiter is waiting: no lost
+ * wake-up.  After the wait the waiter takes its action back; if the service
+ * thread already took it, the waiter lets go of the mutex until the action
+ * has finished with it, and takes the mutex again before it returns.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+void intr__wakers_run(struct intr__waker *w)
+{
+	struct intr__waker *next;
+
+	for (; w; w = next) {
+		next = w->next;
+		w->fn(w->arg);
+		if (w->owned) {
+			free(w);
+		} else {
+			/* On the waiter's stack: not touched after this. */
+			atomic_store(&w->done, 1);
+			intr__futex_wake(&w->done, 1);
+		}
+	}
+}
+
+void intr__wakers_drop(struct intr__waker *w)
+{
+	struct intr__waker *next;
+
+	for (; w; w = next) {
+		next = w->next;
+		if (w->owned)
+			free(w);
+	}
+}
+
+/* The body running on this thread, if ctx is its handle. */
+static struct intr_task *body_of(const intr_ctx *ctx)
+{
+	struct intr_task *t = intr__current;
+
+	if (!ctx || (const void *)ctx != (const void *)t ||
+	    t->state != INTR_RUNNING)
+		return NULL;
+	return t;
+}
+
+/* Register w on t unless t is cancelled; returns 0 or the reason. */
+static int add(struct intr_task *t, struct intr__waker *w)
+{
+	sigset_t ss;
+	int reason;
+
+	intr__tree_lock(&ss);
+	reason = atomic_load(&t->tok.reason);
+	if (!reason) {
+		w->next = t->wakers;
+		t->wakers = w;
+	}
+	intr__tree_unlock(&ss);
+	if (reason)
+		atomic_store(&t->acked, true);
+	return reason;
+}
+
+/* Take w back from t; false if the service thread has taken it. */
+static bool take_back(struct intr_task *t, struct intr__waker *w)
+{
+	struct intr__waker **pp;
+	bool found = false;
+	sigset_t ss;
+
+	intr__tree_lock(&ss);
+	for (pp = &t->wakers; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			found = true;
+			break;
+		}
+	}
+	intr__tree_unlock(&ss);
+	return found;
+}
+
+INTR_API int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg)
+{
+	int e = errno;
+	struct intr_task *t = body_of(ctx);
+	struct intr__waker *w;
+	int ret;
+
+	if (!t || !wake)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		errno = e;
+		return -ENOMEM;
+	}
+	w->fn = wake;
+	w->arg = arg;
+	w->owned = true;
+	ret = add(t, w);
+	if (ret)
+		free(w);
+	return ret;
+}
+
+struct cond_wake {
+	pthread_cond_t *c;
+	pthread_mutex_t *m;
+};
+
+static void cond_wake(void *arg)
+{
+	struct cond_wake *cw = arg;
+
+	pthread_mutex_lock(cw->m);
+	pthread_cond_broadcast(cw->c);
+	pthread_mutex_unlock(cw->m);
+}
+
+INTR_API int intr_cond_wait(intr_ctx *ctx, pthread_cond_t *c,
+			    pthread_mutex_t *m)
+{
+	struct intr_task *t = body_of(ctx);
+	struct cond_wake cw = { .c = c, .m = m };
+	struct intr__waker w = { .fn = cond_wake, .arg = &cw };
+	int ret, reason;
+
+	if (!t || !c || !m)
+		return -EINVAL;
+	atomic_init(&w.done, 0);
+	ret = add(t, &w);
+	if (ret)
+		return ret;
+	ret = -pthread_cond_wait(c, m);
+	if (!take_back(t, &w) && !atomic_load(&w.done)) {
+		/* The service thread is running the broadcast, which needs
+		 * the mutex: let it finish. */
+		pthread_mutex_unlock(m);
+		while (!atomic_load(&w.done))
+			intr__futex_wait(&w.done, 0, NULL);
+		pthread_mutex_lock(m);
+	}
+	reason = atomic_load(&t->tok.reason);
+	if (reason) {
+		atomic_store(&t->acked, true);
+		return reason;
+	}
+	return ret;
+}
