@@ -158,11 +158,11 @@ int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg);
  * signal can break (a custom event loop, a NOP submitted to a ring the body
  * waits on, shutdown() of a socket).  It runs at most once, only if the call
  * is cancelled before its body returns, and always before the call returns
- * to its caller.  It runs on the library's service thread, concurrently with
- * the body, never in a signal handler; if the body returns before the
- * service thread got to it, it runs on the worker, after the body and before
- * the finalizers.  It should not block for long: deadlines and re-sends of
- * other calls wait while it runs.  Returns 0; the reason (-ECANCELED,
+ * to its caller.  It runs on the library's wake-up thread, concurrently
+ * with the body, never in a signal handler; if the body returns before the
+ * wake-up thread got to it, it runs on the worker, after the body and before
+ * the finalizers.  It should not block for long: the wake-ups of other
+ * cancelled calls wait while it runs (deadlines and re-sends do not).  Returns 0; the reason (-ECANCELED,
  * -ETIMEDOUT) without registering anything if the call is already
  * cancelled; -ENOMEM; -EINVAL (wake NULL, or not on the worker).
  */

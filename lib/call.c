@@ -83,25 +83,33 @@ static void running_del(struct intr_task *t)
 	t->run_next = t->run_prev = NULL;
 }
 
+/* Signal the worker of RUNNING call t.  Tree lock held. */
+static void send_locked(struct intr_task *t)
+{
+	atomic_store(t->ours_pending, 1);
+	intr__signal_send(t->tid, t->cookie);
+}
+
 /* A cancel has just reached this call's token.  Tree lock held; may run in
  * a signal handler on any thread. */
 void intr__call_cancel_locked(struct intr_task *t)
 {
 	if (t->state != INTR_RUNNING)
 		return;
-	intr__signal_send(t->tid, t->cookie);
+	send_locked(t);
 	t->resend_gap = (uint64_t)intr__cfg.resend_us * 1000u;
 	t->resend_at = intr__now_ns() + t->resend_gap;
 	intr__service_arm_locked(t->resend_at);
 	if (t->wakers) {
-		/* Wake-up actions (wake.c): the service thread, now. */
+		/* Wake-up actions (wake.c): the wake-up thread, now. */
 		t->wake_due = true;
-		intr__service_arm_locked(intr__now_ns());
+		intr__service_kick_waker();
 	}
 }
 
-/* Take the wake-up actions of one RUNNING call that a cancel made due; the
- * call cannot end before intr__call_wake_done_locked.  Tree lock held. */
+/* Take the wake-up actions of one RUNNING call that a cancel made due, for
+ * the wake-up thread; the call cannot end before intr__call_wake_done_locked.
+ * Tree lock held. */
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list)
 {
 	struct intr_task *t;
@@ -118,7 +126,7 @@ struct intr_task *intr__call_wake_take_locked(struct intr__waker **list)
 	return NULL;
 }
 
-/* The service thread ran what it took.  Waking the worker under the tree
+/* The wake-up thread ran what it took.  Waking the worker under the tree
  * lock keeps t alive until then: the worker needs the lock to end. */
 void intr__call_wake_done_locked(struct intr_task *t)
 {
@@ -140,7 +148,7 @@ uint64_t intr__call_resend_locked(uint64_t now)
 		if (!t->resend_at || atomic_load(&t->acked))
 			continue;
 		if (t->resend_at <= now) {
-			intr__signal_send(t->tid, t->cookie);
+			send_locked(t);
 			t->resend_gap *= 2;
 			if (t->resend_gap > cap)
 				t->resend_gap = cap;
@@ -152,11 +160,44 @@ uint64_t intr__call_resend_locked(uint64_t now)
 	return next;
 }
 
-/* In the child after fork(): none of the parent's calls runs here. */
-void intr__call_forget_running(void)
+/* A call of the parent's, in the child after fork(): it is not running
+ * here and never will, so it ends now, cancelled (a join returns
+ * -ECANCELED, or its own status if it had finished), and its token leaves
+ * the tree.  Its finalizers belong to the parent's worker and do not run
+ * here; its fd, if any, is shared with the parent and is not written. */
+static void end_in_child(void *p)
 {
+	struct intr_task *t = p;
+
+	if (t == intr__current || atomic_load(&t->done) == 2)
+		return;
+	if (t->state != INTR_DONE) {
+		if (!atomic_load(&t->tok.reason))
+			atomic_store(&t->tok.reason, -ECANCELED);
+		t->state = INTR_DONE;
+		t->status = atomic_load(&t->tok.reason);
+	}
+	if (intr__handle_live(&t->tok, INTR_H_TOKEN)) {
+		intr__token_unlink_locked(&t->tok);
+		intr__handle_del(&t->tok);
+	}
+	t->wakers = NULL;
+	atomic_store(&t->wake_busy, 0);
+	atomic_store(&t->done, 2);
+}
+
+/* In the child after fork(): the only call that can be running is the one
+ * whose body (or finalizer) forked, on this very thread. */
+void intr__call_after_fork(void)
+{
+	struct intr_task *self = intr__current;
+
 	running = NULL;
-	intr__current = NULL;
+	if (self && self->state == INTR_RUNNING) {
+		self->tid = intr__gettid();
+		running_add(self);
+	}
+	intr__handles_each(INTR_H_TASK, end_in_child);
 }
 
 static void run_finalizers(struct intr_task *t)
@@ -187,6 +228,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 	} else {
 		t->state = INTR_RUNNING;
 		t->tid = tid;
+		t->ours_pending = &intr__ours_pending;
 		t->cookie = ++next_cookie;
 		running_add(t);
 	}
@@ -210,7 +252,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__tree_unlock_blocked();
 
 		/* Wake-up actions not run yet run now if the call was
-		 * cancelled; then wait for those the service thread runs. */
+		 * cancelled; then wait for those the wake-up thread runs. */
 		if (t->status)
 			intr__wakers_run(wake);
 		else
@@ -220,6 +262,9 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 
 		run_finalizers(t);
 		intr__current = NULL;
+		/* User code (wake-ups, finalizers) may have changed the
+		 * mask; the tree lock below needs every signal blocked. */
+		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 	}
 
 	/* The call's own token ends with the call. */

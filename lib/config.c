@@ -115,7 +115,7 @@ static void fork_child(void)
 	intr__pool_after_fork();
 	intr__service_after_fork();
 	intr__signal_after_fork();
-	intr__call_forget_running();
+	intr__call_after_fork();
 	pthread_mutex_init(&init_mu, NULL);
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
 }

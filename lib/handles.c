@@ -5,7 +5,15 @@
  * functions look a handle up here, under the tree lock, before touching it,
  * so a freed, joined or made-up pointer is refused with -EINVAL and never
  * dereferenced.  Look-ups allocate nothing and are async-signal-safe (the
- * cancel path uses them); only intr__handle_add may grow the table.
+ * cancel path uses them).
+ *
+ * Nothing here allocates or frees under the tree lock: a thread that holds
+ * it waiting for malloc's lock, while a signal handler on the thread that
+ * holds malloc's lock waits for the tree lock, would be a deadlock.  The
+ * table grows in intr__handles_reserve(), called without the lock: the new
+ * table is allocated first, swapped in under the lock, and the old one is
+ * freed after.  intr__handle_add() never grows it; past three quarters full
+ * it refuses with -ENOSPC, and the caller reserves again.
  */
 #include "config.h"
 
@@ -42,35 +50,56 @@ static size_t find(const void *p)
 	return i;
 }
 
-static int grow(void)
+/* Move every entry of the current table into fresh, which becomes the
+ * table; returns the old one.  Tree lock held. */
+static struct slot *swap_in(struct slot *fresh, size_t ncap)
 {
-	size_t ncap = cap ? cap * 2 : 64;
 	struct slot *old = tab;
 	size_t ocap = cap, i;
 
-	tab = calloc(ncap, sizeof(*tab));
-	if (!tab) {
-		tab = old;
-		return -ENOMEM;
-	}
+	tab = fresh;
 	cap = ncap;
 	for (i = 0; i < ocap; i++)
 		if (old[i].p)
 			tab[find(old[i].p)] = old[i];
-	free(old);
-	return 0;
+	return old;
+}
+
+int intr__handles_reserve(unsigned n)
+{
+	struct slot *fresh, *old;
+	size_t ncap;
+	sigset_t ss;
+
+	for (;;) {
+		intr__tree_lock(&ss);
+		ncap = cap ? cap : 64;
+		while ((used + n) * 2 > ncap)
+			ncap *= 2;
+		intr__tree_unlock(&ss);
+		if (ncap == cap)
+			return 0;
+
+		fresh = calloc(ncap, sizeof(*fresh));
+		if (!fresh)
+			return -ENOMEM;
+		old = fresh;
+		intr__tree_lock(&ss);
+		if (ncap > cap && (used + n) * 2 <= ncap)
+			old = swap_in(fresh, ncap);
+		intr__tree_unlock(&ss);
+		free(old);	/* the old table, or ours if another won */
+		if (old != fresh)
+			return 0;
+	}
 }
 
 int intr__handle_add(const void *p, enum intr__kind kind)
 {
 	size_t i;
 
-	if ((used + 1) * 2 > cap) {
-		int ret = grow();
-
-		if (ret)
-			return ret;
-	}
+	if ((used + 1) * 4 > cap * 3)
+		return -ENOSPC;
 	i = find(p);
 	if (!tab[i].p)
 		used++;
@@ -109,4 +138,16 @@ void intr__handle_del(const void *p)
 			i = j;
 		}
 	}
+}
+
+/* Call fn on every live handle of the given kind.  fn may delete handles
+ * of another kind only (deleting shifts entries).  Used in a child after
+ * fork(), where no other thread exists. */
+void intr__handles_each(enum intr__kind kind, void (*fn)(void *p))
+{
+	size_t i;
+
+	for (i = 0; i < cap; i++)
+		if (tab[i].p && tab[i].kind == (int)kind)
+			fn((void *)tab[i].p);
 }

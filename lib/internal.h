@@ -59,9 +59,11 @@ pid_t intr__gettid(void);
  * API is refused with -EINVAL instead of being dereferenced.  Tree lock. */
 enum intr__kind { INTR_H_TOKEN = 1, INTR_H_TASK = 2 };
 
+int intr__handles_reserve(unsigned n);
 int intr__handle_add(const void *p, enum intr__kind kind);
 bool intr__handle_live(const void *p, enum intr__kind kind);
 void intr__handle_del(const void *p);
+void intr__handles_each(enum intr__kind kind, void (*fn)(void *p));
 
 /* --------------------------------------------------------------- token.c */
 struct intr_task;
@@ -116,6 +118,7 @@ struct intr_task {
 	enum intr__state state;
 	int status;			/* reason at the moment the body ended */
 	pid_t tid;			/* the worker, while RUNNING */
+	atomic_int *ours_pending;	/* that worker's intr__ours_pending */
 	uint64_t cookie;		/* carried by every signal for this call */
 	struct intr_task *run_next, *run_prev;	/* running list */
 	uint64_t resend_at;		/* next re-send, 0: none */
@@ -141,7 +144,7 @@ extern INTR_TLS struct intr_task *intr__current;
 void intr__call_run(struct intr_task *t, pid_t tid);
 void intr__call_cancel_locked(struct intr_task *t);
 uint64_t intr__call_resend_locked(uint64_t now);
-void intr__call_forget_running(void);
+void intr__call_after_fork(void);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
 void intr__call_wake_done_locked(struct intr_task *t);
 
@@ -162,6 +165,8 @@ extern int intr__signo;
 /* Cookies of the call running on this thread and of the one before. */
 extern INTR_TLS uint64_t intr__cookie_cur;
 extern INTR_TLS uint64_t intr__cookie_prev;
+/* Set (by the sender) when a signal of ours is sent to this thread. */
+extern INTR_TLS atomic_int intr__ours_pending;
 extern sigset_t intr__body_mask;	/* a worker inside a body */
 extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
 
@@ -174,6 +179,7 @@ void intr__signal_after_fork(void);
 /* ------------------------------------------------------------- service.c */
 int intr__service_start(void);
 void intr__service_arm_locked(uint64_t at);
+void intr__service_kick_waker(void);
 void intr__service_after_fork(void);
 
 /* ---------------------------------------------------------------- pool.c */
@@ -181,6 +187,8 @@ int intr__pool_submit(struct intr_task *t);
 void intr__pool_lock(void);
 void intr__pool_unlock(void);
 void intr__pool_after_fork(void);
+/* True on a worker thread (also in a child forked by one). */
+extern INTR_TLS bool intr__is_worker;
 
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;

@@ -31,6 +31,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct worker *idle;
 static unsigned nworkers;		/* live worker threads */
 
+INTR_TLS bool intr__is_worker;
+
 void intr__pool_lock(void)
 {
 	pthread_mutex_lock(&mu);
@@ -60,6 +62,7 @@ static void *worker_main(void *p)
 	struct worker **pp;
 	struct timespec ts;
 
+	intr__is_worker = true;
 	pthread_mutex_lock(&mu);
 	for (;;) {
 		t = w->task;
@@ -147,7 +150,8 @@ undo:
 	return ret;
 }
 
-/* In the child after fork(): no worker thread survived. */
+/* In the child after fork(): no worker thread survived, but for this one
+ * if a worker forked (it goes on as the child's only worker). */
 void intr__pool_after_fork(void)
 {
 	struct worker *w, *n;
@@ -158,5 +162,5 @@ void intr__pool_after_fork(void)
 		free(w);
 	}
 	idle = NULL;
-	nworkers = 0;
+	nworkers = intr__is_worker ? 1 : 0;
 }

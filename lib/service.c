@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The service thread: fires deadlines, re-sends the interrupt signal to
- * cancelled calls that have not acknowledged yet, and runs the wake-up
- * actions of cancelled calls (wake.c).
+ * The service threads.  One fires deadlines and re-sends the interrupt
+ * signal to cancelled calls that have not acknowledged yet; it never runs
+ * user code, so nothing an application does can hold up a deadline or a
+ * re-send.  The other, the wake-up thread, runs the wake-up actions of
+ * cancelled calls (wake.c), which are user code and may block: a
+ * condition wait's broadcast waits for the application's mutex.
  *
  * It sleeps in read() on a timerfd armed for the next event, with no
  * timeout when there is none: while nothing is pending it costs no CPU and
@@ -21,9 +24,11 @@
 #include "internal.h"
 
 static int tfd = -1;		/* the timer; set once per process image */
-static atomic_bool running;	/* the thread exists */
+static atomic_bool running;	/* both threads exist */
+static bool waker_running;	/* start_mu */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t armed_at;	/* tree lock; 0: not armed */
+static atomic_int wake_seq;	/* futex: bumped when wake-ups are due */
 
 void intr__service_arm_locked(uint64_t at)
 {
@@ -41,8 +46,6 @@ void intr__service_arm_locked(uint64_t at)
 static void *service_main(void *unused)
 {
 	uint64_t n, now, next, r;
-	struct intr__waker *list;
-	struct intr_task *t;
 
 	for (;;) {
 		intr__tree_lock_blocked();
@@ -54,13 +57,6 @@ static void *service_main(void *unused)
 			next = r;
 		if (next)
 			intr__service_arm_locked(next);
-		/* Wake-up actions run without the lock (wake.c). */
-		while ((t = intr__call_wake_take_locked(&list))) {
-			intr__tree_unlock_blocked();
-			intr__wakers_run(list);
-			intr__tree_lock_blocked();
-			intr__call_wake_done_locked(t);
-		}
 		intr__tree_unlock_blocked();
 
 		/* Sleep until the timer fires.  The thread blocks every
@@ -68,6 +64,38 @@ static void *service_main(void *unused)
 		 * means another pass, which recomputes everything. */
 		if (read(tfd, &n, sizeof(n)) < 0)
 			continue;
+	}
+	return NULL;
+}
+
+/* Async-signal-safe: an atomic and a futex wake. */
+void intr__service_kick_waker(void)
+{
+	atomic_fetch_add(&wake_seq, 1);
+	intr__futex_wake(&wake_seq, 1);
+}
+
+static void *waker_main(void *unused)
+{
+	struct intr__waker *list;
+	struct intr_task *t;
+	int seq;
+
+	for (;;) {
+		/* Read before the scan: a kick after it changes the value
+		 * and the wait below returns at once. */
+		seq = atomic_load(&wake_seq);
+		intr__tree_lock_blocked();
+		while ((t = intr__call_wake_take_locked(&list))) {
+			intr__tree_unlock_blocked();
+			intr__wakers_run(list);
+			/* User code may have changed the mask. */
+			pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
+			intr__tree_lock_blocked();
+			intr__call_wake_done_locked(t);
+		}
+		intr__tree_unlock_blocked();
+		intr__futex_wait(&wake_seq, seq, NULL);
 	}
 	return NULL;
 }
@@ -91,6 +119,12 @@ int intr__service_start(void)
 			goto out;
 		}
 	}
+	if (!waker_running) {
+		ret = intr__create_thread(waker_main, NULL, true);
+		if (ret)
+			goto out;
+		waker_running = true;
+	}
 	ret = intr__create_thread(service_main, NULL, true);
 	if (!ret)
 		atomic_store(&running, true);
@@ -99,7 +133,7 @@ out:
 	return ret;
 }
 
-/* In the child after fork(): the thread is gone and the timerfd is shared
+/* In the child after fork(): the threads are gone and the timerfd is shared
  * with the parent, so a fresh one is made when the service is next needed. */
 void intr__service_after_fork(void)
 {
@@ -108,5 +142,6 @@ void intr__service_after_fork(void)
 		close(tfd);
 	tfd = -1;
 	armed_at = 0;
+	waker_running = false;
 	atomic_store(&running, false);
 }

@@ -39,6 +39,7 @@
 
 INTR_TLS uint64_t intr__cookie_cur;
 INTR_TLS uint64_t intr__cookie_prev;
+INTR_TLS atomic_int intr__ours_pending;
 
 int intr__signo;
 sigset_t intr__body_mask;
@@ -201,6 +202,19 @@ static void handler(int signo, siginfo_t *si, void *uc)
 		errno = e;
 		return;
 	}
+	if (si->si_code == SI_USER && si->si_pid == 0 &&
+	    atomic_exchange(&intr__ours_pending, 0)) {
+		/* Ours with its details lost: when the per-user queue of
+		 * signal details (RLIMIT_SIGPENDING) is full, the kernel
+		 * still delivers a classic signal, as if from kill() by
+		 * nobody.  The flag says one of ours was sent to this
+		 * thread.  Current or stale cannot be told apart, but a
+		 * stale one arrives where no window is. */
+		if (intr__current && atomic_load(&intr__current->tok.reason))
+			redirect_window(uc);
+		errno = e;
+		return;
+	}
 	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
 	    intr__cookie_prev && v == encode(intr__cookie_prev)) {
 		/* Ours, stale: the previous call on this worker had ended.
@@ -218,13 +232,10 @@ int intr__signal_install(int signo)
 	struct sigaction sa;
 	int i;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = handler;
-	sa.sa_flags = SA_SIGINFO;	/* and no SA_RESTART: that's the point */
-	sigfillset(&sa.sa_mask);
-	if (sigaction(signo, &sa, &prev))
+	/* Everything the handler reads is in place before it is installed:
+	 * a foreign signal arriving at once finds the previous handler. */
+	if (sigaction(signo, NULL, &prev))
 		return -errno;
-
 	intr__signo = signo;
 	self_pid = getpid();
 	sigfillset(&intr__quiet_mask);
@@ -233,6 +244,13 @@ int intr__signal_install(int signo)
 			sigdelset(&intr__quiet_mask, i);
 	intr__body_mask = intr__quiet_mask;
 	sigdelset(&intr__body_mask, signo);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = handler;
+	sa.sa_flags = SA_SIGINFO;	/* and no SA_RESTART: that's the point */
+	sigfillset(&sa.sa_mask);
+	if (sigaction(signo, &sa, NULL))
+		return -errno;
 	return 0;
 }
 

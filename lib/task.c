@@ -5,9 +5,10 @@
  * A task is registered (handles.c) from intr_spawn until its join, so a
  * joined task passed again is refused with -EINVAL.  Completion goes
  * through task->done: the worker stores 1 once the result and status are
- * final, writes the eventfd if one exists, then stores 2 and wakes waiters;
- * after storing 2 it never touches the task again, so the joiner frees it
- * once it reads 2.
+ * final, writes the eventfd if one exists, then stores 2 and wakes waiters
+ * (a futex wake names only the address: if the joiner has freed the task
+ * by then, the wake is at worst a spurious one for whoever reuses it), so
+ * the joiner frees the task once it reads 2.
  */
 #include "config.h"
 
@@ -41,10 +42,31 @@ void intr__task_complete(struct intr_task *t)
 	intr__futex_wake(&t->done, INT_MAX);
 }
 
+/* Register t and its own token, and bind that token under tok.  -EINVAL
+ * for a dead tok, -ENOSPC if the registry needs to grow first. */
+static int bind_locked(struct intr_task *t, struct intr_token *tok)
+{
+	int ret;
+
+	if (tok && !intr__handle_live(tok, INTR_H_TOKEN))
+		return -EINVAL;
+	ret = intr__handle_add(t, INTR_H_TASK);
+	if (ret)
+		return ret;
+	ret = intr__handle_add(&t->tok, INTR_H_TOKEN);
+	if (ret) {
+		intr__handle_del(t);
+		return ret;
+	}
+	intr__token_link_locked(&t->tok, tok);
+	return 0;
+}
+
 INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 {
 	int e = errno;
 	struct intr_task *t;
+	bool skipped = false;
 	sigset_t ss;
 	int ret;
 
@@ -70,24 +92,30 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 	intr__token_init(&t->tok);
 	t->tok.call = t;
 
-	intr__tree_lock(&ss);
-	if (tok && !intr__handle_live(tok, INTR_H_TOKEN)) {
-		ret = -EINVAL;
-		goto unlock;
-	}
-	ret = intr__handle_add(t, INTR_H_TASK);
-	if (ret)
-		goto unlock;
-	ret = intr__handle_add(&t->tok, INTR_H_TOKEN);
-	if (ret) {
-		intr__handle_del(t);
-		goto unlock;
-	}
-	intr__token_link_locked(&t->tok, tok);
-unlock:
-	intr__tree_unlock(&ss);
+	do {
+		ret = intr__handles_reserve(2);
+		if (ret)
+			goto free_task;
+		intr__tree_lock(&ss);
+		ret = bind_locked(t, tok);
+		if (!ret && atomic_load(&t->tok.reason)) {
+			/* Cancelled already: the body will not run, so no
+			 * worker is needed; the join returns the reason. */
+			t->state = INTR_DONE;
+			t->status = atomic_load(&t->tok.reason);
+			intr__token_unlink_locked(&t->tok);
+			intr__handle_del(&t->tok);
+			skipped = true;
+		}
+		intr__tree_unlock(&ss);
+	} while (ret == -ENOSPC);
 	if (ret)
 		goto free_task;
+	if (skipped) {
+		intr__task_complete(t);
+		*out = t;
+		goto out;
+	}
 
 	ret = intr__pool_submit(t);
 	if (ret)

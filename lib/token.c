@@ -128,7 +128,9 @@ INTR_API int intr_token_new(intr_token **out, intr_token *parent)
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = intr__init();
+	/* The service threads: for deadlines, and to bring them back in a
+	 * child after fork() (the parent's deadlines fire there too). */
+	ret = intr__service_start();
 	if (ret)
 		goto out;
 	t = malloc(sizeof(*t));
@@ -138,14 +140,19 @@ INTR_API int intr_token_new(intr_token **out, intr_token *parent)
 	}
 	intr__token_init(t);
 
-	intr__tree_lock(&ss);
-	if (parent && !intr__handle_live(parent, INTR_H_TOKEN))
-		ret = -EINVAL;
-	else
-		ret = intr__handle_add(t, INTR_H_TOKEN);
-	if (!ret)
-		intr__token_link_locked(t, parent);
-	intr__tree_unlock(&ss);
+	do {
+		ret = intr__handles_reserve(1);
+		if (ret)
+			break;
+		intr__tree_lock(&ss);
+		if (parent && !intr__handle_live(parent, INTR_H_TOKEN))
+			ret = -EINVAL;
+		else
+			ret = intr__handle_add(t, INTR_H_TOKEN);
+		if (!ret)
+			intr__token_link_locked(t, parent);
+		intr__tree_unlock(&ss);
+	} while (ret == -ENOSPC);
 
 	if (ret)
 		free(t);

@@ -5,15 +5,17 @@
  * Some waits are not broken by a signal (a condition variable, a custom
  * event loop).  For those the body registers a wake-up action on its call.
  * When a cancel reaches the RUNNING call, it marks the call's actions due
- * and arms the service timer for "now" (async-signal-safe); the service
- * thread then takes the whole list off the call under the tree lock and
- * runs it without the lock, never in a signal handler.  If the body
+ * and kicks the wake-up thread (service.c; a futex wake, async-signal-safe),
+ * which takes the whole list off the call under the tree lock and runs it
+ * without the lock, never in a signal handler.  If the body
  * returns first, the worker takes what is left when it moves the call to
  * DONE and runs it itself, before the finalizers, if the call was
  * cancelled, or drops it if not.  Either way each action is taken off the
  * list exactly once, under the lock, so it runs at most once; the worker
- * waits for actions the service thread is still running before it goes on,
- * so they all finish before the call returns to its caller.
+ * waits for actions the wake-up thread is still running before it goes on,
+ * so they all finish before the call returns to its caller.  The wake-up
+ * thread is not the thread that fires deadlines and re-sends: an action
+ * that blocks delays other wake-ups, never a deadline.
  *
  * intr_cond_wait's action broadcasts the condition under its mutex.  The
  * waiter registers it and checks the reason under the tree lock while it
@@ -88,7 +90,7 @@ static int add(struct intr_task *t, struct intr__waker *w)
 	return reason;
 }
 
-/* Take w back from t; false if the service thread has taken it. */
+/* Take w back from t; false if the wake-up thread has taken it. */
 static bool take_back(struct intr_task *t, struct intr__waker *w)
 {
 	struct intr__waker **pp;
@@ -160,7 +162,7 @@ INTR_API int intr_cond_wait(intr_ctx *ctx, pthread_cond_t *c,
 		return ret;
 	ret = -pthread_cond_wait(c, m);
 	if (!take_back(t, &w) && !atomic_load(&w.done)) {
-		/* The service thread is running the broadcast, which needs
+		/* The wake-up thread is running the broadcast, which needs
 		 * the mutex: let it finish. */
 		pthread_mutex_unlock(m);
 		while (!atomic_load(&w.done))
