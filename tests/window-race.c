@@ -330,7 +330,7 @@ struct race {
 	int rfd;		/* a pipe that never gets data */
 	pthread_mutex_t m;
 	pthread_cond_t c;
-	long ret;		/* what the wrapper returned */
+	volatile long ret;	/* what the wrapper returned */
 	int held;		/* cond: the mutex was held on return */
 };
 
@@ -399,8 +399,13 @@ static void test_race(enum kind kind, int iters)
 			spin_ns(rng() % 50000);		/* at: 0-50 us */
 		intr_token_cancel(tok);			/* pick 1: right after */
 		ret = join_bounded(t, &res, &timed_out);
-		if (timed_out)
+		if (timed_out) {
 			hung++;
+			printf("  hung: iteration %d, cancel %s, wrapper %s "
+			       "(%ld)\n", i, pick == 0 ? "before spawn" :
+			       pick == 1 ? "right after spawn" : "0-50 us after",
+			       r.ret == 1 ? "not returned" : "returned", r.ret);
+		}
 		else if (ret != -ECANCELED)
 			wrong++;
 		else if (res) {

@@ -1,0 +1,1819 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io_uring suite: intr_uring_wait_cqe, intr_uring_wait_cqes and
+ * intr_uring_submit_and_wait.
+ *
+ * The race test runs many iterations with the cancel landing before the
+ * wait (token cancelled, or deadline passed, before intr_spawn), right
+ * after intr_spawn, a random 0-50 us after it, and after the body finished
+ * by itself (a "stop" NOP completed), or was released and then cancelled
+ * 0-50 us later.  The body loops on the wrapper only while it returns a CQE
+ * and never asks intr_cancelled(): the reason must come from the wrapper.
+ * Half the iterations also submit "data" NOPs around the cancel; every NOP
+ * submitted is accounted for (seen by a body or drained by the test), so a
+ * CQE swallowed by a cancel shows.  In half the iterations the body spins a
+ * random 0-50 us before the wait, so that the first interrupt signal is
+ * handled before io_uring_enter(); resend_us is 1 s: the signal mask given
+ * to io_uring_enter() must catch it, and no call may take 500 ms.
+ *
+ * Also: a CQE already in the ring is returned even when cancelled, and the
+ * next wait reports the cancel; wait_cqes with a timeout; submit_and_wait
+ * cancelled before, during and not at all; SIGPROF at 1 kHz; -EINVAL off
+ * the worker.
+ *
+ * With two CPUs or more the test thread is pinned to one CPU and the
+ * bodies to another.  INTR_TEST_SEED=<n> repeats a run's cancel schedule.
+ */
+#include "config.h"
+
+#ifdef HAVE_LIBURING
+
+#include "harness.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <interruptible/uring.h>
+
+#define RACE_ITERS	20000		/* intr_uring_wait_cqe */
+#define TS_ITERS	3000		/* intr_uring_wait_cqes with a timeout */
+#define ND_ITERS	600		/* CQEs present when cancelled */
+#define SW_ITERS	1500		/* intr_uring_submit_and_wait */
+#define WAIT_MS		5000		/* bound on every wait */
+#define SLOW_NS		500000000ull	/* a join this long counts as a hang */
+#define MAX_SPIN_NS	50000		/* cancel offsets: 0-50 us */
+#define MAX_GAP_NS	50000		/* body's spin before the wrapper */
+#define LONG_TS_S	10		/* a timeout only a cancel cuts short */
+#define PROF_RUN_NS	2000000000ull	/* SIGPROF test: about 2 s of calls */
+#define PROF_DELAY_NS	3000000ull	/* data 3 ms after spawn */
+#define TEST_TIMEOUT	120		/* seconds, per test */
+#define MAX_REPORTS	10
+
+#define UD_DATA		((uint64_t)0xda7a)
+#define UD_STOP		((uint64_t)0x5709)
+#define UD_READ		((uint64_t)0x4ead)
+
+/* The waits are race-free through io_uring_enter()'s signal mask, on every
+ * architecture: no re-send is needed. */
+#define RESEND_US	1000000
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+/* ------------------------------------------------------------ helpers */
+
+static bool is_reason(long r)
+{
+	return r == -ECANCELED || r == -ETIMEDOUT;
+}
+
+static int cpu_body = -1;	/* CPU for the workers, -1: no pinning */
+static int cpu_main = -1;	/* CPU of the test thread */
+static __thread bool worker_pinned;
+
+/* Pin the test thread to its first allowed CPU and pick a second one for
+ * the workers.  Returns false if there is only one CPU. */
+static bool pin_setup(void)
+{
+	cpu_set_t set, one;
+	int c, first = -1;
+
+	ck_assert_int_eq(pthread_getaffinity_np(pthread_self(), sizeof(set),
+						&set), 0);
+	for (c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &set))
+			continue;
+		if (first < 0) {
+			first = c;
+		} else {
+			cpu_body = c;
+			break;
+		}
+	}
+	if (cpu_body < 0) {
+		printf("only one CPU: no pinning, gap coverage not required\n");
+		fflush(stdout);
+		return false;
+	}
+	cpu_main = first;
+	CPU_ZERO(&one);
+	CPU_SET(first, &one);
+	ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof(one),
+						&one), 0);
+	return true;
+}
+
+/* In a body: move this worker to the workers' CPU (once per worker). */
+static void body_pin(void)
+{
+	cpu_set_t one;
+
+	if (cpu_body < 0 || worker_pinned)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu_body, &one);
+	pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	worker_pinned = true;
+}
+
+/*
+ * Stall canaries.  A call that takes more than 500 ms is a hang-like event
+ * (a cancel caught only by the 1 s re-send, or not at all) - unless the
+ * machine itself stalled the test's threads for that long, which happens
+ * on overloaded virtual machines.  One canary thread per test CPU sleeps
+ * 1 ms at a time and logs every wake-up that came STALL_NS late or more.
+ * A slow call that overlaps a logged stall is reported as starved and
+ * excused; any other slow call fails the test.
+ */
+#define STALL_NS	100000000ull	/* 100 ms */
+#define STALL_LOG	64
+#define SLOW_KEEP	64
+
+struct canary {
+	pthread_t thread;
+	int cpu;			/* -1: not pinned */
+	atomic_uint n;			/* stalls logged (one writer) */
+	uint64_t from[STALL_LOG];
+	uint64_t to[STALL_LOG];
+};
+
+static struct canary g_canary[2];
+static int g_ncanary;
+static atomic_int g_canary_stop;
+static void *canary_main(void *p)
+{
+	struct canary *c = p;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (c->cpu >= 0) {
+		cpu_set_t one;
+
+		CPU_ZERO(&one);
+		CPU_SET(c->cpu, &one);
+		pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	}
+	while (!atomic_load(&g_canary_stop)) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 1000000 };
+		uint64_t a = h_now_ns(), late;
+
+		nanosleep(&ts, NULL);
+		late = h_now_ns() - a;
+		if (late >= STALL_NS) {
+			unsigned k = atomic_load(&c->n);
+
+			c->from[k % STALL_LOG] = a;
+			c->to[k % STALL_LOG] = a + late;
+			atomic_store(&c->n, k + 1);
+		}
+	}
+	return NULL;
+}
+
+static void canaries_start(void)
+{
+	int k;
+
+	atomic_store(&g_canary_stop, 0);
+	g_ncanary = cpu_body >= 0 ? 2 : 1;
+	for (k = 0; k < g_ncanary; k++) {
+		g_canary[k].cpu = k ? cpu_body : cpu_main;
+		atomic_store(&g_canary[k].n, 0);
+		ck_assert_int_eq(pthread_create(&g_canary[k].thread, NULL,
+						canary_main, &g_canary[k]), 0);
+	}
+}
+
+static void canaries_stop(void)
+{
+	int k;
+
+	h_sleep_ms(5);		/* let a stall that just ended be logged */
+	atomic_store(&g_canary_stop, 1);
+	for (k = 0; k < g_ncanary; k++)
+		ck_assert_int_eq(pthread_join(g_canary[k].thread, NULL), 0);
+}
+
+/* True if a canary logged a stall overlapping [from, to]. */
+static bool stalled_during(uint64_t from, uint64_t to)
+{
+	int k;
+
+	for (k = 0; k < g_ncanary; k++) {
+		unsigned n = atomic_load(&g_canary[k].n), j;
+
+		for (j = n > STALL_LOG ? n - STALL_LOG : 0; j < n; j++)
+			if (g_canary[k].from[j % STALL_LOG] < to &&
+			    g_canary[k].to[j % STALL_LOG] > from)
+				return true;
+	}
+	return false;
+}
+
+/* Slow calls: kept for judging once the canaries are stopped. */
+struct slow_log {
+	long n;
+	uint64_t from[SLOW_KEEP];
+	uint64_t to[SLOW_KEEP];
+	long iter[SLOW_KEEP];
+};
+
+static void slow_add(struct slow_log *s, long iter, uint64_t from,
+		     uint64_t to)
+{
+	if (s->n < SLOW_KEEP) {
+		s->from[s->n] = from;
+		s->to[s->n] = to;
+		s->iter[s->n] = iter;
+	}
+	s->n++;
+}
+
+/* Stop the canaries; returns the slow calls no stall explains. */
+static long slow_judge(const char *test, const struct slow_log *s)
+{
+	long k, starved = 0;
+
+	canaries_stop();
+	if (s->n > SLOW_KEEP)
+		return s->n;	/* far too many to be the machine */
+	for (k = 0; k < s->n; k++) {
+		if (stalled_during(s->from[k], s->to[k])) {
+			starved++;
+			printf("%s: iteration %ld: slow while the machine "
+			       "stalled the test's threads (excused)\n", test,
+			       s->iter[k]);
+		}
+	}
+	fflush(stdout);
+	return s->n - starved;
+}
+
+static void configure(unsigned resend_us)
+{
+	struct intr_config cfg;
+
+	intr_config_default(&cfg);
+	cfg.resend_us = resend_us;
+	ck_assert_int_eq(intr_configure(&cfg), 0);
+}
+
+/* Bytes still sitting in a pipe. */
+static int pipe_avail(int fd)
+{
+	int n = -1;
+
+	ck_assert_int_eq(ioctl(fd, FIONREAD, &n), 0);
+	return n;
+}
+
+static void write_char(int fd, char c)
+{
+	ck_assert_int_eq(write(fd, &c, 1), 1);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+			       .tv_nsec = (long)(ns % 1000000000u) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Wait, bounded, until task t is done; fail naming the iteration if not. */
+static void wait_done(intr_task *t, long iter, const char *what)
+{
+	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	ck_assert_int_ge(p.fd, 0);
+	for (;;) {
+		int64_t left = (int64_t)(end - h_now_ns());
+		int ret = poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0);
+
+		if (ret > 0)
+			return;
+		if (ret == 0)
+			ck_abort_msg("iteration %ld (%s): call not done within "
+				     "%d ms (lost cancel?)", iter, what, WAIT_MS);
+		ck_assert_int_eq(errno, EINTR);
+	}
+}
+
+/* The bounded join every iteration uses. */
+static int join_bounded(intr_task *t, void **res, long iter, const char *what)
+{
+	wait_done(t, iter, what);
+	return h_join_within(t, res, WAIT_MS);
+}
+
+/* Wait, bounded, until a deadline has cancelled tok. */
+static void wait_reason(intr_token *tok, int reason)
+{
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	while (intr_token_reason(tok) != reason) {
+		ck_assert_msg((int64_t)(end - h_now_ns()) > 0,
+			      "token reason %d, not %d, after %d ms",
+			      intr_token_reason(tok), reason, WAIT_MS);
+		sleep_ns(10000);
+	}
+}
+
+/*
+ * Failures inside a body (or a finalizer, or a helper thread) are recorded
+ * here and asserted by the test thread after the join.
+ */
+struct bfail {
+	int n;
+	char first[256];
+};
+
+static void bfail_add(struct bfail *f, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void bfail_add(struct bfail *f, int line, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (f->n++ < MAX_REPORTS) {
+		printf("  line %d: %s\n", line, msg);
+		fflush(stdout);
+	}
+	if (f->n == 1)
+		snprintf(f->first, sizeof(f->first), "line %d: %.200s", line,
+			 msg);
+}
+
+#define BCHECK(f, cond, ...)						\
+	do {								\
+		if (!(cond))						\
+			bfail_add((f), __LINE__, __VA_ARGS__);		\
+	} while (0)
+
+/* var = expr, with errno set to a sentinel before and checked after. */
+#define CALL(f, var, expr)						\
+	do {								\
+		errno = MAGIC_ERRNO;					\
+		(var) = (expr);						\
+		BCHECK((f), errno == MAGIC_ERRNO,			\
+		       "%s changed errno to %d", #expr, errno);		\
+	} while (0)
+
+#define BFAIL_ASSERT(f)							\
+	ck_assert_msg((f)->n == 0, "%d checks failed, first: %s",	\
+		      (f)->n, (f)->first)
+
+/* -------------------------------------------------- the race machinery */
+
+/* When the cancel lands, relative to the call. */
+enum when {
+	W_BEFORE,	/* token cancelled before intr_spawn */
+	W_RIGHT_AFTER,	/* cancelled as soon as intr_spawn returns */
+	W_AT,		/* cancelled 0-50 us after intr_spawn */
+	W_AFTER,	/* body released and done before the cancel */
+	W_AFTER_RACE,	/* body released, cancelled 0-50 us later */
+	W_NR
+};
+
+static const char *const when_name[W_NR] = {
+	[W_BEFORE] = "cancel before spawn",
+	[W_RIGHT_AFTER] = "cancel right after spawn",
+	[W_AT] = "cancel 0-50 us after spawn",
+	[W_AFTER] = "cancel after the body returned",
+	[W_AFTER_RACE] = "release, then cancel 0-50 us later",
+};
+
+static enum when pick_when(struct h_rng *r, bool with_release)
+{
+	uint64_t x = h_rng_below(r, 100);
+
+	if (x < 10)
+		return W_BEFORE;
+	if (x < 25)
+		return W_RIGHT_AFTER;
+	if (!with_release || x < 65)
+		return W_AT;
+	if (x < 75)
+		return W_AFTER;
+	return W_AFTER_RACE;
+}
+
+/* How the cancel is issued. */
+enum how {
+	HOW_TOKEN,	/* intr_token_cancel */
+	HOW_TASK,	/* intr_task_cancel */
+	HOW_DEADLINE,	/* intr_token_cancel_after: reason -ETIMEDOUT */
+};
+
+static enum how pick_how(struct h_rng *r, enum when w)
+{
+	uint64_t x = h_rng_below(r, 8);
+
+	switch (w) {
+	case W_BEFORE:
+		return x == 0 ? HOW_DEADLINE : HOW_TOKEN;
+	case W_RIGHT_AFTER:
+	case W_AT:
+		return x == 0 ? HOW_DEADLINE : x == 1 ? HOW_TASK : HOW_TOKEN;
+	default:
+		return x < 2 ? HOW_TASK : HOW_TOKEN;
+	}
+}
+
+/* What a body reports about itself (common to every race case). */
+struct call {
+	uint64_t gap_ns;	/* set by the test */
+	bool ran;
+	pid_t tid;
+	uint64_t t_enter;	/* body started (before the gap) */
+	uint64_t t_call;	/* first wrapper call about to start */
+	uint64_t t_ret;		/* just before the body returned */
+	long nwrap;		/* wrapper calls made */
+	long wret;		/* what the last one returned */
+	bool done;		/* finished its work by itself */
+	bool woken;		/* ended by its intr_on_cancel wake */
+	const char *err_what;	/* an unexpected result, if any */
+	long err;
+};
+
+static void body_enter(struct call *a)
+{
+	a->ran = true;
+	a->tid = h_gettid();
+	body_pin();
+	a->t_enter = h_now_ns();
+	if (a->gap_ns)
+		h_spin_ns(a->gap_ns);
+	a->t_call = h_now_ns();
+	errno = MAGIC_ERRNO;
+}
+
+static void body_fail(struct call *a, const char *what, long ret);
+
+/* After each wrapper call: record its result; errno must be untouched. */
+static void body_note(struct call *a, long ret)
+{
+	a->nwrap++;
+	a->wret = ret;
+	if (errno != MAGIC_ERRNO)
+		body_fail(a, "errno changed by the wrapper, to", errno);
+	errno = MAGIC_ERRNO;
+}
+
+static void body_fail(struct call *a, const char *what, long ret)
+{
+	if (!a->err_what) {
+		a->err_what = what;
+		a->err = ret;
+	}
+}
+
+/* One iteration; the body's argument. */
+struct race_iter {
+	struct call a;
+	enum when w;
+	int reason;		/* what a cancel means here */
+	uint64_t spin;
+	struct h_rng *r;
+	/* ---- */
+	bool with_data;		/* data NOPs around the cancel */
+	bool short_ts;		/* wait_cqes: a timeout that ends the body */
+	struct __kernel_timespec ts;
+	bool use_ts;
+	int data_seen;
+	int stop_seen;
+	int other_seen;
+};
+
+/* Outcome counts of one test. */
+struct tally {
+	long n[W_NR];
+	long cancelled[W_NR];	/* returned the reason */
+	long completed[W_NR];	/* returned 0 */
+	long skipped;		/* body never ran */
+	long by_wrapper;	/* cancelled while running, wrapper said so */
+	long by_wake;		/* ended by an intr_on_cancel wake */
+	long deadline;		/* cancelled through a deadline */
+	long by_task;		/* through intr_task_cancel */
+	long in_gap;		/* cancel wholly between body start and call */
+	long slow;		/* joins that took more than SLOW_NS */
+	struct slow_log slows;
+	uint64_t max_ns;	/* longest spawn-to-join */
+	long bad;
+};
+
+static void bad(struct tally *t, long iter, enum when w, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void bad(struct tally *t, long iter, enum when w, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->bad++ >= MAX_REPORTS)
+		return;
+	printf("  iteration %ld (%s): ", iter, when_name[w]);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void print_tally(const char *test, const struct tally *t)
+{
+	int w;
+
+	printf("%s:", test);
+	for (w = 0; w < W_NR; w++)
+		if (t->n[w])
+			printf(" [%s: %ld, %ld cancelled, %ld completed]",
+			       when_name[w], t->n[w], t->cancelled[w],
+			       t->completed[w]);
+	printf(" skipped %ld, reported by the wrapper %ld, by a wake %ld, "
+	       "deadlines %ld, task cancels %ld, in the gap %ld, "
+	       "joins > 500 ms %ld, longest %" PRIu64 " us, broken %ld\n",
+	       t->skipped, t->by_wrapper, t->by_wake, t->deadline, t->by_task,
+	       t->in_gap, t->slow, t->max_ns / 1000, t->bad);
+	fflush(stdout);
+}
+
+/* One kind of race test. */
+struct race_case {
+	const char *name;
+	long iters;
+	bool release;		/* W_AFTER, W_AFTER_RACE are possible */
+	bool finishes;		/* released, the body finishes by itself */
+	intr_fn body;
+	void (*test_init)(void);
+	void (*prepare)(struct race_iter *it);
+	void (*spawned)(struct race_iter *it);
+	void (*release_fn)(struct race_iter *it);
+	void (*pre_cancel)(struct race_iter *it);	/* W_AT, W_AFTER_RACE */
+	void (*check)(struct race_iter *it, struct tally *t, long i, int ret);
+	void (*cleanup)(struct race_iter *it);
+	void (*test_fini)(void);
+};
+
+static uint64_t do_cancel(intr_token *tok, intr_task *task, enum how how)
+{
+	if (how == HOW_TASK)
+		ck_assert_int_eq(intr_task_cancel(task), 0);
+	else
+		ck_assert_int_eq(intr_token_cancel(tok), 0);
+	return h_now_ns();
+}
+
+/* The rules every iteration of every race case obeys. */
+static void check_common(const struct race_case *rc, struct tally *t, long i,
+			 const struct race_iter *it, int ret, void *res,
+			 enum how how, uint64_t t0, uint64_t c_start,
+			 uint64_t t_cancel, uint64_t dur)
+{
+	const struct call *a = &it->a;
+	enum when w = it->w;
+
+	t->n[w]++;
+	if (ret == it->reason)
+		t->cancelled[w]++;
+	else if (ret == 0)
+		t->completed[w]++;
+	if (how == HOW_DEADLINE)
+		t->deadline++;
+	else if (how == HOW_TASK)
+		t->by_task++;
+	if (!a->ran)
+		t->skipped++;
+	if (dur > t->max_ns)
+		t->max_ns = dur;
+	if (dur > SLOW_NS)
+		slow_add(&t->slows, i, t0, t0 + dur);
+	if (dur > SLOW_NS && t->slow++ < MAX_REPORTS) {
+		/* the timeline, in us from intr_spawn, to tell a lost signal
+		 * (wrapper returned ~resend_us after the cancel) from a
+		 * worker that started late */
+		printf("  iteration %ld (%s, %s): the call took %" PRIu64
+		       " ms; body %s, gap %" PRIu64 " us", i, when_name[w],
+		       how == HOW_DEADLINE ? "deadline" : how == HOW_TASK ?
+		       "task cancel" : "token cancel", dur / 1000000,
+		       a->ran ? "ran" : "did not run", a->gap_ns / 1000);
+		if (c_start)
+			printf(", cancel %" PRId64 "..%" PRId64 " us",
+			       (int64_t)(c_start - t0) / 1000,
+			       (int64_t)(t_cancel - t0) / 1000);
+		if (a->ran)
+			printf(", body start %" PRId64 ", wrapper call %"
+			       PRId64 ", body return %" PRId64 " us, last "
+			       "wrapper result %ld after %ld calls",
+			       (int64_t)(a->t_enter - t0) / 1000,
+			       (int64_t)(a->t_call - t0) / 1000,
+			       (int64_t)(a->t_ret - t0) / 1000, a->wret,
+			       a->nwrap);
+		printf("\n");
+	}
+	if (how != HOW_DEADLINE && a->t_enter && c_start &&
+	    a->t_enter < c_start && t_cancel < a->t_call)
+		t->in_gap++;
+
+	if (ret != 0 && ret != it->reason) {
+		bad(t, i, w, "returned %d, expected 0 or %d", ret, it->reason);
+		return;
+	}
+	if (res != (a->ran ? (const void *)it : NULL))
+		bad(t, i, w, "result %p, expected %p (body %s)", res,
+		    a->ran ? (const void *)it : NULL,
+		    a->ran ? "ran" : "did not run");
+	if (!a->ran) {
+		if (ret == 0)
+			bad(t, i, w, "returned 0 but the body never ran");
+	} else {
+		if (a->err_what)
+			bad(t, i, w, "%s returned %ld", a->err_what, a->err);
+		if (a->nwrap == 0)
+			bad(t, i, w, "the body made no wrapper call");
+		if (is_reason(a->wret) && a->wret != ret)
+			bad(t, i, w, "the wrapper returned %ld but the call "
+			    "returned %d", a->wret, ret);
+		if (ret == it->reason && !a->done && !a->woken) {
+			if (a->wret == ret)
+				t->by_wrapper++;
+			else
+				bad(t, i, w, "cancelled while the body ran, but "
+				    "the wrapper did not report it: the last of "
+				    "%ld calls returned %ld", a->nwrap, a->wret);
+		}
+		if (a->woken) {
+			t->by_wake++;
+			if (ret != it->reason)
+				bad(t, i, w, "ended by its wake, returned %d",
+				    ret);
+		}
+		if (ret == 0 && !a->done)
+			bad(t, i, w, "returned 0 but the body did not finish "
+			    "by itself");
+		if (ret == 0 && t_cancel && t_cancel < a->t_ret)
+			bad(t, i, w, "returned 0 but the cancel finished %"
+			    PRIu64 " ns before the body returned",
+			    a->t_ret - t_cancel);
+	}
+	switch (w) {
+	case W_BEFORE:
+		if (ret != it->reason || a->ran)
+			bad(t, i, w, "cancelled token: returned %d, body %s",
+			    ret, a->ran ? "ran" : "did not run");
+		break;
+	case W_RIGHT_AFTER:
+	case W_AT:
+		if (ret != it->reason)
+			bad(t, i, w, "cancelled while blocked: returned %d", ret);
+		break;
+	case W_AFTER:
+		if (rc->finishes && (ret != 0 || !a->done))
+			bad(t, i, w, "cancel after the body returned: "
+			    "returned %d", ret);
+		if (!rc->finishes && ret != it->reason)
+			bad(t, i, w, "cancelled while blocked (after the "
+			    "data): returned %d", ret);
+		break;
+	default:
+		break;
+	}
+}
+
+static void run_race(const struct race_case *rc, bool gap_required)
+{
+	struct tally t;
+	struct h_rng r;
+	long i, unexcused;
+	bool pinned;
+
+	memset(&t, 0, sizeof(t));
+	h_rng_seed(&r, rc->name);
+	pinned = pin_setup();
+	configure(RESEND_US);
+	canaries_start();
+	if (rc->test_init)
+		rc->test_init();
+	for (i = 0; i < rc->iters; i++) {
+		struct race_iter it;
+		uint64_t c_start = 0, t_cancel = 0, t0, dur;
+		void *res = &t;		/* must be overwritten */
+		intr_token *tok;
+		intr_task *task;
+		enum how how;
+		int ret;
+
+		memset(&it, 0, sizeof(it));
+		it.r = &r;
+		it.w = pick_when(&r, rc->release);
+		it.spin = h_rng_below(&r, MAX_SPIN_NS + 1);
+		it.a.gap_ns = h_pick_gap(&r, MAX_GAP_NS);
+		rc->prepare(&it);	/* may change it.w */
+		how = pick_how(&r, it.w);
+		it.reason = how == HOW_DEADLINE ? -ETIMEDOUT : -ECANCELED;
+
+		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+		if (it.w == W_BEFORE) {
+			if (how == HOW_DEADLINE) {
+				ck_assert_int_eq(intr_token_cancel_after(tok, 1),
+						 0);
+				wait_reason(tok, -ETIMEDOUT);
+			} else {
+				ck_assert_int_eq(intr_token_cancel(tok), 0);
+			}
+		} else if (it.w == W_AT && how == HOW_DEADLINE) {
+			ck_assert_int_eq(intr_token_cancel_after(tok,
+								 it.spin + 1),
+					 0);
+		}
+		t0 = h_now_ns();
+		ck_assert_int_eq(intr_spawn(&task, tok, rc->body, &it), 0);
+		if (rc->spawned)
+			rc->spawned(&it);
+		switch (it.w) {
+		case W_BEFORE:
+			break;
+		case W_RIGHT_AFTER:
+			if (how == HOW_DEADLINE) {
+				ck_assert_int_eq(intr_token_cancel_after(tok, 1),
+						 0);
+				break;
+			}
+			c_start = h_now_ns();
+			t_cancel = do_cancel(tok, task, how);
+			break;
+		case W_AT:
+			if (how == HOW_DEADLINE)
+				break;
+			h_spin_ns(it.spin);
+			if (rc->pre_cancel)
+				rc->pre_cancel(&it);
+			c_start = h_now_ns();
+			t_cancel = do_cancel(tok, task, how);
+			break;
+		case W_AFTER:
+			rc->release_fn(&it);
+			if (rc->finishes)
+				wait_done(task, i, when_name[it.w]);
+			c_start = h_now_ns();
+			t_cancel = do_cancel(tok, task, how);
+			break;
+		case W_AFTER_RACE:
+			rc->release_fn(&it);
+			h_spin_ns(it.spin);
+			if (rc->pre_cancel)
+				rc->pre_cancel(&it);
+			c_start = h_now_ns();
+			t_cancel = do_cancel(tok, task, how);
+			break;
+		default:
+			break;
+		}
+		ret = join_bounded(task, &res, i, when_name[it.w]);
+		dur = h_now_ns() - t0;
+		check_common(rc, &t, i, &it, ret, res, how, t0, c_start,
+			     t_cancel, dur);
+		if (rc->check)
+			rc->check(&it, &t, i, ret);
+		ck_assert_int_eq(intr_token_free(tok), 0);
+		if (rc->cleanup)
+			rc->cleanup(&it);
+		if (t.slow >= 2 * MAX_REPORTS) {
+			/* broken: do not spend the test's timeout on it */
+			printf("%s: stopping after %ld calls of more than "
+			       "%llu ms\n", rc->name, t.slow,
+			       SLOW_NS / 1000000);
+			break;
+		}
+	}
+	unexcused = slow_judge(rc->name, &t.slows);
+	if (rc->test_fini)
+		rc->test_fini();
+	print_tally(rc->name, &t);
+	if (pinned && gap_required)
+		ck_assert_msg(t.in_gap > 0,
+			      "no cancel landed between the body's start and "
+			      "its wrapper: the wrapper's own check was not "
+			      "exercised");
+	ck_assert_msg(unexcused == 0,
+		      "%ld calls took more than %llu ms, %ld without a machine "
+		      "stall to explain it (resend_us = %d: a cancel was "
+		      "caught only by the re-send, or not at all)",
+		      t.slow, SLOW_NS / 1000000, unexcused, RESEND_US);
+	ck_assert_msg(t.bad == 0, "%ld iterations broke the contract "
+		      "(see above)", t.bad);
+}
+
+/* ------------------------------------------------------ ring helpers */
+
+static struct io_uring g_ring;
+
+static void ring_init(void)
+{
+	int ret = io_uring_queue_init(8, &g_ring, 0);
+
+	ck_assert_msg(ret == 0, "io_uring_queue_init: %s", strerror(-ret));
+}
+
+static void submit_nop(uint64_t ud)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&g_ring);
+
+	ck_assert_ptr_nonnull(sqe);
+	io_uring_prep_nop(sqe);
+	sqe->user_data = ud;
+	ck_assert_int_eq(io_uring_submit(&g_ring), 1);
+}
+
+/* Prepare (not submit) a one-byte read of fd. */
+static void prep_read(int fd, char *buf)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&g_ring);
+
+	ck_assert_ptr_nonnull(sqe);
+	io_uring_prep_read(sqe, fd, buf, 1, 0);
+	sqe->user_data = UD_READ;
+}
+
+/* Wait, bounded, until the kernel has consumed every prepared SQE. */
+static void wait_sq_empty(void)
+{
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	while (io_uring_sq_ready(&g_ring) != 0) {
+		ck_assert_msg((int64_t)(end - h_now_ns()) > 0,
+			      "SQE not consumed within %d ms", WAIT_MS);
+		sleep_ns(2000);
+	}
+}
+
+/* Wait, bounded, until n CQEs are in the ring. */
+static void wait_cq_ready(unsigned n)
+{
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	while (io_uring_cq_ready(&g_ring) < n) {
+		ck_assert_msg((int64_t)(end - h_now_ns()) > 0,
+			      "%u CQEs not there within %d ms", n, WAIT_MS);
+		sleep_ns(2000);
+	}
+}
+
+/* Take one CQE, waiting for it (bounded). */
+static void reap_one(uint64_t *ud, int *res)
+{
+	struct __kernel_timespec ts = { .tv_sec = WAIT_MS / 1000 };
+	struct io_uring_cqe *cqe;
+	int ret = io_uring_wait_cqe_timeout(&g_ring, &cqe, &ts);
+
+	ck_assert_msg(ret == 0, "no CQE within %d ms: %d", WAIT_MS, ret);
+	*ud = cqe->user_data;
+	*res = cqe->res;
+	io_uring_cqe_seen(&g_ring, cqe);
+}
+
+/* ---------------------------------- 1. intr_uring_wait_cqe: the race */
+
+struct nop_count {
+	long data_submitted;
+	long stop_submitted;
+	long data_seen;		/* by bodies */
+	long stop_seen;
+	long data_drained;	/* by the test, between iterations */
+	long stop_drained;
+	long other;
+	long etime;		/* wait_cqes timeouts that ended a body */
+};
+
+static struct nop_count g_nc;
+
+static void classify(uint64_t ud)
+{
+	if (ud == UD_DATA)
+		g_nc.data_drained++;
+	else if (ud == UD_STOP)
+		g_nc.stop_drained++;
+	else
+		g_nc.other++;
+}
+
+/* Reap what no body took (no body is running on the ring now). */
+static void drain_ring(void)
+{
+	struct io_uring_cqe *cqe;
+
+	while (io_uring_peek_cqe(&g_ring, &cqe) == 0) {
+		classify(cqe->user_data);
+		io_uring_cqe_seen(&g_ring, cqe);
+	}
+}
+
+static void drain_ring_final(void)
+{
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	drain_ring();
+	while (g_nc.data_seen + g_nc.data_drained < g_nc.data_submitted ||
+	       g_nc.stop_seen + g_nc.stop_drained < g_nc.stop_submitted) {
+		struct __kernel_timespec ts = { .tv_nsec = 10000000 };
+		struct io_uring_cqe *cqe;
+
+		if ((int64_t)(end - h_now_ns()) <= 0)
+			break;
+		if (io_uring_wait_cqe_timeout(&g_ring, &cqe, &ts) == 0) {
+			classify(cqe->user_data);
+			io_uring_cqe_seen(&g_ring, cqe);
+		}
+	}
+}
+
+static void *wait_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+
+	body_enter(a);
+	for (;;) {
+		struct io_uring_cqe *cqe = NULL;
+		uint64_t ud;
+		int n;
+
+		if (it->use_ts)
+			n = intr_uring_wait_cqes(ctx, &g_ring, &cqe, 1, &it->ts);
+		else
+			n = intr_uring_wait_cqe(ctx, &g_ring, &cqe);
+		body_note(a, n);
+		if (n == 0) {
+			if (!cqe) {
+				body_fail(a, "wait returned 0 without a CQE", 0);
+				break;
+			}
+			ud = cqe->user_data;
+			io_uring_cqe_seen(&g_ring, cqe);
+			if (ud == UD_STOP) {
+				it->stop_seen++;
+				a->done = true;
+				break;
+			}
+			if (ud == UD_DATA)
+				it->data_seen++;
+			else
+				it->other_seen++;
+			continue;
+		}
+		if (n == -ETIME && it->short_ts) {
+			a->done = true;
+			break;
+		}
+		if (!is_reason(n))
+			body_fail(a, it->use_ts ? "intr_uring_wait_cqes" :
+				  "intr_uring_wait_cqe", n);
+		break;
+	}
+	a->t_ret = h_now_ns();
+	return it;
+}
+
+static void maybe_nop(struct race_iter *it)
+{
+	if (!it->with_data || h_rng_below(it->r, 2))
+		return;
+	submit_nop(UD_DATA);
+	g_nc.data_submitted++;
+}
+
+static void wait_prepare(struct race_iter *it)
+{
+	it->with_data = h_rng_below(it->r, 2);
+	maybe_nop(it);
+}
+
+/* wait_cqes: a 10 s timeout, or (released iterations, half the time) a
+ * 0-50 us one that ends the body by itself with -ETIME. */
+static void ts_prepare(struct race_iter *it)
+{
+	it->use_ts = true;
+	it->ts.tv_sec = LONG_TS_S;
+	if ((it->w == W_AFTER || it->w == W_AFTER_RACE) &&
+	    h_rng_below(it->r, 2)) {
+		it->short_ts = true;
+		it->ts.tv_sec = 0;
+		it->ts.tv_nsec = (long long)h_rng_below(it->r, MAX_SPIN_NS + 1);
+	} else {
+		it->with_data = h_rng_below(it->r, 2);
+		maybe_nop(it);
+	}
+}
+
+static void wait_spawned(struct race_iter *it)
+{
+	maybe_nop(it);
+}
+
+static void wait_release(struct race_iter *it)
+{
+	if (it->short_ts)
+		return;		/* the timeout ends it */
+	submit_nop(UD_STOP);
+	g_nc.stop_submitted++;
+}
+
+static void wait_check(struct race_iter *it, struct tally *t, long i, int ret)
+{
+	(void)ret;
+	g_nc.data_seen += it->data_seen;
+	g_nc.stop_seen += it->stop_seen;
+	g_nc.other += it->other_seen;
+	if (it->short_ts && it->a.done)
+		g_nc.etime++;
+	if (it->other_seen)
+		bad(t, i, it->w, "%d unknown CQEs", it->other_seen);
+	drain_ring();
+}
+
+static void wait_init(void)
+{
+	memset(&g_nc, 0, sizeof(g_nc));
+	ring_init();
+}
+
+static void wait_fini(void)
+{
+	drain_ring_final();
+	io_uring_queue_exit(&g_ring);
+	printf("NOPs: data %ld submitted, %ld seen by bodies, %ld drained; "
+	       "stop %ld submitted, %ld seen, %ld drained; %ld unknown; "
+	       "%ld bodies ended by -ETIME\n",
+	       g_nc.data_submitted, g_nc.data_seen, g_nc.data_drained,
+	       g_nc.stop_submitted, g_nc.stop_seen, g_nc.stop_drained,
+	       g_nc.other, g_nc.etime);
+	fflush(stdout);
+	ck_assert_msg(g_nc.data_seen + g_nc.data_drained == g_nc.data_submitted,
+		      "data CQEs: %ld seen + %ld drained != %ld submitted",
+		      g_nc.data_seen, g_nc.data_drained, g_nc.data_submitted);
+	ck_assert_msg(g_nc.stop_seen + g_nc.stop_drained == g_nc.stop_submitted,
+		      "stop CQEs: %ld seen + %ld drained != %ld submitted",
+		      g_nc.stop_seen, g_nc.stop_drained, g_nc.stop_submitted);
+	ck_assert_int_eq(g_nc.other, 0);
+}
+
+static const struct race_case case_wait_cqe = {
+	.name = "race_uring_wait_cqe",
+	.iters = RACE_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = wait_body,
+	.test_init = wait_init,
+	.prepare = wait_prepare,
+	.spawned = wait_spawned,
+	.release_fn = wait_release,
+	.pre_cancel = maybe_nop,
+	.check = wait_check,
+	.test_fini = wait_fini,
+};
+
+static const struct race_case case_wait_cqes_ts = {
+	.name = "race_uring_wait_cqes_timeout",
+	.iters = TS_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = wait_body,
+	.test_init = wait_init,
+	.prepare = ts_prepare,
+	.spawned = wait_spawned,
+	.release_fn = wait_release,
+	.pre_cancel = maybe_nop,
+	.check = wait_check,
+	.test_fini = wait_fini,
+};
+
+START_TEST(race_uring_wait_cqe)
+{
+	run_race(&case_wait_cqe, true);
+}
+END_TEST
+
+START_TEST(race_uring_wait_cqes_timeout)
+{
+	run_race(&case_wait_cqes_ts, true);
+}
+END_TEST
+
+/* ------------------------ 2. a CQE already there is never dropped */
+
+#define ND_MAX	4
+
+struct nd {
+	atomic_int started;
+	atomic_int go;
+	int n;			/* CQEs waiting when the body starts */
+	bool use_ts;
+	int reason;
+	int ret[ND_MAX + 1];
+	uint64_t ud[ND_MAX + 1];
+	int calls;
+	int err;
+	bool ran;
+};
+
+static void *nd_body(intr_ctx *ctx, void *p)
+{
+	struct nd *d = p;
+	int k;
+
+	d->ran = true;
+	body_pin();
+	atomic_store(&d->started, 1);
+	if (!h_wait_atomic(&d->go, 1, WAIT_MS))
+		return d;
+	/* cancelled by now, and not acknowledged: the CQEs come first */
+	for (k = 0; k <= d->n; k++) {
+		struct __kernel_timespec ts = { .tv_sec = LONG_TS_S };
+		struct io_uring_cqe *cqe = NULL;
+
+		errno = MAGIC_ERRNO;
+		if (d->use_ts)
+			d->ret[k] = intr_uring_wait_cqes(ctx, &g_ring, &cqe, 1,
+							 &ts);
+		else
+			d->ret[k] = intr_uring_wait_cqe(ctx, &g_ring, &cqe);
+		d->calls++;
+		if (errno != MAGIC_ERRNO)
+			d->err = errno;
+		if (d->ret[k] != 0)
+			break;
+		d->ud[k] = cqe ? cqe->user_data : 0;
+		if (cqe)
+			io_uring_cqe_seen(&g_ring, cqe);
+	}
+	return d;
+}
+
+START_TEST(uring_cqe_not_dropped)
+{
+	long returned = 0;
+	struct h_rng r;
+	int i, k;
+
+	h_rng_seed(&r, "uring_cqe_not_dropped");
+	pin_setup();
+	configure(RESEND_US);
+	ring_init();
+	for (i = 0; i < ND_ITERS; i++) {
+		enum how how = (enum how)h_rng_below(&r, 3);
+		struct nd d;
+		intr_token *tok;
+		intr_task *task;
+		void *res = NULL;
+		int ret;
+
+		memset(&d, 0, sizeof(d));
+		d.n = 1 + (int)h_rng_below(&r, ND_MAX);
+		d.use_ts = h_rng_below(&r, 2);
+		d.reason = how == HOW_DEADLINE ? -ETIMEDOUT : -ECANCELED;
+		for (k = 0; k < d.n; k++)
+			submit_nop(UD_DATA + (uint64_t)k);
+		wait_cq_ready((unsigned)d.n);
+
+		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+		ck_assert_int_eq(intr_spawn(&task, tok, nd_body, &d), 0);
+		ck_assert(h_wait_atomic(&d.started, 1, WAIT_MS));
+		if (how == HOW_DEADLINE) {
+			ck_assert_int_eq(intr_token_cancel_after(tok, 1000), 0);
+			wait_reason(tok, -ETIMEDOUT);
+		} else {
+			do_cancel(tok, task, how);
+		}
+		atomic_store(&d.go, 1);
+		ret = h_join_within(task, &res, WAIT_MS);
+		ck_assert_msg(ret == d.reason, "iteration %d: returned %d, "
+			      "expected %d", i, ret, d.reason);
+		ck_assert_ptr_eq(res, &d);
+		ck_assert(d.ran);
+		for (k = 0; k < d.n; k++) {
+			ck_assert_msg(d.ret[k] == 0 &&
+				      d.ud[k] == UD_DATA + (uint64_t)k,
+				      "iteration %d (%s, cancelled, %d CQEs "
+				      "waiting): call %d returned %d with CQE "
+				      "%#" PRIx64 ", expected 0 with %#" PRIx64
+				      " (a CQE dropped for the cancel)", i,
+				      d.use_ts ? "wait_cqes" : "wait_cqe", d.n,
+				      k, d.ret[k], d.ud[k],
+				      UD_DATA + (uint64_t)k);
+			returned++;
+		}
+		ck_assert_msg(d.calls == d.n + 1 && d.ret[d.n] == d.reason,
+			      "iteration %d: after the %d CQEs the wait "
+			      "returned %d, expected the reason %d", i, d.n,
+			      d.ret[d.n], d.reason);
+		ck_assert_msg(d.err == 0, "a wait changed errno to %d", d.err);
+		ck_assert_int_eq(io_uring_cq_ready(&g_ring), 0);
+		ck_assert_int_eq(intr_token_free(tok), 0);
+	}
+	io_uring_queue_exit(&g_ring);
+	printf("uring_cqe_not_dropped: %d cancelled calls returned all %ld "
+	       "waiting CQEs, then the reason\n", ND_ITERS, returned);
+	fflush(stdout);
+}
+END_TEST
+
+/* Not cancelled: wait_cqes times out with -ETIME after the timeout, or
+ * returns a CQE that is there at once. */
+struct tsb {
+	bool with_cqe;
+	int etime_ret[5];
+	uint64_t etime_ns[5];
+	int zero_ret;
+	int ready_ret;
+	uint64_t ready_ud;
+};
+
+static void *tsb_body(intr_ctx *ctx, void *p)
+{
+	struct tsb *b = p;
+	struct io_uring_cqe *cqe = NULL;
+	int k;
+
+	if (b->with_cqe) {
+		struct __kernel_timespec ts = { .tv_sec = LONG_TS_S };
+
+		b->ready_ret = intr_uring_wait_cqes(ctx, &g_ring, &cqe, 1, &ts);
+		if (b->ready_ret == 0 && cqe) {
+			b->ready_ud = cqe->user_data;
+			io_uring_cqe_seen(&g_ring, cqe);
+		}
+		return b;
+	}
+	for (k = 0; k < 5; k++) {
+		struct __kernel_timespec ts = { .tv_nsec = 20000000 };
+		uint64_t t0 = h_now_ns();
+
+		b->etime_ret[k] = intr_uring_wait_cqes(ctx, &g_ring, &cqe, 1,
+						       &ts);
+		b->etime_ns[k] = h_now_ns() - t0;
+	}
+	{
+		struct __kernel_timespec ts = { .tv_sec = 0 };
+
+		b->zero_ret = intr_uring_wait_cqes(ctx, &g_ring, &cqe, 1, &ts);
+	}
+	return b;
+}
+
+START_TEST(uring_wait_cqes_timeout_basic)
+{
+	struct tsb b;
+	intr_token *tok;
+	void *res = NULL;
+	int k;
+
+	configure(RESEND_US);
+	ring_init();
+	memset(&b, 0, sizeof(b));
+	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+	ck_assert_int_eq(run_interruptible(tok, tsb_body, &b, &res), 0);
+	ck_assert_ptr_eq(res, &b);
+	for (k = 0; k < 5; k++) {
+		ck_assert_msg(b.etime_ret[k] == -ETIME, "wait_cqes(20 ms), no "
+			      "CQE: returned %d", b.etime_ret[k]);
+		ck_assert_msg(b.etime_ns[k] >= 20000000, "wait_cqes(20 ms) "
+			      "timed out after %" PRIu64 " us",
+			      b.etime_ns[k] / 1000);
+	}
+	ck_assert_int_eq(b.zero_ret, -ETIME);
+
+	/* with a CQE waiting */
+	submit_nop(UD_DATA);
+	wait_cq_ready(1);
+	memset(&b, 0, sizeof(b));
+	b.with_cqe = true;
+	ck_assert_int_eq(run_interruptible(tok, tsb_body, &b, &res), 0);
+	ck_assert_int_eq(b.ready_ret, 0);
+	ck_assert(b.ready_ud == UD_DATA);
+	ck_assert_int_eq(io_uring_cq_ready(&g_ring), 0);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+	io_uring_queue_exit(&g_ring);
+}
+END_TEST
+
+/* ------------------------------ 3. intr_uring_submit_and_wait */
+
+enum sw_mode {
+	SW_DURING,	/* cancelled once the SQE is consumed */
+	SW_RACE,	/* cancelled 0-50 us after spawn */
+	SW_BEFORE,	/* cancelled before the body calls the wrapper */
+	SW_NOCANCEL,	/* data written once the SQE is consumed */
+	SW_DATA_FIRST,	/* data there before the call */
+	SW_NR
+};
+
+static const char *const sw_name[SW_NR] = {
+	"cancelled during the wait", "cancelled 0-50 us after spawn",
+	"cancelled before the call", "not cancelled, data later",
+	"not cancelled, data first",
+};
+
+struct sw {
+	enum sw_mode mode;
+	atomic_int started;
+	atomic_int go;
+	bool ran;
+	int ret;
+	int err;		/* errno after the call (set to a sentinel) */
+	unsigned sq_after;	/* io_uring_sq_ready() after the call */
+	int peek;
+	int cqe_res;
+	uint64_t cqe_ud;
+};
+
+static char g_rbuf[16];
+
+static void *sw_body(intr_ctx *ctx, void *p)
+{
+	struct sw *s = p;
+	struct io_uring_cqe *cqe;
+
+	s->ran = true;
+	body_pin();
+	atomic_store(&s->started, 1);
+	if (s->mode == SW_BEFORE && !h_wait_atomic(&s->go, 1, WAIT_MS))
+		return s;
+	errno = MAGIC_ERRNO;
+	s->ret = intr_uring_submit_and_wait(ctx, &g_ring, 1);
+	s->err = errno;
+	s->sq_after = io_uring_sq_ready(&g_ring);
+	s->peek = -1;
+	if (s->ret == 1) {
+		s->peek = io_uring_peek_cqe(&g_ring, &cqe);
+		if (s->peek == 0) {
+			s->cqe_res = cqe->res;
+			s->cqe_ud = cqe->user_data;
+			io_uring_cqe_seen(&g_ring, cqe);
+		}
+	}
+	return s;
+}
+
+START_TEST(uring_submit_and_wait)
+{
+	long n[SW_NR] = { 0 }, race_submitted = 0, race_not = 0, deadlines = 0;
+	long slow = 0, skipped = 0, unexcused;
+	struct slow_log slows;
+	struct h_rng r;
+	int i;
+
+	memset(&slows, 0, sizeof(slows));
+	h_rng_seed(&r, "uring_submit_and_wait");
+	pin_setup();
+	configure(RESEND_US);
+	canaries_start();
+	ring_init();
+	for (i = 0; i < SW_ITERS; i++) {
+		enum sw_mode mode = (enum sw_mode)h_rng_below(&r, SW_NR);
+		uint64_t spin = h_rng_below(&r, MAX_SPIN_NS + 1), t0, ud;
+		enum how how = HOW_TOKEN;
+		int fds[2], ret, reason, cres;
+		struct io_uring_cqe *cqe;
+		struct sw s;
+		intr_token *tok;
+		intr_task *task;
+		void *res = NULL;
+		unsigned sq;
+
+		if (mode <= SW_BEFORE)
+			how = (enum how)h_rng_below(&r, 3);
+		reason = how == HOW_DEADLINE ? -ETIMEDOUT : -ECANCELED;
+		memset(&s, 0, sizeof(s));
+		s.mode = mode;
+		h_make_pipe(fds);
+		g_rbuf[0] = 0;
+		prep_read(fds[0], g_rbuf);
+		ck_assert_int_eq(io_uring_sq_ready(&g_ring), 1);
+		if (mode == SW_DATA_FIRST)
+			write_char(fds[1], 'p');
+		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+		if (how == HOW_DEADLINE && mode == SW_RACE)
+			ck_assert_int_eq(intr_token_cancel_after(tok, spin + 1),
+					 0);
+		t0 = h_now_ns();
+		ck_assert_int_eq(intr_spawn(&task, tok, sw_body, &s), 0);
+		switch (mode) {
+		case SW_DURING:
+			wait_sq_empty();
+			h_spin_ns(spin);
+			if (how == HOW_DEADLINE)
+				ck_assert_int_eq(intr_token_cancel_after(tok, 1),
+						 0);
+			else
+				do_cancel(tok, task, how);
+			break;
+		case SW_RACE:
+			if (how == HOW_DEADLINE)
+				break;
+			h_spin_ns(spin);
+			do_cancel(tok, task, how);
+			break;
+		case SW_BEFORE:
+			ck_assert(h_wait_atomic(&s.started, 1, WAIT_MS));
+			if (how == HOW_DEADLINE) {
+				ck_assert_int_eq(intr_token_cancel_after(tok, 1),
+						 0);
+				wait_reason(tok, -ETIMEDOUT);
+			} else {
+				do_cancel(tok, task, how);
+			}
+			atomic_store(&s.go, 1);
+			break;
+		case SW_NOCANCEL:
+			wait_sq_empty();
+			sleep_ns(h_rng_below(&r, 200000));
+			write_char(fds[1], 'p');
+			break;
+		default:
+			break;
+		}
+		ret = h_join_within(task, &res, WAIT_MS);
+		if (h_now_ns() - t0 > SLOW_NS) {
+			slow_add(&slows, i, t0, h_now_ns());
+			slow++;
+		}
+		n[mode]++;
+		deadlines += how == HOW_DEADLINE;
+		ck_assert_msg(!s.ran || s.err == MAGIC_ERRNO,
+			      "intr_uring_submit_and_wait changed errno to %d",
+			      s.err);
+		sq = io_uring_sq_ready(&g_ring);
+		ck_assert_ptr_eq(res, s.ran ? &s : NULL);
+		if (!s.ran) {
+			/* only a cancel right after spawn may beat the body */
+			ck_assert_msg(mode == SW_RACE && ret == reason &&
+				      sq == 1, "iteration %d (%s): body did not "
+				      "run, call returned %d, %u SQEs ready",
+				      i, sw_name[mode], ret, sq);
+			s.ret = reason;
+			s.sq_after = sq;
+			skipped++;
+		}
+
+		if (mode == SW_NOCANCEL || mode == SW_DATA_FIRST) {
+			ck_assert_msg(ret == 0 && s.ret == 1,
+				      "iteration %d (%s): call returned %d, "
+				      "submit_and_wait %d (expected 1)", i,
+				      sw_name[mode], ret, s.ret);
+			ck_assert_msg(s.peek == 0 && s.cqe_ud == UD_READ &&
+				      s.cqe_res == 1,
+				      "iteration %d (%s): CQE not there after "
+				      "submit_and_wait returned: peek %d, ud "
+				      "%#" PRIx64 ", res %d", i, sw_name[mode],
+				      s.peek, s.cqe_ud, s.cqe_res);
+			ck_assert_int_eq(sq, 0);
+			ck_assert_int_eq(g_rbuf[0], 'p');
+		} else {
+			ck_assert_msg(ret == reason && s.ret == reason,
+				      "iteration %d (%s): call returned %d, "
+				      "submit_and_wait %d, expected the "
+				      "reason %d", i, sw_name[mode], ret,
+				      s.ret, reason);
+			ck_assert_int_eq(s.sq_after, sq);
+			if (mode == SW_BEFORE)
+				ck_assert_msg(sq == 1, "iteration %d: cancelled "
+					      "before the call, but the SQE "
+					      "was submitted", i);
+			if (mode == SW_DURING)
+				ck_assert_int_eq(sq, 0);
+			if (sq == 1) {
+				race_not += mode == SW_RACE;
+				ck_assert_int_eq(io_uring_submit(&g_ring), 1);
+			} else {
+				race_submitted += mode == SW_RACE;
+				ck_assert_int_eq(sq, 0);
+			}
+			/* the SQE is in the kernel now: its CQE comes with
+			 * the data, and nothing else is there */
+			ck_assert_int_eq(io_uring_peek_cqe(&g_ring, &cqe),
+					 -EAGAIN);
+			write_char(fds[1], 'p');
+			reap_one(&ud, &cres);
+			ck_assert_msg(ud == UD_READ && cres == 1,
+				      "iteration %d (%s): CQE %#" PRIx64
+				      " res %d", i, sw_name[mode], ud, cres);
+			ck_assert_int_eq(g_rbuf[0], 'p');
+		}
+		ck_assert_int_eq(io_uring_peek_cqe(&g_ring, &cqe), -EAGAIN);
+		ck_assert_int_eq(pipe_avail(fds[0]), 0);
+		ck_assert_int_eq(intr_token_free(tok), 0);
+		h_close_pipe(fds);
+	}
+	io_uring_queue_exit(&g_ring);
+	unexcused = slow_judge("uring_submit_and_wait", &slows);
+	printf("uring_submit_and_wait:");
+	for (i = 0; i < SW_NR; i++)
+		printf(" [%s: %ld]", sw_name[i], n[i]);
+	printf(" racing cancels: %ld submitted, %ld not (%ld before the "
+	       "body ran); deadlines %ld; calls > 500 ms %ld\n",
+	       race_submitted, race_not, skipped, deadlines, slow);
+	fflush(stdout);
+	ck_assert_msg(unexcused == 0, "%ld calls took more than 500 ms, %ld "
+		      "without a machine stall to explain it", slow, unexcused);
+}
+END_TEST
+
+/* ------------------------ 4. SIGPROF at 1 kHz: no EINTR escapes */
+
+static atomic_long g_prof_total, g_prof_body;
+static __thread volatile sig_atomic_t t_in_body;
+
+static void on_sigprof(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&g_prof_total, 1);
+	if (t_in_body)
+		atomic_fetch_add(&g_prof_body, 1);
+}
+
+/* A per-thread 1 kHz SIGPROF timer aimed at the calling thread. */
+static int prof_timer_start(timer_t *tm)
+{
+	struct itimerspec its = {
+		.it_interval = { .tv_sec = 0, .tv_nsec = 1000000 },
+		.it_value = { .tv_sec = 0, .tv_nsec = 1000000 },
+	};
+	struct sigevent sev;
+
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = SIGPROF;
+	sev.sigev_notify_thread_id = h_gettid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, tm) < 0)
+		return errno;
+	if (timer_settime(*tm, 0, &its, NULL) < 0) {
+		int e = errno;
+
+		timer_delete(*tm);
+		return e;
+	}
+	return 0;
+}
+
+struct prof_call {
+	bool submit;		/* submit_and_wait, else wait_cqe */
+	int ret;
+	int timer_err;
+	int peek;
+	int cqe_res;
+	uint64_t cqe_ud;
+};
+
+static void *prof_body(intr_ctx *ctx, void *p)
+{
+	struct prof_call *pc = p;
+	struct io_uring_cqe *cqe = NULL;
+	sigset_t set;
+	timer_t tm;
+
+	pc->timer_err = prof_timer_start(&tm);
+	if (pc->timer_err)
+		return pc;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPROF);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	t_in_body = 1;
+	if (pc->submit) {
+		pc->ret = intr_uring_submit_and_wait(ctx, &g_ring, 1);
+		pc->peek = io_uring_peek_cqe(&g_ring, &cqe);
+	} else {
+		pc->ret = intr_uring_wait_cqe(ctx, &g_ring, &cqe);
+		pc->peek = pc->ret;
+	}
+	if (pc->peek == 0 && cqe) {
+		pc->cqe_res = cqe->res;
+		pc->cqe_ud = cqe->user_data;
+		io_uring_cqe_seen(&g_ring, cqe);
+	}
+	t_in_body = 0;
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	timer_delete(tm);
+	return pc;
+}
+
+START_TEST(uring_sigprof)
+{
+	long calls[2] = { 0 }, eintr = 0, reasons = 0;
+	struct sigaction sa;
+	intr_token *tok;
+	sigset_t set;
+	uint64_t end;
+	int k;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigprof;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART */
+	ck_assert_int_eq(sigaction(SIGPROF, &sa, NULL), 0);
+	sigemptyset(&set);
+	sigaddset(&set, SIGPROF);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+	configure(RESEND_US);
+	ring_init();
+	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+
+	end = h_now_ns() + PROF_RUN_NS;
+	for (k = 0; (int64_t)(end - h_now_ns()) > 0; k++) {
+		struct prof_call pc;
+		intr_task *task;
+		void *res = NULL;
+		int fds[2], ret;
+
+		memset(&pc, 0, sizeof(pc));
+		pc.submit = k & 1;
+		h_make_pipe(fds);
+		g_rbuf[0] = 0;
+		prep_read(fds[0], g_rbuf);
+		if (!pc.submit)
+			ck_assert_int_eq(io_uring_submit(&g_ring), 1);
+		ck_assert_int_eq(intr_spawn(&task, tok, prof_body, &pc), 0);
+		sleep_ns(PROF_DELAY_NS);
+		write_char(fds[1], 'p');
+		ret = join_bounded(task, &res, k, pc.submit ?
+				   "submit_and_wait under SIGPROF" :
+				   "wait_cqe under SIGPROF");
+		ck_assert_msg(ret == 0, "uncancelled call returned %d", ret);
+		ck_assert_int_eq(pc.timer_err, 0);
+		calls[pc.submit]++;
+		eintr += pc.ret == -EINTR;
+		reasons += is_reason(pc.ret);
+		ck_assert_msg(pc.ret == (pc.submit ? 1 : 0),
+			      "%s returned %d", pc.submit ?
+			      "intr_uring_submit_and_wait" :
+			      "intr_uring_wait_cqe", pc.ret);
+		ck_assert_msg(pc.peek == 0 && pc.cqe_ud == UD_READ &&
+			      pc.cqe_res == 1, "CQE: peek %d ud %#" PRIx64
+			      " res %d", pc.peek, pc.cqe_ud, pc.cqe_res);
+		ck_assert_int_eq(g_rbuf[0], 'p');
+		ck_assert_int_eq(io_uring_cq_ready(&g_ring), 0);
+		h_close_pipe(fds);
+	}
+	printf("uring_sigprof: SIGPROF %ld in all, %ld in bodies; "
+	       "wait_cqe x%ld, submit_and_wait x%ld; -EINTR %ld, reasons %ld\n",
+	       atomic_load(&g_prof_total), atomic_load(&g_prof_body),
+	       calls[0], calls[1], eintr, reasons);
+	fflush(stdout);
+	ck_assert_int_eq(eintr, 0);
+	ck_assert_int_eq(reasons, 0);
+	ck_assert_msg(atomic_load(&g_prof_body) > 100,
+		      "SIGPROF reached the bodies only %ld times",
+		      atomic_load(&g_prof_body));
+	ck_assert_int_eq(intr_token_reason(tok), 0);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+	io_uring_queue_exit(&g_ring);
+}
+END_TEST
+
+/* ---------------------- 5. off the worker: -EINVAL, nothing touched */
+
+struct offw {
+	intr_ctx *ctx;
+	long calls;
+	struct bfail f;
+};
+
+/* A NOP CQE waits in the ring and a NOP SQE is prepared: a wrapper that
+ * acted would take the CQE or submit the SQE. */
+static void all_einval(struct offw *o, intr_ctx *ctx, const char *where)
+{
+	struct __kernel_timespec ts = { .tv_sec = LONG_TS_S };
+	struct io_uring_cqe *cqe = NULL;
+	int r;
+
+	CALL(&o->f, r, intr_uring_wait_cqe(ctx, &g_ring, &cqe));
+	BCHECK(&o->f, r == -EINVAL, "%s: intr_uring_wait_cqe returned %d",
+	       where, r);
+	CALL(&o->f, r, intr_uring_wait_cqes(ctx, &g_ring, &cqe, 1, &ts));
+	BCHECK(&o->f, r == -EINVAL, "%s: intr_uring_wait_cqes returned %d",
+	       where, r);
+	CALL(&o->f, r, intr_uring_submit_and_wait(ctx, &g_ring, 1));
+	BCHECK(&o->f, r == -EINVAL, "%s: intr_uring_submit_and_wait "
+	       "returned %d", where, r);
+	o->calls += 3;
+	BCHECK(&o->f, io_uring_cq_ready(&g_ring) == 1, "%s: the CQE was "
+	       "taken", where);
+	BCHECK(&o->f, io_uring_sq_ready(&g_ring) == 1, "%s: the SQE was "
+	       "submitted", where);
+}
+
+static void *offw_thread(void *p)
+{
+	struct offw *o = p;
+
+	all_einval(o, o->ctx, "another thread");
+	return NULL;
+}
+
+static void offw_finalizer(void *p)
+{
+	struct offw *o = p;
+
+	all_einval(o, o->ctx, "a finalizer");
+}
+
+static void *offw_body(intr_ctx *ctx, void *p)
+{
+	struct offw *o = p;
+	struct timespec ts;
+	pthread_t th;
+
+	o->ctx = ctx;
+	if (pthread_create(&th, NULL, offw_thread, o) == 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += WAIT_MS / 1000;
+		BCHECK(&o->f, pthread_timedjoin_np(th, NULL, &ts) == 0,
+		       "io_uring wrappers called from another thread blocked");
+	}
+	BCHECK(&o->f, intr_defer(ctx, offw_finalizer, o) == 0, "intr_defer");
+	return o;
+}
+
+START_TEST(uring_off_worker_einval)
+{
+	struct io_uring_sqe *sqe;
+	struct offw o;
+	intr_token *tok;
+	intr_task *task;
+	void *res = NULL;
+
+	configure(RESEND_US);
+	ring_init();
+	memset(&o, 0, sizeof(o));
+	submit_nop(UD_DATA);
+	wait_cq_ready(1);
+	sqe = io_uring_get_sqe(&g_ring);
+	ck_assert_ptr_nonnull(sqe);
+	io_uring_prep_nop(sqe);
+	sqe->user_data = UD_STOP;
+
+	all_einval(&o, NULL, "main thread, NULL ctx");
+	BFAIL_ASSERT(&o.f);
+	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+	ck_assert_int_eq(intr_spawn(&task, tok, offw_body, &o), 0);
+	ck_assert_int_eq(h_join_within(task, &res, WAIT_MS), 0);
+	ck_assert_ptr_eq(res, &o);
+	BFAIL_ASSERT(&o.f);
+	ck_assert_int_eq(o.calls, 9);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+	io_uring_queue_exit(&g_ring);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ suite */
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("uring");
+	TCase *tc;
+
+	tc = h_tcase(s, "basics", TEST_TIMEOUT);
+	tcase_add_test(tc, uring_cqe_not_dropped);
+	tcase_add_test(tc, uring_wait_cqes_timeout_basic);
+	tcase_add_test(tc, uring_off_worker_einval);
+	tc = h_tcase(s, "race", TEST_TIMEOUT);
+	tcase_add_test(tc, race_uring_wait_cqe);
+	tcase_add_test(tc, race_uring_wait_cqes_timeout);
+	tcase_add_test(tc, uring_submit_and_wait);
+	tc = h_tcase(s, "sigprof", TEST_TIMEOUT);
+	tcase_add_test(tc, uring_sigprof);
+	return s;
+}
+
+int main(void)
+{
+	return h_run_suite(make_suite());
+}
+
+#else /* !HAVE_LIBURING */
+
+/* Built without liburing: nothing to test, tell automake to skip. */
+int main(void)
+{
+	return 77;
+}
+
+#endif /* HAVE_LIBURING */

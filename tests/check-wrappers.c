@@ -1,0 +1,2909 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wrapper suite: the race-free blocking calls (intr_syscall, intr_read,
+ * intr_write, intr_poll, intr_accept, intr_sleep, intr_cond_wait) and
+ * intr_on_cancel.
+ *
+ * Race tests run many iterations with the cancel landing before the call
+ * (token cancelled, or deadline passed, before intr_spawn), right after
+ * intr_spawn, a random 0-50 us after it, and after the body finished by
+ * itself (or was released and then cancelled 0-50 us later).  Unlike the
+ * plain-read tests of check-race.c, every body calls the wrapper once (or
+ * loops only while the wrapper returns a result that is not the reason) and
+ * never asks intr_cancelled(): the reason must come straight from the
+ * wrapper, and the test checks that it did in every iteration cancelled
+ * while the body ran.
+ *
+ * In half the iterations the body spins a random 0-50 us ("gap") before the
+ * wrapper, so that the first interrupt signal is handled before the wrapper
+ * is entered.  The main race tests run with resend_us = 1 s: the wrapper's
+ * own window must catch such a cancel, the library's re-send may not be
+ * needed.  Bounded on every wait; no iteration may take more than 500 ms
+ * (a count of hang-like events, not a latency bound).
+ *
+ * With two CPUs or more the test thread is pinned to one CPU and the
+ * bodies to another, so that the cancel really lands in the gap.
+ *
+ * INTR_TEST_SEED=<n> repeats a run's cancel schedule.
+ */
+#include "config.h"
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define RACE_ITERS	20000		/* syscall, read, data, cond, sleep */
+#define SIDE_ITERS	3000		/* poll, accept, write */
+#define ONCANCEL_ITERS	5000
+#define WAIT_MS		5000		/* bound on every wait */
+#define SLOW_NS		500000000ull	/* a join this long counts as a hang */
+#define MAX_SPIN_NS	50000		/* cancel offsets: 0-50 us */
+#define MAX_GAP_NS	50000		/* body's spin before the wrapper */
+#define LONG_SLEEP_NS	10000000ull	/* 10 ms: only a cancel ends it early */
+#define SHORT_SLEEP_NS	100000ull	/* 100 us */
+#define SHORT_SLEEPS	2000
+#define DATA_MAX	8192		/* bytes per data iteration (< pipe) */
+#define PROF_RUN_NS	2000000000ull	/* SIGPROF test: about 2 s of calls */
+#define PROF_DELAY_NS	3000000ull	/* data/broadcast 3 ms after spawn */
+#define PROF_SLEEP_NS	5000000ull
+#define PROF_POLL_MS	5
+#define TEST_TIMEOUT	120		/* seconds, per test */
+#define MAX_REPORTS	10
+
+/*
+ * On x86-64 and aarch64 the wrappers close the race with a program-counter
+ * window: no re-send is needed, so make the first re-send 1 s away and
+ * count joins that took more than 500 ms.  Elsewhere the header promises
+ * only the re-send.
+ */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define RESEND_US	1000000
+#else
+#define RESEND_US	50
+#endif
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+/* ------------------------------------------------------------ helpers */
+
+static bool is_reason(long r)
+{
+	return r == -ECANCELED || r == -ETIMEDOUT;
+}
+
+static int cpu_body = -1;	/* CPU for the workers, -1: no pinning */
+static int cpu_main = -1;	/* CPU of the test thread */
+static __thread bool worker_pinned;
+
+/* Pin the test thread to its first allowed CPU and pick a second one for
+ * the workers.  Returns false if there is only one CPU. */
+static bool pin_setup(void)
+{
+	cpu_set_t set, one;
+	int c, first = -1;
+
+	ck_assert_int_eq(pthread_getaffinity_np(pthread_self(), sizeof(set),
+						&set), 0);
+	for (c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &set))
+			continue;
+		if (first < 0) {
+			first = c;
+		} else {
+			cpu_body = c;
+			break;
+		}
+	}
+	if (cpu_body < 0) {
+		printf("only one CPU: no pinning, gap coverage not required\n");
+		fflush(stdout);
+		return false;
+	}
+	cpu_main = first;
+	CPU_ZERO(&one);
+	CPU_SET(first, &one);
+	ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof(one),
+						&one), 0);
+	return true;
+}
+
+/* In a body: move this worker to the workers' CPU (once per worker). */
+static void body_pin(void)
+{
+	cpu_set_t one;
+
+	if (cpu_body < 0 || worker_pinned)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu_body, &one);
+	pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	worker_pinned = true;
+}
+
+/*
+ * Stall canaries.  A call that takes more than 500 ms is a hang-like event
+ * (a cancel caught only by the 1 s re-send, or not at all) - unless the
+ * machine itself stalled the test's threads for that long, which happens
+ * on overloaded virtual machines.  One canary thread per test CPU sleeps
+ * 1 ms at a time and logs every wake-up that came STALL_NS late or more.
+ * A slow call that overlaps a logged stall is reported as starved and
+ * excused; any other slow call fails the test.
+ */
+#define STALL_NS	100000000ull	/* 100 ms */
+#define STALL_LOG	64
+#define SLOW_KEEP	64
+
+struct canary {
+	pthread_t thread;
+	int cpu;			/* -1: not pinned */
+	atomic_uint n;			/* stalls logged (one writer) */
+	uint64_t from[STALL_LOG];
+	uint64_t to[STALL_LOG];
+};
+
+static struct canary g_canary[2];
+static int g_ncanary;
+static atomic_int g_canary_stop;
+static void *canary_main(void *p)
+{
+	struct canary *c = p;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (c->cpu >= 0) {
+		cpu_set_t one;
+
+		CPU_ZERO(&one);
+		CPU_SET(c->cpu, &one);
+		pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	}
+	while (!atomic_load(&g_canary_stop)) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 1000000 };
+		uint64_t a = h_now_ns(), late;
+
+		nanosleep(&ts, NULL);
+		late = h_now_ns() - a;
+		if (late >= STALL_NS) {
+			unsigned k = atomic_load(&c->n);
+
+			c->from[k % STALL_LOG] = a;
+			c->to[k % STALL_LOG] = a + late;
+			atomic_store(&c->n, k + 1);
+		}
+	}
+	return NULL;
+}
+
+static void canaries_start(void)
+{
+	int k;
+
+	atomic_store(&g_canary_stop, 0);
+	g_ncanary = cpu_body >= 0 ? 2 : 1;
+	for (k = 0; k < g_ncanary; k++) {
+		g_canary[k].cpu = k ? cpu_body : cpu_main;
+		atomic_store(&g_canary[k].n, 0);
+		ck_assert_int_eq(pthread_create(&g_canary[k].thread, NULL,
+						canary_main, &g_canary[k]), 0);
+	}
+}
+
+static void canaries_stop(void)
+{
+	int k;
+
+	h_sleep_ms(5);		/* let a stall that just ended be logged */
+	atomic_store(&g_canary_stop, 1);
+	for (k = 0; k < g_ncanary; k++)
+		ck_assert_int_eq(pthread_join(g_canary[k].thread, NULL), 0);
+}
+
+/* True if a canary logged a stall overlapping [from, to]. */
+static bool stalled_during(uint64_t from, uint64_t to)
+{
+	int k;
+
+	for (k = 0; k < g_ncanary; k++) {
+		unsigned n = atomic_load(&g_canary[k].n), j;
+
+		for (j = n > STALL_LOG ? n - STALL_LOG : 0; j < n; j++)
+			if (g_canary[k].from[j % STALL_LOG] < to &&
+			    g_canary[k].to[j % STALL_LOG] > from)
+				return true;
+	}
+	return false;
+}
+
+/* Slow calls: kept for judging once the canaries are stopped. */
+struct slow_log {
+	long n;
+	uint64_t from[SLOW_KEEP];
+	uint64_t to[SLOW_KEEP];
+	long iter[SLOW_KEEP];
+};
+
+static void slow_add(struct slow_log *s, long iter, uint64_t from,
+		     uint64_t to)
+{
+	if (s->n < SLOW_KEEP) {
+		s->from[s->n] = from;
+		s->to[s->n] = to;
+		s->iter[s->n] = iter;
+	}
+	s->n++;
+}
+
+/* Stop the canaries; returns the slow calls no stall explains. */
+static long slow_judge(const char *test, const struct slow_log *s)
+{
+	long k, starved = 0;
+
+	canaries_stop();
+	if (s->n > SLOW_KEEP)
+		return s->n;	/* far too many to be the machine */
+	for (k = 0; k < s->n; k++) {
+		if (stalled_during(s->from[k], s->to[k])) {
+			starved++;
+			printf("%s: iteration %ld: slow while the machine "
+			       "stalled the test's threads (excused)\n", test,
+			       s->iter[k]);
+		}
+	}
+	fflush(stdout);
+	return s->n - starved;
+}
+
+static void configure(unsigned resend_us)
+{
+	struct intr_config cfg;
+
+	intr_config_default(&cfg);
+	cfg.resend_us = resend_us;
+	ck_assert_int_eq(intr_configure(&cfg), 0);
+}
+
+/* Bytes still sitting in a pipe. */
+static int pipe_avail(int fd)
+{
+	int n = -1;
+
+	ck_assert_int_eq(ioctl(fd, FIONREAD, &n), 0);
+	return n;
+}
+
+static void write_char(int fd, char c)
+{
+	ck_assert_int_eq(write(fd, &c, 1), 1);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+			       .tv_nsec = (long)(ns % 1000000000u) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Wait, bounded, until task t is done; fail naming the iteration if not. */
+static void wait_done(intr_task *t, long iter, const char *what)
+{
+	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	ck_assert_int_ge(p.fd, 0);
+	for (;;) {
+		int64_t left = (int64_t)(end - h_now_ns());
+		int ret = poll(&p, 1, left > 0 ? (int)(left / 1000000) + 1 : 0);
+
+		if (ret > 0)
+			return;
+		if (ret == 0)
+			ck_abort_msg("iteration %ld (%s): call not done within "
+				     "%d ms (lost cancel?)", iter, what, WAIT_MS);
+		ck_assert_int_eq(errno, EINTR);
+	}
+}
+
+/* The bounded join every iteration uses. */
+static int join_bounded(intr_task *t, void **res, long iter, const char *what)
+{
+	wait_done(t, iter, what);
+	return h_join_within(t, res, WAIT_MS);
+}
+
+/* Wait, bounded, until a deadline has cancelled tok. */
+static void wait_reason(intr_token *tok, int reason)
+{
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	while (intr_token_reason(tok) != reason) {
+		ck_assert_msg((int64_t)(end - h_now_ns()) > 0,
+			      "token reason %d, not %d, after %d ms",
+			      intr_token_reason(tok), reason, WAIT_MS);
+		sleep_ns(10000);
+	}
+}
+
+/*
+ * Failures inside a body (or a finalizer, or a helper thread) are recorded
+ * here and asserted by the test thread after the join.
+ */
+struct bfail {
+	int n;
+	char first[256];
+};
+
+static void bfail_add(struct bfail *f, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void bfail_add(struct bfail *f, int line, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (f->n++ < MAX_REPORTS) {
+		printf("  line %d: %s\n", line, msg);
+		fflush(stdout);
+	}
+	if (f->n == 1)
+		snprintf(f->first, sizeof(f->first), "line %d: %.200s", line,
+			 msg);
+}
+
+#define BCHECK(f, cond, ...)						\
+	do {								\
+		if (!(cond))						\
+			bfail_add((f), __LINE__, __VA_ARGS__);		\
+	} while (0)
+
+/* var = expr, with errno set to a sentinel before and checked after. */
+#define CALL(f, var, expr)						\
+	do {								\
+		errno = MAGIC_ERRNO;					\
+		(var) = (expr);						\
+		BCHECK((f), errno == MAGIC_ERRNO,			\
+		       "%s changed errno to %d", #expr, errno);		\
+	} while (0)
+
+#define BFAIL_ASSERT(f)							\
+	ck_assert_msg((f)->n == 0, "%d checks failed, first: %s",	\
+		      (f)->n, (f)->first)
+
+/* A listening TCP socket on 127.0.0.1, port chosen by the kernel. */
+static int listen_local(struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof(*addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr->sin_port = 0;
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0);
+	ck_assert_int_eq(listen(fd, 128), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)addr, &len), 0);
+	return fd;
+}
+
+/* A client connected to addr (the connection waits in the backlog). */
+static int connect_local(const struct sockaddr_in *addr)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (const struct sockaddr *)addr,
+				 sizeof(*addr)), 0);
+	return fd;
+}
+
+/* Accept and close every connection waiting on lfd; returns how many. */
+static int drain_listener(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	int n = 0;
+
+	while (poll(&p, 1, 0) > 0) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		n++;
+	}
+	return n;
+}
+
+static unsigned short local_port(int fd, bool peer)
+{
+	struct sockaddr_in a;
+	struct sockaddr *sa = (struct sockaddr *)&a;
+	socklen_t len = sizeof(a);
+
+	memset(&a, 0, sizeof(a));
+	if (peer)
+		ck_assert_int_eq(getpeername(fd, sa, &len), 0);
+	else
+		ck_assert_int_eq(getsockname(fd, sa, &len), 0);
+	return ntohs(a.sin_port);
+}
+
+static void init_errorcheck_mutex(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t ma;
+
+	ck_assert_int_eq(pthread_mutexattr_init(&ma), 0);
+	ck_assert_int_eq(pthread_mutexattr_settype(&ma,
+						   PTHREAD_MUTEX_ERRORCHECK), 0);
+	ck_assert_int_eq(pthread_mutex_init(m, &ma), 0);
+	pthread_mutexattr_destroy(&ma);
+}
+
+/* -------------------------------------------------- the race machinery */
+
+/* When the cancel lands, relative to the call. */
+enum when {
+	W_BEFORE,	/* token cancelled before intr_spawn */
+	W_RIGHT_AFTER,	/* cancelled as soon as intr_spawn returns */
+	W_AT,		/* cancelled 0-50 us after intr_spawn */
+	W_AFTER,	/* body released and done before the cancel */
+	W_AFTER_RACE,	/* body released, cancelled 0-50 us later */
+	W_NR
+};
+
+static const char *const when_name[W_NR] = {
+	[W_BEFORE] = "cancel before spawn",
+	[W_RIGHT_AFTER] = "cancel right after spawn",
+	[W_AT] = "cancel 0-50 us after spawn",
+	[W_AFTER] = "cancel after the body returned",
+	[W_AFTER_RACE] = "release, then cancel 0-50 us later",
+};
+
+static enum when pick_when(struct h_rng *r, bool with_release)
+{
+	uint64_t x = h_rng_below(r, 100);
+
+	if (x < 10)
+		return W_BEFORE;
+	if (x < 25)
+		return W_RIGHT_AFTER;
+	if (!with_release || x < 65)
+		return W_AT;
+	if (x < 75)
+		return W_AFTER;
+	return W_AFTER_RACE;
+}
+
+/* How the cancel is issued. */
+enum how {
+	HOW_TOKEN,	/* intr_token_cancel */
+	HOW_TASK,	/* intr_task_cancel */
+	HOW_DEADLINE,	/* intr_token_cancel_after: reason -ETIMEDOUT */
+};
+
+static enum how pick_how(struct h_rng *r, enum when w)
+{
+	uint64_t x = h_rng_below(r, 8);
+
+	switch (w) {
+	case W_BEFORE:
+		return x == 0 ? HOW_DEADLINE : HOW_TOKEN;
+	case W_RIGHT_AFTER:
+	case W_AT:
+		return x == 0 ? HOW_DEADLINE : x == 1 ? HOW_TASK : HOW_TOKEN;
+	default:
+		return x < 2 ? HOW_TASK : HOW_TOKEN;
+	}
+}
+
+/* What a body reports about itself (common to every race case). */
+struct call {
+	uint64_t gap_ns;	/* set by the test */
+	bool ran;
+	pid_t tid;
+	uint64_t t_enter;	/* body started (before the gap) */
+	uint64_t t_call;	/* first wrapper call about to start */
+	uint64_t t_ret;		/* just before the body returned */
+	long nwrap;		/* wrapper calls made */
+	long wret;		/* what the last one returned */
+	bool done;		/* finished its work by itself */
+	bool woken;		/* ended by its intr_on_cancel wake */
+	const char *err_what;	/* an unexpected result, if any */
+	long err;
+};
+
+static void body_enter(struct call *a)
+{
+	a->ran = true;
+	a->tid = h_gettid();
+	body_pin();
+	a->t_enter = h_now_ns();
+	if (a->gap_ns)
+		h_spin_ns(a->gap_ns);
+	a->t_call = h_now_ns();
+	errno = MAGIC_ERRNO;
+}
+
+static void body_fail(struct call *a, const char *what, long ret);
+
+/* After each wrapper call: record its result; errno must be untouched. */
+static void body_note(struct call *a, long ret)
+{
+	a->nwrap++;
+	a->wret = ret;
+	if (errno != MAGIC_ERRNO)
+		body_fail(a, "errno changed by the wrapper, to", errno);
+	errno = MAGIC_ERRNO;
+}
+
+static void body_fail(struct call *a, const char *what, long ret)
+{
+	if (!a->err_what) {
+		a->err_what = what;
+		a->err = ret;
+	}
+}
+
+/* A data writer (race_data_read). */
+struct writer {
+	int fd;
+	int total;
+	int written;
+	int err;
+	uint64_t seed;
+	atomic_int finished;
+};
+
+static void *writer_main(void *p)
+{
+	struct writer *w = p;
+	struct h_rng r = { .s = w->seed };
+	char buf[512];
+
+	memset(buf, 'd', sizeof(buf));
+	while (w->written < w->total) {
+		int chunk = 1 + (int)h_rng_below(&r, sizeof(buf));
+		ssize_t n;
+
+		if (chunk > w->total - w->written)
+			chunk = w->total - w->written;
+		n = write(w->fd, buf, (size_t)chunk);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			w->err = errno;
+			break;
+		}
+		w->written += (int)n;
+		if (h_rng_below(&r, 4) == 0)
+			h_spin_ns(h_rng_below(&r, 5000));
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+/* One iteration; the body's argument.  Fields per case below the line. */
+struct race_iter {
+	struct call a;
+	enum when w;
+	int reason;		/* what a cancel means here */
+	uint64_t spin;
+	uint64_t t_cancel;	/* the cancel had returned (0: none known) */
+	struct h_rng *r;
+	/* ---- */
+	int fds[2];
+	int released;		/* bytes (or connections) given by the test */
+	int bytes;		/* bytes the body consumed */
+	bool use_syscall;	/* read via intr_syscall(SYS_read) */
+	/* data */
+	struct writer wr;
+	pthread_t wr_thread;
+	bool writer_first;
+	bool writer_started;
+	atomic_long got;
+	/* poll */
+	int timeout_ms;
+	short revents;
+	/* accept */
+	int cfd;
+	int afd;
+	socklen_t alen;
+	struct sockaddr_in peer;
+	/* write */
+	long filled;
+	long drained;
+	/* cond */
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int pred;
+	long wakeups;
+	atomic_int waiting;	/* the body is about to wait, m held */
+	int trylock;
+	int unlock;
+	/* sleep */
+	uint64_t sleep_ns;
+	uint64_t slept_ns;
+	/* on_cancel */
+	bool registered;
+	atomic_int body_active;
+	uint64_t wake_spin;	/* the wake spins this long after its write */
+	atomic_int wake_started;
+	atomic_int wake_runs;	/* finished */
+	pid_t wake_tid;
+	bool wake_in_body;
+	int wake_err;
+	long eintr;
+};
+
+/* Outcome counts of one test. */
+struct tally {
+	long n[W_NR];
+	long cancelled[W_NR];	/* returned the reason */
+	long completed[W_NR];	/* returned 0 */
+	long skipped;		/* body never ran */
+	long by_wrapper;	/* cancelled while running, wrapper said so */
+	long by_wake;		/* ended by an intr_on_cancel wake */
+	long deadline;		/* cancelled through a deadline */
+	long by_task;		/* through intr_task_cancel */
+	long in_gap;		/* cancel wholly between body start and call */
+	long slow;		/* joins that took more than SLOW_NS */
+	struct slow_log slows;
+	uint64_t max_ns;	/* longest spawn-to-join */
+	long bad;
+};
+
+static void bad(struct tally *t, long iter, enum when w, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void bad(struct tally *t, long iter, enum when w, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->bad++ >= MAX_REPORTS)
+		return;
+	printf("  iteration %ld (%s): ", iter, when_name[w]);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void print_tally(const char *test, const struct tally *t)
+{
+	int w;
+
+	printf("%s:", test);
+	for (w = 0; w < W_NR; w++)
+		if (t->n[w])
+			printf(" [%s: %ld, %ld cancelled, %ld completed]",
+			       when_name[w], t->n[w], t->cancelled[w],
+			       t->completed[w]);
+	printf(" skipped %ld, reported by the wrapper %ld, by a wake %ld, "
+	       "deadlines %ld, task cancels %ld, in the gap %ld, "
+	       "joins > 500 ms %ld, longest %" PRIu64 " us, broken %ld\n",
+	       t->skipped, t->by_wrapper, t->by_wake, t->deadline, t->by_task,
+	       t->in_gap, t->slow, t->max_ns / 1000, t->bad);
+	fflush(stdout);
+}
+
+/* One kind of race test. */
+struct race_case {
+	const char *name;
+	long iters;
+	bool release;		/* W_AFTER, W_AFTER_RACE are possible */
+	bool finishes;		/* released, the body finishes by itself */
+	intr_fn body;
+	void (*test_init)(void);
+	void (*prepare)(struct race_iter *it);
+	void (*spawned)(struct race_iter *it);
+	void (*release_fn)(struct race_iter *it);
+	void (*check)(struct race_iter *it, struct tally *t, long i, int ret);
+	void (*cleanup)(struct race_iter *it);
+	void (*test_fini)(void);
+};
+
+static uint64_t do_cancel(intr_token *tok, intr_task *task, enum how how)
+{
+	if (how == HOW_TASK)
+		ck_assert_int_eq(intr_task_cancel(task), 0);
+	else
+		ck_assert_int_eq(intr_token_cancel(tok), 0);
+	return h_now_ns();
+}
+
+/* The rules every iteration of every race case obeys. */
+static void check_common(const struct race_case *rc, struct tally *t, long i,
+			 const struct race_iter *it, int ret, void *res,
+			 enum how how, uint64_t t0, uint64_t c_start,
+			 uint64_t t_cancel, uint64_t dur)
+{
+	const struct call *a = &it->a;
+	enum when w = it->w;
+
+	t->n[w]++;
+	if (ret == it->reason)
+		t->cancelled[w]++;
+	else if (ret == 0)
+		t->completed[w]++;
+	if (how == HOW_DEADLINE)
+		t->deadline++;
+	else if (how == HOW_TASK)
+		t->by_task++;
+	if (!a->ran)
+		t->skipped++;
+	if (dur > t->max_ns)
+		t->max_ns = dur;
+	if (dur > SLOW_NS)
+		slow_add(&t->slows, i, t0, t0 + dur);
+	if (dur > SLOW_NS && t->slow++ < MAX_REPORTS) {
+		/* the timeline, in us from intr_spawn, to tell a lost signal
+		 * (wrapper returned ~resend_us after the cancel) from a
+		 * worker that started late */
+		printf("  iteration %ld (%s, %s): the call took %" PRIu64
+		       " ms; body %s, gap %" PRIu64 " us", i, when_name[w],
+		       how == HOW_DEADLINE ? "deadline" : how == HOW_TASK ?
+		       "task cancel" : "token cancel", dur / 1000000,
+		       a->ran ? "ran" : "did not run", a->gap_ns / 1000);
+		if (c_start)
+			printf(", cancel %" PRId64 "..%" PRId64 " us",
+			       (int64_t)(c_start - t0) / 1000,
+			       (int64_t)(t_cancel - t0) / 1000);
+		if (a->ran)
+			printf(", body start %" PRId64 ", wrapper call %"
+			       PRId64 ", body return %" PRId64 " us, last "
+			       "wrapper result %ld after %ld calls",
+			       (int64_t)(a->t_enter - t0) / 1000,
+			       (int64_t)(a->t_call - t0) / 1000,
+			       (int64_t)(a->t_ret - t0) / 1000, a->wret,
+			       a->nwrap);
+		printf("\n");
+	}
+	if (how != HOW_DEADLINE && a->t_enter && c_start &&
+	    a->t_enter < c_start && t_cancel < a->t_call)
+		t->in_gap++;
+
+	if (ret != 0 && ret != it->reason) {
+		bad(t, i, w, "returned %d, expected 0 or %d", ret, it->reason);
+		return;
+	}
+	if (res != (a->ran ? (const void *)it : NULL))
+		bad(t, i, w, "result %p, expected %p (body %s)", res,
+		    a->ran ? (const void *)it : NULL,
+		    a->ran ? "ran" : "did not run");
+	if (!a->ran) {
+		if (ret == 0)
+			bad(t, i, w, "returned 0 but the body never ran");
+	} else {
+		if (a->err_what)
+			bad(t, i, w, "%s returned %ld", a->err_what, a->err);
+		if (a->nwrap == 0 && !a->done)
+			bad(t, i, w, "the body made no wrapper call");
+		if (is_reason(a->wret) && a->wret != ret)
+			bad(t, i, w, "the wrapper returned %ld but the call "
+			    "returned %d", a->wret, ret);
+		if (ret == it->reason && !a->done && !a->woken) {
+			if (a->wret == ret)
+				t->by_wrapper++;
+			else
+				bad(t, i, w, "cancelled while the body ran, but "
+				    "the wrapper did not report it: the last of "
+				    "%ld calls returned %ld", a->nwrap, a->wret);
+		}
+		if (a->woken) {
+			t->by_wake++;
+			if (ret != it->reason)
+				bad(t, i, w, "ended by its wake, returned %d",
+				    ret);
+		}
+		if (ret == 0 && !a->done)
+			bad(t, i, w, "returned 0 but the body did not finish "
+			    "by itself");
+		if (ret == 0 && t_cancel && t_cancel < a->t_ret)
+			bad(t, i, w, "returned 0 but the cancel finished %"
+			    PRIu64 " ns before the body returned",
+			    a->t_ret - t_cancel);
+	}
+	switch (w) {
+	case W_BEFORE:
+		if (ret != it->reason || a->ran)
+			bad(t, i, w, "cancelled token: returned %d, body %s",
+			    ret, a->ran ? "ran" : "did not run");
+		break;
+	case W_RIGHT_AFTER:
+	case W_AT:
+		if (ret != it->reason)
+			bad(t, i, w, "cancelled while blocked: returned %d", ret);
+		break;
+	case W_AFTER:
+		if (rc->finishes && (ret != 0 || !a->done))
+			bad(t, i, w, "cancel after the body returned: "
+			    "returned %d", ret);
+		if (!rc->finishes && ret != it->reason)
+			bad(t, i, w, "cancelled while blocked (after the "
+			    "data): returned %d", ret);
+		break;
+	default:
+		break;
+	}
+}
+
+static void run_race(const struct race_case *rc, bool gap_required)
+{
+	struct tally t;
+	struct h_rng r;
+	long i, unexcused;
+	bool pinned;
+
+	memset(&t, 0, sizeof(t));
+	h_rng_seed(&r, rc->name);
+	pinned = pin_setup();
+	configure(RESEND_US);
+	canaries_start();
+	if (rc->test_init)
+		rc->test_init();
+	for (i = 0; i < rc->iters; i++) {
+		struct race_iter it;
+		uint64_t c_start = 0, t_cancel = 0, t0, dur;
+		void *res = &t;		/* must be overwritten */
+		intr_token *tok;
+		intr_task *task;
+		enum how how;
+		int ret;
+
+		memset(&it, 0, sizeof(it));
+		it.r = &r;
+		it.w = pick_when(&r, rc->release);
+		it.spin = h_rng_below(&r, MAX_SPIN_NS + 1);
+		it.a.gap_ns = h_pick_gap(&r, MAX_GAP_NS);
+		it.cfd = it.afd = -1;
+		rc->prepare(&it);	/* may change it.w */
+		how = pick_how(&r, it.w);
+		it.reason = how == HOW_DEADLINE ? -ETIMEDOUT : -ECANCELED;
+
+		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+		if (it.w == W_BEFORE) {
+			if (how == HOW_DEADLINE) {
+				ck_assert_int_eq(intr_token_cancel_after(tok, 1),
+						 0);
+				wait_reason(tok, -ETIMEDOUT);
+			} else {
+				ck_assert_int_eq(intr_token_cancel(tok), 0);
+			}
+		} else if (it.w == W_AT && how == HOW_DEADLINE) {
+			ck_assert_int_eq(intr_token_cancel_after(tok,
+								 it.spin + 1),
+					 0);
+		}
+		t0 = h_now_ns();
+		ck_assert_int_eq(intr_spawn(&task, tok, rc->body, &it), 0);
+		if (rc->spawned)
+			rc->spawned(&it);
+		switch (it.w) {
+		case W_BEFORE:
+			break;
+		case W_RIGHT_AFTER:
+			if (how == HOW_DEADLINE) {
+				ck_assert_int_eq(intr_token_cancel_after(tok, 1),
+						 0);
+				break;
+			}
+			c_start = h_now_ns();
+			t_cancel = do_cancel(tok, task, how);
+			break;
+		case W_AT:
+			if (how == HOW_DEADLINE)
+				break;
+			h_spin_ns(it.spin);
+			c_start = h_now_ns();
+			t_cancel = do_cancel(tok, task, how);
+			break;
+		case W_AFTER:
+			rc->release_fn(&it);
+			if (rc->finishes)
+				wait_done(task, i, when_name[it.w]);
+			c_start = h_now_ns();
+			t_cancel = do_cancel(tok, task, how);
+			break;
+		case W_AFTER_RACE:
+			rc->release_fn(&it);
+			h_spin_ns(it.spin);
+			c_start = h_now_ns();
+			t_cancel = do_cancel(tok, task, how);
+			break;
+		default:
+			break;
+		}
+		ret = join_bounded(task, &res, i, when_name[it.w]);
+		dur = h_now_ns() - t0;
+		it.t_cancel = t_cancel;
+		check_common(rc, &t, i, &it, ret, res, how, t0, c_start,
+			     t_cancel, dur);
+		if (rc->check)
+			rc->check(&it, &t, i, ret);
+		ck_assert_int_eq(intr_token_free(tok), 0);
+		if (rc->cleanup)
+			rc->cleanup(&it);
+		if (t.slow >= 2 * MAX_REPORTS) {
+			/* broken: do not spend the test's timeout on it */
+			printf("%s: stopping after %ld calls of more than "
+			       "%llu ms\n", rc->name, t.slow,
+			       SLOW_NS / 1000000);
+			break;
+		}
+	}
+	unexcused = slow_judge(rc->name, &t.slows);
+	if (rc->test_fini)
+		rc->test_fini();
+	print_tally(rc->name, &t);
+	if (pinned && gap_required)
+		ck_assert_msg(t.in_gap > 0,
+			      "no cancel landed between the body's start and "
+			      "its wrapper: the wrapper's own check was not "
+			      "exercised");
+	ck_assert_msg(unexcused == 0,
+		      "%ld calls took more than %llu ms, %ld without a machine "
+		      "stall to explain it (resend_us = %d: a cancel was "
+		      "caught only by the re-send, or not at all)",
+		      t.slow, SLOW_NS / 1000000, unexcused, RESEND_US);
+	ck_assert_msg(t.bad == 0, "%ld iterations broke the contract "
+		      "(see above)", t.bad);
+}
+
+/* ------------------------------------------ 1. one-byte read from a pipe */
+
+static void *rd_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+	char buf[8];
+	long n;
+
+	body_enter(a);
+	if (it->use_syscall)
+		n = intr_syscall(ctx, SYS_read, (long)it->fds[0], (long)buf,
+				 (long)sizeof(buf));
+	else
+		n = intr_read(ctx, it->fds[0], buf, sizeof(buf));
+	body_note(a, n);
+	if (n == 1 && buf[0] == 'm') {
+		it->bytes = 1;
+		a->done = true;
+	} else if (!is_reason(n)) {
+		body_fail(a, it->use_syscall ? "intr_syscall(SYS_read)" :
+			  "intr_read", n);
+	}
+	a->t_ret = h_now_ns();
+	return it;
+}
+
+static void rd_prepare(struct race_iter *it)
+{
+	h_make_pipe(it->fds);
+}
+
+static void rd_prepare_syscall(struct race_iter *it)
+{
+	h_make_pipe(it->fds);
+	it->use_syscall = true;
+}
+
+static void rd_release(struct race_iter *it)
+{
+	write_char(it->fds[1], 'm');
+	it->released = 1;
+}
+
+static void rd_check(struct race_iter *it, struct tally *t, long i, int ret)
+{
+	int left = pipe_avail(it->fds[0]);
+
+	(void)ret;
+	if (it->bytes + left != it->released)
+		bad(t, i, it->w, "bytes: read %d + left %d != written %d",
+		    it->bytes, left, it->released);
+}
+
+static void pipe_cleanup(struct race_iter *it)
+{
+	h_close_pipe(it->fds);
+}
+
+static const struct race_case case_syscall_read = {
+	.name = "race_syscall_read",
+	.iters = RACE_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = rd_body,
+	.prepare = rd_prepare_syscall,
+	.release_fn = rd_release,
+	.check = rd_check,
+	.cleanup = pipe_cleanup,
+};
+
+static const struct race_case case_read = {
+	.name = "race_read",
+	.iters = RACE_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = rd_body,
+	.prepare = rd_prepare,
+	.release_fn = rd_release,
+	.check = rd_check,
+	.cleanup = pipe_cleanup,
+};
+
+START_TEST(race_syscall_read)
+{
+	run_race(&case_syscall_read, true);
+}
+END_TEST
+
+START_TEST(race_read)
+{
+	run_race(&case_read, true);
+}
+END_TEST
+
+/* ------------------------------- 2. data: no byte lost to a cancel */
+
+static long g_written, g_read, g_left;
+
+static void *data_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+	char buf[256];
+
+	body_enter(a);
+	for (;;) {
+		ssize_t n = intr_read(ctx, it->fds[0], buf, sizeof(buf));
+
+		body_note(a, n);
+		if (n > 0) {
+			atomic_fetch_add(&it->got, (long)n);
+			continue;
+		}
+		if (!is_reason(n))
+			body_fail(a, "intr_read", n);
+		break;
+	}
+	a->t_ret = h_now_ns();
+	return it;
+}
+
+static void data_start_writer(struct race_iter *it)
+{
+	ck_assert_int_eq(pthread_create(&it->wr_thread, NULL, writer_main,
+					&it->wr), 0);
+	it->writer_started = true;
+}
+
+static void data_prepare(struct race_iter *it)
+{
+	if (it->w == W_AFTER_RACE)	/* the same as W_AT here */
+		it->w = W_AT;
+	h_make_pipe(it->fds);
+	it->wr.fd = it->fds[1];
+	it->wr.total = 1 + (int)h_rng_below(it->r, DATA_MAX);
+	it->wr.seed = h_rng_next(it->r);
+	it->writer_first = h_rng_below(it->r, 2);
+	it->a.gap_ns /= 4;
+	if (it->writer_first)
+		data_start_writer(it);
+}
+
+static void data_spawned(struct race_iter *it)
+{
+	if (!it->writer_first)
+		data_start_writer(it);
+}
+
+/* W_AFTER: cancel once every byte was written and read. */
+static void data_release(struct race_iter *it)
+{
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	while (!atomic_load(&it->wr.finished) ||
+	       atomic_load(&it->got) < it->wr.total) {
+		ck_assert_msg((int64_t)(end - h_now_ns()) > 0,
+			      "body read %ld of %d bytes in %d ms",
+			      atomic_load(&it->got), it->wr.total, WAIT_MS);
+		sleep_ns(10000);
+	}
+}
+
+static void data_check(struct race_iter *it, struct tally *t, long i,
+		       int ret)
+{
+	long got = atomic_load(&it->got);
+	int left;
+
+	(void)ret;
+	ck_assert_int_eq(pthread_join(it->wr_thread, NULL), 0);
+	it->writer_started = false;
+	ck_assert_int_eq(it->wr.err, 0);
+	ck_assert_int_eq(it->wr.written, it->wr.total);
+	left = pipe_avail(it->fds[0]);
+	g_written += it->wr.written;
+	g_read += got;
+	g_left += left;
+	if (got + left != it->wr.written)
+		bad(t, i, it->w, "bytes: read %ld + left in pipe %d != "
+		    "written %d", got, left, it->wr.written);
+}
+
+static void data_fini(void)
+{
+	printf("race_data_read: %ld bytes written, %ld read by bodies, "
+	       "%ld left in pipes\n", g_written, g_read, g_left);
+	fflush(stdout);
+	ck_assert_int_eq(g_read + g_left, g_written);
+}
+
+static const struct race_case case_data = {
+	.name = "race_data_read",
+	.iters = RACE_ITERS,
+	.release = true,
+	.finishes = false,
+	.body = data_body,
+	.prepare = data_prepare,
+	.spawned = data_spawned,
+	.release_fn = data_release,
+	.check = data_check,
+	.cleanup = pipe_cleanup,
+	.test_fini = data_fini,
+};
+
+START_TEST(race_data_read)
+{
+	/* data in the pipe keeps the body out of the gap: not required */
+	run_race(&case_data, false);
+}
+END_TEST
+
+/* ------------------------------------------------ 3. intr_cond_wait */
+
+static long g_cond_wakeups;
+
+static void *cond_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+	int e;
+
+	e = pthread_mutex_lock(&it->m);
+	body_enter(a);		/* the gap is spent holding the mutex */
+	if (e) {
+		body_fail(a, "pthread_mutex_lock", e);
+		return it;
+	}
+	for (;;) {
+		int n;
+
+		if (it->pred) {
+			a->done = true;
+			break;
+		}
+		atomic_store(&it->waiting, 1);
+		n = intr_cond_wait(ctx, &it->c, &it->m);
+		body_note(a, n);
+		if (n != 0) {
+			if (!is_reason(n))
+				body_fail(a, "intr_cond_wait", n);
+			break;
+		}
+		if (!it->pred)
+			it->wakeups++;
+	}
+	/* an error-checking mutex: trylock by its owner is EBUSY, unlock by
+	 * anyone else EPERM */
+	it->trylock = pthread_mutex_trylock(&it->m);
+	it->unlock = pthread_mutex_unlock(&it->m);
+	a->t_ret = h_now_ns();
+	return it;
+}
+
+static void cond_prepare(struct race_iter *it)
+{
+	init_errorcheck_mutex(&it->m);
+	ck_assert_int_eq(pthread_cond_init(&it->c, NULL), 0);
+}
+
+/*
+ * W_AFTER: once the body has set waiting (under m), taking m means it is
+ * inside intr_cond_wait: only the broadcast can end it.  W_AFTER_RACE sets
+ * the predicate at once, sometimes before the body waits at all.
+ */
+static void cond_release(struct race_iter *it)
+{
+	if (it->w == W_AFTER)
+		ck_assert_msg(h_wait_atomic(&it->waiting, 1, WAIT_MS),
+			      "body not waiting after %d ms", WAIT_MS);
+	ck_assert_int_eq(pthread_mutex_lock(&it->m), 0);
+	it->pred = 1;
+	ck_assert_int_eq(pthread_cond_broadcast(&it->c), 0);
+	ck_assert_int_eq(pthread_mutex_unlock(&it->m), 0);
+	it->released = 1;
+}
+
+static void cond_check(struct race_iter *it, struct tally *t, long i, int ret)
+{
+	int e;
+
+	(void)ret;
+	g_cond_wakeups += it->wakeups;
+	if (it->a.ran && (it->trylock != EBUSY || it->unlock != 0))
+		bad(t, i, it->w, "mutex not held when intr_cond_wait "
+		    "returned %ld: trylock %d, unlock %d", it->a.wret,
+		    it->trylock, it->unlock);
+	if (it->a.done && !it->pred)
+		bad(t, i, it->w, "body finished without the predicate");
+	e = pthread_mutex_trylock(&it->m);
+	if (e != 0)
+		bad(t, i, it->w, "mutex still held after the call: trylock %d",
+		    e);
+	else
+		ck_assert_int_eq(pthread_mutex_unlock(&it->m), 0);
+}
+
+static void cond_cleanup(struct race_iter *it)
+{
+	ck_assert_int_eq(pthread_cond_destroy(&it->c), 0);
+	ck_assert_int_eq(pthread_mutex_destroy(&it->m), 0);
+}
+
+static void cond_fini(void)
+{
+	printf("intr_cond_wait: %ld wake-ups without the predicate\n",
+	       g_cond_wakeups);
+	fflush(stdout);
+}
+
+static const struct race_case case_cond_never = {
+	.name = "race_cond_wait_never",
+	.iters = RACE_ITERS,
+	.release = false,
+	.finishes = true,
+	.body = cond_body,
+	.prepare = cond_prepare,
+	.check = cond_check,
+	.cleanup = cond_cleanup,
+	.test_fini = cond_fini,
+};
+
+static const struct race_case case_cond_set = {
+	.name = "race_cond_wait_broadcast",
+	.iters = RACE_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = cond_body,
+	.prepare = cond_prepare,
+	.release_fn = cond_release,
+	.check = cond_check,
+	.cleanup = cond_cleanup,
+	.test_fini = cond_fini,
+};
+
+START_TEST(race_cond_wait_never)
+{
+	run_race(&case_cond_never, true);
+}
+END_TEST
+
+START_TEST(race_cond_wait_broadcast)
+{
+	run_race(&case_cond_set, true);
+}
+END_TEST
+
+/* ---------------------------------------------------- 4. intr_sleep */
+
+static long g_short_sleeps;
+
+static void *sleep_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+	int n;
+
+	body_enter(a);
+	n = intr_sleep(ctx, it->sleep_ns);
+	a->t_ret = h_now_ns();
+	body_note(a, n);
+	if (n == 0) {
+		a->done = true;
+		it->slept_ns = a->t_ret - a->t_call;
+	} else if (!is_reason(n)) {
+		body_fail(a, "intr_sleep", n);
+	}
+	return it;
+}
+
+/* 10 ms sleeps are cancelled; released iterations sleep 0-50 us. */
+static void sleep_prepare(struct race_iter *it)
+{
+	if (it->w == W_AFTER || it->w == W_AFTER_RACE)
+		it->sleep_ns = h_rng_below(it->r, MAX_SPIN_NS + 1);
+	else
+		it->sleep_ns = LONG_SLEEP_NS;
+}
+
+static void sleep_release(struct race_iter *it)
+{
+	(void)it;		/* a short sleep ends by itself */
+}
+
+static void sleep_check(struct race_iter *it, struct tally *t, long i, int ret)
+{
+	(void)ret;
+	/* a cancel done 1 ms before the sleep's end must have cut it short */
+	if (it->a.done && it->t_cancel &&
+	    it->t_cancel + 1000000 < it->a.t_call + it->sleep_ns)
+		bad(t, i, it->w, "intr_sleep(%" PRIu64 " ns) slept through a "
+		    "cancel made %" PRId64 " us after it started",
+		    it->sleep_ns, (int64_t)(it->t_cancel - it->a.t_call) / 1000);
+	if (it->a.done) {
+		g_short_sleeps++;
+		if (it->slept_ns < it->sleep_ns)
+			bad(t, i, it->w, "intr_sleep(%" PRIu64 " ns) returned 0 "
+			    "after %" PRIu64 " ns", it->sleep_ns, it->slept_ns);
+	}
+}
+
+static void sleep_fini(void)
+{
+	printf("race_sleep: %ld sleeps completed\n", g_short_sleeps);
+	fflush(stdout);
+}
+
+static const struct race_case case_sleep = {
+	.name = "race_sleep",
+	.iters = RACE_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = sleep_body,
+	.prepare = sleep_prepare,
+	.release_fn = sleep_release,
+	.check = sleep_check,
+	.test_fini = sleep_fini,
+};
+
+START_TEST(race_sleep)
+{
+	run_race(&case_sleep, true);
+}
+END_TEST
+
+/* ----------------------------------------------------- 5. intr_poll */
+
+static void *poll_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+	struct pollfd pfd = { .fd = it->fds[0], .events = POLLIN };
+	int n;
+
+	body_enter(a);
+	n = intr_poll(ctx, &pfd, 1, it->timeout_ms);
+	body_note(a, n);
+	it->revents = pfd.revents;
+	if (n == 1 && (pfd.revents & POLLIN))
+		a->done = true;
+	else if (!is_reason(n))
+		body_fail(a, "intr_poll", n);
+	a->t_ret = h_now_ns();
+	return it;
+}
+
+static void poll_prepare(struct race_iter *it)
+{
+	h_make_pipe(it->fds);
+	it->timeout_ms = h_rng_below(it->r, 2) ? -1 : 10000;
+}
+
+static void poll_check(struct race_iter *it, struct tally *t, long i, int ret)
+{
+	int left = pipe_avail(it->fds[0]);
+
+	(void)ret;
+	if (left != it->released)
+		bad(t, i, it->w, "poll: %d bytes left, %d written", left,
+		    it->released);
+}
+
+static const struct race_case case_poll = {
+	.name = "race_poll",
+	.iters = SIDE_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = poll_body,
+	.prepare = poll_prepare,
+	.release_fn = rd_release,
+	.check = poll_check,
+	.cleanup = pipe_cleanup,
+};
+
+START_TEST(race_poll)
+{
+	run_race(&case_poll, true);
+}
+END_TEST
+
+/* --------------------------------------------------- 6. intr_accept */
+
+static int g_lfd = -1;
+static struct sockaddr_in g_laddr;
+static long g_accepted, g_pending;
+
+static void accept_init(void)
+{
+	g_lfd = listen_local(&g_laddr);
+}
+
+static void *accept_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+	int n;
+
+	body_enter(a);
+	it->alen = sizeof(it->peer);
+	n = intr_accept(ctx, g_lfd, (struct sockaddr *)&it->peer, &it->alen);
+	body_note(a, n);
+	if (n >= 0) {
+		it->afd = n;
+		a->done = true;
+	} else if (!is_reason(n)) {
+		body_fail(a, "intr_accept", n);
+	}
+	a->t_ret = h_now_ns();
+	return it;
+}
+
+static void accept_prepare(struct race_iter *it)
+{
+	(void)it;
+}
+
+static void accept_release(struct race_iter *it)
+{
+	it->cfd = connect_local(&g_laddr);
+	it->released = 1;
+}
+
+static void accept_check(struct race_iter *it, struct tally *t, long i,
+			 int ret)
+{
+	int pending = drain_listener(g_lfd);
+	int accepted = it->afd >= 0;
+
+	(void)ret;
+	g_accepted += accepted;
+	g_pending += pending;
+	if (accepted + pending != it->released)
+		bad(t, i, it->w, "connections: accepted %d + pending %d != "
+		    "made %d", accepted, pending, it->released);
+	if (accepted && it->cfd >= 0) {
+		if (it->alen != sizeof(struct sockaddr_in) ||
+		    it->peer.sin_family != AF_INET ||
+		    ntohs(it->peer.sin_port) != local_port(it->cfd, false))
+			bad(t, i, it->w, "accepted peer address wrong");
+		if (local_port(it->afd, true) != local_port(it->cfd, false))
+			bad(t, i, it->w, "accepted fd is not the client's "
+			    "connection");
+	}
+}
+
+static void accept_cleanup(struct race_iter *it)
+{
+	if (it->afd >= 0)
+		close(it->afd);
+	if (it->cfd >= 0)
+		close(it->cfd);
+}
+
+static void accept_fini(void)
+{
+	printf("race_accept: %ld accepted by bodies, %ld left pending\n",
+	       g_accepted, g_pending);
+	fflush(stdout);
+	close(g_lfd);
+}
+
+static const struct race_case case_accept = {
+	.name = "race_accept",
+	.iters = SIDE_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = accept_body,
+	.test_init = accept_init,
+	.prepare = accept_prepare,
+	.release_fn = accept_release,
+	.check = accept_check,
+	.cleanup = accept_cleanup,
+	.test_fini = accept_fini,
+};
+
+START_TEST(race_accept)
+{
+	run_race(&case_accept, true);
+}
+END_TEST
+
+/* ------------------------------------------- 7. intr_write to a full pipe */
+
+static void *write_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+	ssize_t n;
+
+	body_enter(a);
+	n = intr_write(ctx, it->fds[1], "w", 1);
+	body_note(a, n);
+	if (n == 1)
+		a->done = true;
+	else if (!is_reason(n))
+		body_fail(a, "intr_write", n);
+	a->t_ret = h_now_ns();
+	return it;
+}
+
+/* Fill a (small) pipe until a non-blocking write would block. */
+static long fill_pipe(int fds[2])
+{
+	static char buf[65536];
+	long filled = 0;
+	int fl;
+
+	fcntl(fds[1], F_SETPIPE_SZ, 4096);
+	fl = fcntl(fds[1], F_GETFL);
+	ck_assert_int_ge(fl, 0);
+	ck_assert_int_eq(fcntl(fds[1], F_SETFL, fl | O_NONBLOCK), 0);
+	for (;;) {
+		ssize_t n = write(fds[1], buf, sizeof(buf));
+
+		if (n > 0) {
+			filled += n;
+			continue;
+		}
+		ck_assert_int_eq((int)n, -1);
+		if (errno != EAGAIN)
+			break;
+		n = write(fds[1], buf, 1);
+		if (n == 1) {
+			filled++;
+			continue;
+		}
+		break;
+	}
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(fcntl(fds[1], F_SETFL, fl), 0);
+	return filled;
+}
+
+static long drain_pipe(int fd)
+{
+	char buf[4096];
+	long total = 0;
+	int avail = pipe_avail(fd);
+
+	while (avail > 0) {
+		ssize_t n = read(fd, buf, avail < (int)sizeof(buf) ?
+				 (size_t)avail : sizeof(buf));
+
+		ck_assert_int_gt((int)n, 0);
+		total += n;
+		avail -= (int)n;
+	}
+	return total;
+}
+
+static void write_prepare(struct race_iter *it)
+{
+	h_make_pipe(it->fds);
+	it->filled = fill_pipe(it->fds);
+}
+
+static void write_release(struct race_iter *it)
+{
+	it->drained = drain_pipe(it->fds[0]);
+	it->released = 1;
+}
+
+static void write_check(struct race_iter *it, struct tally *t, long i,
+			int ret)
+{
+	long left = pipe_avail(it->fds[0]);
+	long wrote = it->a.wret == 1;
+
+	(void)ret;
+	if (it->drained + left != it->filled + wrote)
+		bad(t, i, it->w, "bytes: drained %ld + left %ld != filled %ld "
+		    "+ written by the body %ld", it->drained, left, it->filled,
+		    wrote);
+}
+
+static const struct race_case case_write = {
+	.name = "race_write",
+	.iters = SIDE_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = write_body,
+	.prepare = write_prepare,
+	.release_fn = write_release,
+	.check = write_check,
+	.cleanup = pipe_cleanup,
+};
+
+START_TEST(race_write)
+{
+	run_race(&case_write, true);
+}
+END_TEST
+
+/* ------------------------------------------------- 8. intr_on_cancel */
+
+static pid_t g_main_tid;
+static atomic_long g_wake_total;
+static long g_wake_expected;
+static long g_wake_eintr;
+
+/*
+ * The wake: writes the byte the body's EINTR-proof read is waiting for,
+ * then (half the time) keeps running for up to 30 us while the body
+ * returns: the call must not return before the wake has finished.
+ */
+static void oc_wake(void *p)
+{
+	struct race_iter *it = p;
+	pid_t tid = h_gettid();
+
+	atomic_fetch_add(&g_wake_total, 1);
+	atomic_fetch_add(&it->wake_started, 1);
+	if (tid == it->a.tid && atomic_load(&it->body_active))
+		it->wake_in_body = true;
+	if (write(it->fds[1], "w", 1) != 1)
+		it->wake_err = errno;
+	if (it->wake_spin)
+		h_spin_ns(it->wake_spin);
+	it->wake_tid = tid;
+	atomic_fetch_add(&it->wake_runs, 1);
+}
+
+/* Blocked where no signal helps: read() that ignores EINTR. */
+static void *oc_body(intr_ctx *ctx, void *p)
+{
+	struct race_iter *it = p;
+	struct call *a = &it->a;
+	ssize_t r;
+	char c = 0;
+	int n;
+
+	body_enter(a);
+	n = intr_on_cancel(ctx, oc_wake, it);
+	body_note(a, n);
+	if (n != 0) {
+		if (!is_reason(n))
+			body_fail(a, "intr_on_cancel", n);
+		a->t_ret = h_now_ns();
+		return it;
+	}
+	it->registered = true;
+	atomic_store(&it->body_active, 1);
+	while ((r = read(it->fds[0], &c, 1)) < 0 && errno == EINTR)
+		it->eintr++;
+	atomic_store(&it->body_active, 0);
+	if (r == 1 && c == 'm') {
+		it->bytes = 1;
+		a->done = true;
+	} else if (r == 1 && c == 'w') {
+		it->bytes = 1;
+		a->woken = true;
+	} else {
+		body_fail(a, "read", r < 0 ? -errno : r);
+	}
+	a->t_ret = h_now_ns();
+	return it;
+}
+
+static void oc_prepare(struct race_iter *it)
+{
+	h_make_pipe(it->fds);
+	if (h_rng_below(it->r, 2))
+		it->wake_spin = h_rng_below(it->r, 30001);
+}
+
+static void oc_init(void)
+{
+	g_main_tid = h_gettid();
+}
+
+static void oc_check(struct race_iter *it, struct tally *t, long i, int ret)
+{
+	int runs = atomic_load(&it->wake_runs);
+	int started = atomic_load(&it->wake_started);
+	int left = pipe_avail(it->fds[0]);
+
+	g_wake_expected += runs;
+	g_wake_eintr += it->eintr;
+	if (started != runs)
+		bad(t, i, it->w, "the call returned while its wake was still "
+		    "running (%d started, %d finished)", started, runs);
+	if (runs > 1)
+		bad(t, i, it->w, "the wake ran %d times", runs);
+	if (!it->registered && runs)
+		bad(t, i, it->w, "a wake never registered ran");
+	if (it->registered && ret == it->reason && runs != 1)
+		bad(t, i, it->w, "cancelled before the body returned, but the "
+		    "wake ran %d times before the join returned", runs);
+	if (ret == 0 && runs)
+		bad(t, i, it->w, "not cancelled, but the wake ran");
+	if (runs && it->wake_tid == g_main_tid)
+		bad(t, i, it->w, "the wake ran on the cancelling thread");
+	if (it->wake_in_body)
+		bad(t, i, it->w, "the wake ran on the body's thread while the "
+		    "body was blocked (in a signal handler)");
+	if (it->wake_err)
+		bad(t, i, it->w, "the wake's write failed: %d", it->wake_err);
+	if (it->bytes + left != it->released + runs)
+		bad(t, i, it->w, "bytes: read %d + left %d != %d from the test "
+		    "+ %d from the wake", it->bytes, left, it->released, runs);
+}
+
+static void oc_fini(void)
+{
+	sleep_ns(50000000);	/* a wake that runs late would show now */
+	printf("race_on_cancel: %ld wakes ran, %ld EINTR ignored by the "
+	       "bodies\n", atomic_load(&g_wake_total), g_wake_eintr);
+	fflush(stdout);
+	ck_assert_msg(atomic_load(&g_wake_total) == g_wake_expected,
+		      "%ld wakes ran, but only %ld before their call returned",
+		      atomic_load(&g_wake_total), g_wake_expected);
+}
+
+static const struct race_case case_on_cancel = {
+	.name = "race_on_cancel",
+	.iters = ONCANCEL_ITERS,
+	.release = true,
+	.finishes = true,
+	.body = oc_body,
+	.test_init = oc_init,
+	.prepare = oc_prepare,
+	.release_fn = rd_release,
+	.check = oc_check,
+	.cleanup = pipe_cleanup,
+	.test_fini = oc_fini,
+};
+
+START_TEST(race_on_cancel)
+{
+	run_race(&case_on_cancel, true);
+}
+END_TEST
+
+/* Registering on an already cancelled call returns the reason, runs
+ * nothing; a call that is never cancelled never runs its wake. */
+struct ocb {
+	atomic_int started;
+	atomic_int go;
+	int reg;
+	int null_reg;
+	bool was_cancelled;
+	atomic_int runs;
+	struct bfail f;
+};
+
+static void ocb_wake(void *p)
+{
+	struct ocb *o = p;
+
+	atomic_fetch_add(&o->runs, 1);
+}
+
+static void *ocb_cancelled_body(intr_ctx *ctx, void *p)
+{
+	struct ocb *o = p;
+
+	atomic_store(&o->started, 1);
+	BCHECK(&o->f, h_wait_atomic(&o->go, 1, WAIT_MS), "no go");
+	/* cancelled now, not acknowledged */
+	o->reg = intr_on_cancel(ctx, ocb_wake, o);
+	o->was_cancelled = intr_cancelled(ctx);
+	return o;
+}
+
+static void *ocb_plain_body(intr_ctx *ctx, void *p)
+{
+	struct ocb *o = p;
+
+	o->null_reg = intr_on_cancel(ctx, NULL, o);
+	o->reg = intr_on_cancel(ctx, ocb_wake, o);
+	return o;
+}
+
+START_TEST(oncancel_basic)
+{
+	int k;
+
+	configure(RESEND_US);
+	for (k = 0; k < 300; k++) {
+		enum how how = (enum how)(k % 3);
+		int reason = how == HOW_DEADLINE ? -ETIMEDOUT : -ECANCELED;
+		struct ocb o;
+		intr_token *tok;
+		intr_task *task;
+		void *res = NULL;
+
+		memset(&o, 0, sizeof(o));
+		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+		ck_assert_int_eq(intr_spawn(&task, tok, ocb_cancelled_body, &o),
+				 0);
+		ck_assert(h_wait_atomic(&o.started, 1, WAIT_MS));
+		if (how == HOW_DEADLINE) {
+			ck_assert_int_eq(intr_token_cancel_after(tok, 1000), 0);
+			wait_reason(tok, -ETIMEDOUT);
+		} else {
+			do_cancel(tok, task, how);
+		}
+		atomic_store(&o.go, 1);
+		ck_assert_int_eq(h_join_within(task, &res, WAIT_MS), reason);
+		ck_assert_ptr_eq(res, &o);
+		BFAIL_ASSERT(&o.f);
+		ck_assert_msg(o.reg == reason, "intr_on_cancel on a cancelled "
+			      "call returned %d, expected %d", o.reg, reason);
+		ck_assert(o.was_cancelled);
+		ck_assert_int_eq(atomic_load(&o.runs), 0);
+		ck_assert_int_eq(intr_token_free(tok), 0);
+	}
+	for (k = 0; k < 1000; k++) {
+		struct ocb o;
+		intr_token *tok;
+		intr_task *task;
+		void *res = NULL;
+
+		memset(&o, 0, sizeof(o));
+		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+		ck_assert_int_eq(intr_spawn(&task, tok, ocb_plain_body, &o), 0);
+		ck_assert_int_eq(h_join_within(task, &res, WAIT_MS), 0);
+		ck_assert_int_eq(o.null_reg, -EINVAL);
+		ck_assert_int_eq(o.reg, 0);
+		/* cancelling after the call is over runs nothing */
+		ck_assert_int_eq(intr_token_cancel(tok), 0);
+		ck_assert_int_eq(atomic_load(&o.runs), 0);
+		ck_assert_int_eq(intr_token_free(tok), 0);
+		ck_assert_int_eq(atomic_load(&o.runs), 0);
+	}
+}
+END_TEST
+
+/* --------------------------------------------- 9. success paths */
+
+struct helper {
+	int fd;			/* write a byte here, or connect */
+	struct sockaddr_in addr;
+	pthread_mutex_t *m;
+	pthread_cond_t *c;
+	int *pred;
+	uint64_t delay_ns;
+	long total;		/* bytes to read (drain helper) */
+	long got;
+	int cfd;
+};
+
+static void *helper_write_byte(void *p)
+{
+	struct helper *h = p;
+
+	sleep_ns(h->delay_ns);
+	if (write(h->fd, "h", 1) != 1)
+		h->got = -1;
+	return NULL;
+}
+
+static void *helper_connect(void *p)
+{
+	struct helper *h = p;
+
+	sleep_ns(h->delay_ns);
+	h->cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (h->cfd >= 0 && connect(h->cfd, (struct sockaddr *)&h->addr,
+				   sizeof(h->addr)) < 0) {
+		close(h->cfd);
+		h->cfd = -1;
+	}
+	return NULL;
+}
+
+static void *helper_broadcast(void *p)
+{
+	struct helper *h = p;
+
+	sleep_ns(h->delay_ns);
+	pthread_mutex_lock(h->m);
+	*h->pred = 1;
+	pthread_cond_broadcast(h->c);
+	pthread_mutex_unlock(h->m);
+	return NULL;
+}
+
+static void *helper_drain(void *p)
+{
+	struct helper *h = p;
+	char buf[4096];
+
+	while (h->got < h->total) {
+		ssize_t n = read(h->fd, buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		h->got += n;
+	}
+	return NULL;
+}
+
+struct succ {
+	struct bfail f;
+	uint64_t slept_min;	/* shortest short-sleep measured */
+	long sleeps;
+};
+
+static void *success_body(intr_ctx *ctx, void *p)
+{
+	struct succ *s = p;
+	struct bfail *f = &s->f;
+	static char big[100000];
+	char buf[64];
+	int fds[2], lfd, r, k;
+	long lr;
+	ssize_t n;
+	uint64_t t0, el;
+	struct sockaddr_in laddr, peer;
+	socklen_t plen;
+	struct pollfd pfd[2];
+	struct helper h;
+	pthread_t th;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int pred = 0;
+
+	h_make_pipe(fds);
+
+	/* read, write */
+	CALL(f, n, intr_write(ctx, fds[1], "hello", 5));
+	BCHECK(f, n == 5, "intr_write returned %zd", n);
+	CALL(f, n, intr_read(ctx, fds[0], buf, sizeof(buf)));
+	BCHECK(f, n == 5 && !memcmp(buf, "hello", 5),
+	       "intr_read returned %zd", n);
+
+	/* a read that blocks until a helper writes */
+	memset(&h, 0, sizeof(h));
+	h.fd = fds[1];
+	h.delay_ns = 5000000;
+	pthread_create(&th, NULL, helper_write_byte, &h);
+	CALL(f, n, intr_read(ctx, fds[0], buf, sizeof(buf)));
+	BCHECK(f, n == 1 && buf[0] == 'h', "blocking intr_read returned %zd",
+	       n);
+	pthread_join(th, NULL);
+
+	/* a blocking write larger than the pipe, drained by a helper */
+	memset(&h, 0, sizeof(h));
+	h.fd = fds[0];
+	h.total = sizeof(big);
+	pthread_create(&th, NULL, helper_drain, &h);
+	CALL(f, n, intr_write(ctx, fds[1], big, sizeof(big)));
+	BCHECK(f, n == (ssize_t)sizeof(big), "big intr_write returned %zd", n);
+	pthread_join(th, NULL);
+	BCHECK(f, h.got == (long)sizeof(big), "helper read %ld", h.got);
+
+	/* intr_syscall: no argument, three, four, six */
+	CALL(f, lr, intr_syscall(ctx, SYS_getpid));
+	BCHECK(f, lr == getpid(), "intr_syscall(SYS_getpid) returned %ld", lr);
+	CALL(f, lr, intr_syscall(ctx, SYS_write, (long)fds[1], (long)"abc",
+				 3L));
+	BCHECK(f, lr == 3, "intr_syscall(SYS_write) returned %ld", lr);
+	memset(buf, 0, sizeof(buf));
+	CALL(f, lr, intr_syscall(ctx, SYS_read, (long)fds[0], (long)buf,
+				 (long)sizeof(buf)));
+	BCHECK(f, lr == 3 && !memcmp(buf, "abc", 3),
+	       "intr_syscall(SYS_read) returned %ld", lr);
+	{
+		int src = memfd_create("src", MFD_CLOEXEC);
+		int dst = memfd_create("dst", MFD_CLOEXEC);
+		loff_t off_in = 2, off_out = 1;
+
+		BCHECK(f, src >= 0 && dst >= 0, "memfd_create");
+		BCHECK(f, write(src, "0123456789", 10) == 10, "write memfd");
+		memset(buf, 0, sizeof(buf));
+		CALL(f, lr, intr_syscall(ctx, SYS_pread64, (long)src,
+					 (long)buf, 4L, 3L));
+		BCHECK(f, lr == 4 && !memcmp(buf, "3456", 4),
+		       "intr_syscall(SYS_pread64) returned %ld", lr);
+		/* six arguments: the sixth (flags) must be 0 */
+		CALL(f, lr, intr_syscall(ctx, SYS_copy_file_range, (long)src,
+					 (long)&off_in, (long)dst,
+					 (long)&off_out, 5L, 1L));
+		BCHECK(f, lr == -EINVAL, "copy_file_range(flags 1) returned "
+		       "%ld", lr);
+		CALL(f, lr, intr_syscall(ctx, SYS_copy_file_range, (long)src,
+					 (long)&off_in, (long)dst,
+					 (long)&off_out, 5L, 0L));
+		if (lr == -EXDEV || lr == -EOPNOTSUPP || lr == -ENOSYS) {
+			printf("copy_file_range unsupported here: %ld\n", lr);
+		} else {
+			BCHECK(f, lr == 5, "copy_file_range returned %ld", lr);
+			BCHECK(f, off_in == 7 && off_out == 6,
+			       "copy_file_range offsets %lld %lld",
+			       (long long)off_in, (long long)off_out);
+			memset(buf, 0, sizeof(buf));
+			BCHECK(f, pread(dst, buf, 5, 1) == 5 &&
+			       !memcmp(buf, "23456", 5),
+			       "copy_file_range copied \"%.5s\"", buf);
+		}
+		close(src);
+		close(dst);
+	}
+
+	/* poll: timeout, timeout 0, ready, one of two ready */
+	pfd[0] = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	t0 = h_now_ns();
+	CALL(f, r, intr_poll(ctx, pfd, 1, 20));
+	el = h_now_ns() - t0;
+	BCHECK(f, r == 0, "intr_poll(timeout 20) returned %d", r);
+	BCHECK(f, el >= 20000000, "intr_poll(timeout 20 ms) returned after "
+	       "%" PRIu64 " us", el / 1000);
+	CALL(f, r, intr_poll(ctx, pfd, 1, 0));
+	BCHECK(f, r == 0, "intr_poll(timeout 0) returned %d", r);
+	write_char(fds[1], 'p');
+	pfd[1] = (struct pollfd){ .fd = fds[1], .events = POLLIN };
+	CALL(f, r, intr_poll(ctx, pfd, 2, -1));
+	BCHECK(f, r == 1 && (pfd[0].revents & POLLIN) && !pfd[1].revents,
+	       "intr_poll(ready) returned %d, revents %#x %#x", r,
+	       pfd[0].revents, pfd[1].revents);
+	BCHECK(f, read(fds[0], buf, 1) == 1, "read");
+	/* a poll that blocks until a helper writes */
+	memset(&h, 0, sizeof(h));
+	h.fd = fds[1];
+	h.delay_ns = 5000000;
+	pthread_create(&th, NULL, helper_write_byte, &h);
+	CALL(f, r, intr_poll(ctx, pfd, 1, 10000));
+	BCHECK(f, r == 1 && (pfd[0].revents & POLLIN),
+	       "blocking intr_poll returned %d", r);
+	pthread_join(th, NULL);
+	BCHECK(f, read(fds[0], buf, 1) == 1, "read");
+
+	/* sleep */
+	CALL(f, r, intr_sleep(ctx, 0));
+	BCHECK(f, r == 0, "intr_sleep(0) returned %d", r);
+	CALL(f, r, intr_sleep(ctx, 1));
+	BCHECK(f, r == 0, "intr_sleep(1) returned %d", r);
+	t0 = h_now_ns();
+	CALL(f, r, intr_sleep(ctx, 2000000));
+	el = h_now_ns() - t0;
+	BCHECK(f, r == 0 && el >= 2000000, "intr_sleep(2 ms) returned %d "
+	       "after %" PRIu64 " us", r, el / 1000);
+	s->slept_min = UINT64_MAX;
+	for (k = 0; k < SHORT_SLEEPS; k++) {
+		t0 = h_now_ns();
+		CALL(f, r, intr_sleep(ctx, SHORT_SLEEP_NS));
+		el = h_now_ns() - t0;
+		BCHECK(f, r == 0, "intr_sleep(100 us) returned %d", r);
+		BCHECK(f, el >= SHORT_SLEEP_NS, "intr_sleep(100 us) returned "
+		       "after %" PRIu64 " ns", el);
+		if (el < s->slept_min)
+			s->slept_min = el;
+		s->sleeps++;
+	}
+
+	/* accept: a connection already waiting, then one made later */
+	lfd = listen_local(&laddr);
+	{
+		int cfd = connect_local(&laddr);
+
+		plen = sizeof(peer);
+		memset(&peer, 0, sizeof(peer));
+		CALL(f, r, intr_accept(ctx, lfd, (struct sockaddr *)&peer,
+				       &plen));
+		BCHECK(f, r >= 0, "intr_accept returned %d", r);
+		if (r >= 0) {
+			BCHECK(f, plen == sizeof(peer) &&
+			       peer.sin_family == AF_INET &&
+			       ntohs(peer.sin_port) == local_port(cfd, false),
+			       "intr_accept: wrong peer address");
+			BCHECK(f, local_port(r, true) == local_port(cfd, false),
+			       "intr_accept: not the client's connection");
+			BCHECK(f, write(cfd, "z", 1) == 1 &&
+			       read(r, buf, 1) == 1 && buf[0] == 'z',
+			       "accepted connection does not carry data");
+			close(r);
+		}
+		close(cfd);
+	}
+	memset(&h, 0, sizeof(h));
+	h.addr = laddr;
+	h.delay_ns = 5000000;
+	h.cfd = -1;
+	pthread_create(&th, NULL, helper_connect, &h);
+	CALL(f, r, intr_accept(ctx, lfd, NULL, NULL));
+	BCHECK(f, r >= 0, "blocking intr_accept returned %d", r);
+	pthread_join(th, NULL);
+	BCHECK(f, h.cfd >= 0, "helper could not connect");
+	if (r >= 0 && h.cfd >= 0)
+		BCHECK(f, local_port(r, true) == local_port(h.cfd, false),
+		       "blocking intr_accept: not the helper's connection");
+	if (r >= 0)
+		close(r);
+	if (h.cfd >= 0)
+		close(h.cfd);
+	close(lfd);
+
+	/* cond_wait woken by a helper's broadcast */
+	init_errorcheck_mutex(&m);
+	pthread_cond_init(&c, NULL);
+	memset(&h, 0, sizeof(h));
+	h.m = &m;
+	h.c = &c;
+	h.pred = &pred;
+	h.delay_ns = 5000000;
+	pthread_mutex_lock(&m);
+	pthread_create(&th, NULL, helper_broadcast, &h);
+	r = 0;
+	while (!pred && r == 0)
+		CALL(f, r, intr_cond_wait(ctx, &c, &m));
+	BCHECK(f, r == 0 && pred, "intr_cond_wait returned %d", r);
+	BCHECK(f, pthread_mutex_unlock(&m) == 0,
+	       "mutex not held after intr_cond_wait");
+	pthread_join(th, NULL);
+	pthread_cond_destroy(&c);
+	pthread_mutex_destroy(&m);
+
+	/* end of file */
+	close(fds[1]);
+	CALL(f, n, intr_read(ctx, fds[0], buf, sizeof(buf)));
+	BCHECK(f, n == 0, "intr_read at EOF returned %zd", n);
+	close(fds[0]);
+
+	BCHECK(f, !intr_cancelled(ctx), "uncancelled call reads cancelled");
+	return s;
+}
+
+START_TEST(wrappers_success)
+{
+	struct succ s;
+	intr_token *tok;
+	void *res = NULL;
+
+	memset(&s, 0, sizeof(s));
+	configure(RESEND_US);
+	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+	ck_assert_int_eq(run_interruptible(tok, success_body, &s, &res), 0);
+	ck_assert_ptr_eq(res, &s);
+	printf("wrappers_success: %ld sleeps of 100 us, shortest %" PRIu64
+	       " ns\n", s.sleeps, s.slept_min);
+	fflush(stdout);
+	BFAIL_ASSERT(&s.f);
+	ck_assert_int_eq(s.sleeps, SHORT_SLEEPS);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
+/* --------------------------------------------- 10. errors are -errno */
+
+static void *errors_body(intr_ctx *ctx, void *p)
+{
+	struct bfail *f = p;
+	char buf[8];
+	int fds[2], sfd, r, bad_fd = 99999;
+	long lr;
+	ssize_t n;
+	struct pollfd pfd;
+
+	h_make_pipe(fds);
+	BCHECK(f, fcntl(bad_fd, F_GETFD) < 0, "fd %d is open", bad_fd);
+
+	CALL(f, n, intr_read(ctx, -1, buf, 1));
+	BCHECK(f, n == -EBADF, "intr_read(-1) returned %zd", n);
+	CALL(f, n, intr_read(ctx, bad_fd, buf, 1));
+	BCHECK(f, n == -EBADF, "intr_read(closed) returned %zd", n);
+	CALL(f, n, intr_read(ctx, fds[1], buf, 1));
+	BCHECK(f, n == -EBADF, "intr_read(write end) returned %zd", n);
+	CALL(f, n, intr_write(ctx, -1, "x", 1));
+	BCHECK(f, n == -EBADF, "intr_write(-1) returned %zd", n);
+	CALL(f, n, intr_write(ctx, fds[0], "x", 1));
+	BCHECK(f, n == -EBADF, "intr_write(read end) returned %zd", n);
+	write_char(fds[1], 'e');
+	CALL(f, n, intr_read(ctx, fds[0], (void *)8, 1));
+	BCHECK(f, n == -EFAULT, "intr_read(bad buffer) returned %zd", n);
+
+	CALL(f, lr, intr_syscall(ctx, SYS_read, -1L, (long)buf, 1L));
+	BCHECK(f, lr == -EBADF, "intr_syscall(SYS_read, -1) returned %ld", lr);
+	CALL(f, lr, intr_syscall(ctx, SYS_close, (long)bad_fd));
+	BCHECK(f, lr == -EBADF, "intr_syscall(SYS_close, closed) returned %ld",
+	       lr);
+	CALL(f, lr, intr_syscall(ctx, 100000L));
+	BCHECK(f, lr == -ENOSYS, "intr_syscall(100000) returned %ld", lr);
+
+	CALL(f, r, intr_accept(ctx, -1, NULL, NULL));
+	BCHECK(f, r == -EBADF, "intr_accept(-1) returned %d", r);
+	CALL(f, r, intr_accept(ctx, fds[0], NULL, NULL));
+	BCHECK(f, r == -ENOTSOCK, "intr_accept(pipe) returned %d", r);
+	sfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CALL(f, r, intr_accept(ctx, sfd, NULL, NULL));
+	BCHECK(f, r == -EINVAL, "intr_accept(not listening) returned %d", r);
+	close(sfd);
+
+	pfd = (struct pollfd){ .fd = bad_fd, .events = POLLIN };
+	CALL(f, r, intr_poll(ctx, &pfd, 1, 0));
+	BCHECK(f, r == 1 && pfd.revents == POLLNVAL,
+	       "intr_poll(closed fd) returned %d, revents %#x", r,
+	       pfd.revents);
+	CALL(f, r, intr_poll(ctx, (struct pollfd *)8, 1, 0));
+	BCHECK(f, r == -EFAULT, "intr_poll(bad array) returned %d", r);
+
+	BCHECK(f, !intr_cancelled(ctx), "uncancelled call reads cancelled");
+	h_close_pipe(fds);
+	return f;
+}
+
+START_TEST(wrappers_errors)
+{
+	struct bfail f;
+	intr_token *tok;
+	void *res = NULL;
+
+	memset(&f, 0, sizeof(f));
+	configure(RESEND_US);
+	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+	ck_assert_int_eq(run_interruptible(tok, errors_body, &f, &res), 0);
+	ck_assert_ptr_eq(res, &f);
+	BFAIL_ASSERT(&f);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
+/* ------------------------- 11. a cancelled call: every wrapper says so */
+
+enum wrapper {
+	WR_SYSCALL, WR_SYSCALL_GETPID, WR_READ, WR_WRITE, WR_POLL, WR_ACCEPT,
+	WR_SLEEP, WR_COND, WR_ON_CANCEL, WR_NR
+};
+
+static const char *const wrapper_name[WR_NR] = {
+	"intr_syscall(SYS_read)", "intr_syscall(SYS_getpid)", "intr_read",
+	"intr_write", "intr_poll", "intr_accept", "intr_sleep",
+	"intr_cond_wait", "intr_on_cancel",
+};
+
+/* Everything a wrapper could act on is ready: data, space, a connection. */
+struct ready {
+	int fds[2];
+	int lfd;
+	int cfd;
+	struct sockaddr_in addr;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	atomic_int wake_runs;
+};
+
+static void ready_wake(void *p)
+{
+	struct ready *rd = p;
+
+	atomic_fetch_add(&rd->wake_runs, 1);
+}
+
+static void ready_init(struct ready *rd)
+{
+	memset(rd, 0, sizeof(*rd));
+	h_make_pipe(rd->fds);
+	write_char(rd->fds[1], 'r');
+	rd->lfd = listen_local(&rd->addr);
+	rd->cfd = connect_local(&rd->addr);
+	init_errorcheck_mutex(&rd->m);
+	ck_assert_int_eq(pthread_cond_init(&rd->c, NULL), 0);
+}
+
+static void ready_fini(struct ready *rd)
+{
+	h_close_pipe(rd->fds);
+	close(rd->lfd);
+	close(rd->cfd);
+	pthread_cond_destroy(&rd->c);
+	pthread_mutex_destroy(&rd->m);
+}
+
+/* Call one wrapper on rd; returns its result. */
+static long call_wrapper(intr_ctx *ctx, enum wrapper wr, struct ready *rd,
+			 struct bfail *f)
+{
+	struct pollfd pfd = { .fd = rd->fds[0], .events = POLLIN };
+	char buf[8];
+	long r = 0;
+
+	switch (wr) {
+	case WR_SYSCALL:
+		CALL(f, r, intr_syscall(ctx, SYS_read, (long)rd->fds[0],
+					(long)buf, 1L));
+		break;
+	case WR_SYSCALL_GETPID:
+		CALL(f, r, intr_syscall(ctx, SYS_getpid));
+		break;
+	case WR_READ:
+		CALL(f, r, intr_read(ctx, rd->fds[0], buf, 1));
+		break;
+	case WR_WRITE:
+		CALL(f, r, intr_write(ctx, rd->fds[1], "w", 1));
+		break;
+	case WR_POLL:
+		CALL(f, r, intr_poll(ctx, &pfd, 1, 0));
+		break;
+	case WR_ACCEPT:
+		CALL(f, r, intr_accept(ctx, rd->lfd, NULL, NULL));
+		if (r >= 0)
+			close((int)r);
+		break;
+	case WR_SLEEP:
+		CALL(f, r, intr_sleep(ctx, 1000000));
+		break;
+	case WR_COND: {
+		int e = pthread_mutex_lock(&rd->m);
+
+		BCHECK(f, e == 0, "lock: %d", e);
+		CALL(f, r, intr_cond_wait(ctx, &rd->c, &rd->m));
+		e = pthread_mutex_unlock(&rd->m);
+		BCHECK(f, e == 0, "intr_cond_wait returned %ld without the "
+		       "mutex held (unlock %d)", r, e);
+		break;
+	}
+	default:
+		CALL(f, r, intr_on_cancel(ctx, ready_wake, rd));
+		break;
+	}
+	return r;
+}
+
+/* Nothing was consumed, produced or registered. */
+static void ready_untouched(struct ready *rd, struct bfail *f,
+			    const char *when)
+{
+	struct pollfd p = { .fd = rd->lfd, .events = POLLIN };
+
+	BCHECK(f, pipe_avail(rd->fds[0]) == 1, "%s: %d bytes in the pipe, "
+	       "expected 1", when, pipe_avail(rd->fds[0]));
+	BCHECK(f, poll(&p, 1, 0) == 1, "%s: the waiting connection was "
+	       "accepted", when);
+	BCHECK(f, atomic_load(&rd->wake_runs) == 0, "%s: a wake ran", when);
+}
+
+struct after {
+	struct ready rd;
+	atomic_int started;
+	atomic_int go;
+	int first;		/* the wrapper called first (unacknowledged) */
+	int reason;
+	long ret[WR_NR];
+	bool ack;
+	struct bfail f;
+};
+
+static void *after_cancel_body(intr_ctx *ctx, void *p)
+{
+	struct after *af = p;
+	int k;
+
+	atomic_store(&af->started, 1);
+	BCHECK(&af->f, h_wait_atomic(&af->go, 1, WAIT_MS), "no go");
+	for (k = 0; k < WR_NR; k++) {
+		enum wrapper wr = (enum wrapper)((af->first + k) % WR_NR);
+
+		af->ret[wr] = call_wrapper(ctx, wr, &af->rd, &af->f);
+		BCHECK(&af->f, af->ret[wr] == af->reason,
+		       "cancelled (reason %d, %s): %s returned %ld", af->reason,
+		       k ? "acknowledged" : "not acknowledged",
+		       wrapper_name[wr], af->ret[wr]);
+		ready_untouched(&af->rd, &af->f, wrapper_name[wr]);
+	}
+	af->ack = intr_cancelled(ctx);
+	BCHECK(&af->f, intr_reason(ctx) == af->reason, "intr_reason %d",
+	       intr_reason(ctx));
+	return af;
+}
+
+START_TEST(wrappers_after_cancel)
+{
+	int first, h;
+
+	configure(RESEND_US);
+	for (first = 0; first < WR_NR; first++) {
+		for (h = HOW_TOKEN; h <= HOW_DEADLINE; h++) {
+			struct after af;
+			intr_token *tok;
+			intr_task *task;
+			void *res = NULL;
+
+			memset(&af, 0, sizeof(af));
+			ready_init(&af.rd);
+			af.first = first;
+			af.reason = h == HOW_DEADLINE ? -ETIMEDOUT : -ECANCELED;
+			ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+			ck_assert_int_eq(intr_spawn(&task, tok,
+						    after_cancel_body, &af), 0);
+			ck_assert(h_wait_atomic(&af.started, 1, WAIT_MS));
+			if (h == HOW_DEADLINE) {
+				ck_assert_int_eq(intr_token_cancel_after(tok,
+									 1000),
+						 0);
+				wait_reason(tok, -ETIMEDOUT);
+			} else {
+				do_cancel(tok, task, (enum how)h);
+			}
+			atomic_store(&af.go, 1);
+			ck_assert_int_eq(h_join_within(task, &res, WAIT_MS),
+					 af.reason);
+			ck_assert_ptr_eq(res, &af);
+			BFAIL_ASSERT(&af.f);
+			ck_assert(af.ack);
+			ready_untouched(&af.rd, &af.f, "after the join");
+			BFAIL_ASSERT(&af.f);
+			ck_assert_int_eq(intr_token_free(tok), 0);
+			ready_fini(&af.rd);
+		}
+	}
+}
+END_TEST
+
+/* --------------------------- 12. off the worker: -EINVAL, nothing done */
+
+struct offw {
+	struct ready rd;	/* the pipe holds no data: a real read blocks */
+	intr_ctx *ctx;
+	struct bfail f;
+	long calls;
+};
+
+/* Every wrapper with ctx, here, must refuse at once. */
+static void all_einval(struct offw *o, intr_ctx *ctx, bool with_on_cancel,
+		       const char *where)
+{
+	int wr;
+
+	/* an empty pipe: a wrapper that did read would block */
+	BCHECK(&o->f, pipe_avail(o->rd.fds[0]) == 0, "pipe not empty");
+	for (wr = 0; wr < WR_NR; wr++) {
+		long r;
+
+		if (wr == WR_ON_CANCEL && !with_on_cancel)
+			continue;
+		if (wr == WR_POLL || wr == WR_SLEEP) {
+			struct pollfd pfd = { .fd = o->rd.fds[0],
+					      .events = POLLIN };
+
+			/* block for long if not refused */
+			if (wr == WR_POLL)
+				CALL(&o->f, r, intr_poll(ctx, &pfd, 1, 10000));
+			else
+				CALL(&o->f, r, intr_sleep(ctx, 10000000000ull));
+		} else {
+			r = call_wrapper(ctx, (enum wrapper)wr, &o->rd, &o->f);
+		}
+		o->calls++;
+		BCHECK(&o->f, r == -EINVAL, "%s: %s returned %ld, expected "
+		       "-EINVAL", where, wrapper_name[wr], r);
+	}
+	{
+		struct pollfd p = { .fd = o->rd.lfd, .events = POLLIN };
+
+		BCHECK(&o->f, pipe_avail(o->rd.fds[0]) == 0,
+		       "%s: a refused wrapper wrote into the pipe", where);
+		BCHECK(&o->f, poll(&p, 1, 0) == 1,
+		       "%s: a refused wrapper accepted the connection", where);
+	}
+}
+
+static void *offw_thread(void *p)
+{
+	struct offw *o = p;
+
+	all_einval(o, o->ctx, true, "another thread");
+	return NULL;
+}
+
+static void offw_finalizer(void *p)
+{
+	struct offw *o = p;
+
+	all_einval(o, o->ctx, false, "a finalizer");
+}
+
+static void *offw_body(intr_ctx *ctx, void *p)
+{
+	struct offw *o = p;
+	struct timespec ts;
+	pthread_t th;
+
+	o->ctx = ctx;
+	if (pthread_create(&th, NULL, offw_thread, o) == 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += WAIT_MS / 1000;
+		BCHECK(&o->f, pthread_timedjoin_np(th, NULL, &ts) == 0,
+		       "wrappers called from another thread blocked");
+	}
+	BCHECK(&o->f, intr_defer(ctx, offw_finalizer, o) == 0, "intr_defer");
+	return o;
+}
+
+/* Body B uses body A's context: foreign on this worker. */
+struct foreign {
+	struct offw *o;
+	atomic_int a_ready;
+	atomic_int b_done;
+};
+
+static void *foreign_a_body(intr_ctx *ctx, void *p)
+{
+	struct foreign *fo = p;
+
+	fo->o->ctx = ctx;
+	atomic_store(&fo->a_ready, 1);
+	BCHECK(&fo->o->f, h_wait_atomic(&fo->b_done, 1, WAIT_MS),
+	       "B never done");
+	return fo;
+}
+
+static void *foreign_b_body(intr_ctx *ctx, void *p)
+{
+	struct foreign *fo = p;
+
+	(void)ctx;
+	BCHECK(&fo->o->f, h_wait_atomic(&fo->a_ready, 1, WAIT_MS),
+	       "A never ready");
+	all_einval(fo->o, fo->o->ctx, true, "another body");
+	atomic_store(&fo->b_done, 1);
+	return fo;
+}
+
+START_TEST(wrappers_off_worker_einval)
+{
+	struct foreign fo;
+	struct offw o;
+	intr_token *tok;
+	intr_task *ta, *tb;
+	void *res = NULL;
+
+	configure(RESEND_US);
+	memset(&o, 0, sizeof(o));
+	ready_init(&o.rd);
+	drain_pipe(o.rd.fds[0]);	/* empty: a real read would block */
+
+	/* the main thread, NULL context */
+	all_einval(&o, NULL, true, "main thread, NULL ctx");
+	BFAIL_ASSERT(&o.f);
+
+	/* another thread and a finalizer, with a live context */
+	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+	ck_assert_int_eq(intr_spawn(&ta, tok, offw_body, &o), 0);
+	ck_assert_int_eq(h_join_within(ta, &res, WAIT_MS), 0);
+	ck_assert_ptr_eq(res, &o);
+	BFAIL_ASSERT(&o.f);
+
+	/* another body's context */
+	memset(&fo, 0, sizeof(fo));
+	fo.o = &o;
+	ck_assert_int_eq(intr_spawn(&ta, tok, foreign_a_body, &fo), 0);
+	ck_assert_int_eq(intr_spawn(&tb, tok, foreign_b_body, &fo), 0);
+	ck_assert_int_eq(h_join_within(tb, &res, WAIT_MS), 0);
+	ck_assert_int_eq(h_join_within(ta, &res, WAIT_MS), 0);
+	BFAIL_ASSERT(&o.f);
+
+	printf("wrappers_off_worker_einval: %ld calls refused\n", o.calls);
+	fflush(stdout);
+	ck_assert_int_eq(o.calls, 4 * WR_NR - 1);
+	ck_assert_int_eq(atomic_load(&o.rd.wake_runs), 0);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+	ready_fini(&o.rd);
+}
+END_TEST
+
+/* ----------------------- 13. SIGPROF at 1 kHz: no EINTR, nothing lost */
+
+static atomic_long g_prof_total, g_prof_body, g_prof_wrapper;
+static __thread volatile sig_atomic_t t_in_body, t_in_wrapper;
+
+static void on_sigprof(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&g_prof_total, 1);
+	if (t_in_body)
+		atomic_fetch_add(&g_prof_body, 1);
+	if (t_in_wrapper)
+		atomic_fetch_add(&g_prof_wrapper, 1);
+}
+
+enum prof_kind {
+	PK_READ, PK_SYSCALL, PK_SLEEP, PK_POLL_TIMEOUT, PK_POLL_DATA, PK_COND,
+	PK_NR
+};
+
+static const char *const prof_name[PK_NR] = {
+	"intr_read", "intr_syscall(SYS_read)", "intr_sleep(5 ms)",
+	"intr_poll(timeout 5 ms)", "intr_poll(data)", "intr_cond_wait",
+};
+
+struct prof_call {
+	enum prof_kind kind;
+	int fd;
+	pthread_mutex_t *m;
+	pthread_cond_t *c;
+	int *pred;
+	long ret;		/* the last wrapper result */
+	bool eintr;
+	bool ecanceled;
+	struct bfail *f;
+};
+
+/* A per-thread 1 kHz SIGPROF timer aimed at the calling thread. */
+static int prof_timer_start(timer_t *tm)
+{
+	struct itimerspec its = {
+		.it_interval = { .tv_sec = 0, .tv_nsec = 1000000 },
+		.it_value = { .tv_sec = 0, .tv_nsec = 1000000 },
+	};
+	struct sigevent sev;
+
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = SIGPROF;
+	sev.sigev_notify_thread_id = h_gettid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, tm) < 0)
+		return errno;
+	if (timer_settime(*tm, 0, &its, NULL) < 0) {
+		int e = errno;
+
+		timer_delete(*tm);
+		return e;
+	}
+	return 0;
+}
+
+static void prof_note(struct prof_call *pc, long r)
+{
+	pc->ret = r;
+	if (r == -EINTR)
+		pc->eintr = true;
+	if (r == -ECANCELED || r == -ETIMEDOUT)
+		pc->ecanceled = true;
+}
+
+static void *prof_body(intr_ctx *ctx, void *p)
+{
+	struct prof_call *pc = p;
+	struct bfail *f = pc->f;
+	struct pollfd pfd = { .fd = pc->fd, .events = POLLIN };
+	sigset_t set;
+	timer_t tm;
+	uint64_t t0, el;
+	char c = 0;
+	long r = 0;
+	int e;
+
+	e = prof_timer_start(&tm);
+	BCHECK(f, e == 0, "timer_create/settime: %d", e);
+	if (e)
+		return pc;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPROF);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	t_in_body = 1;
+	t0 = h_now_ns();
+	switch (pc->kind) {
+	case PK_READ:
+		t_in_wrapper = 1;
+		r = intr_read(ctx, pc->fd, &c, 1);
+		t_in_wrapper = 0;
+		prof_note(pc, r);
+		BCHECK(f, r == 1 && c == 'p', "%s returned %ld",
+		       prof_name[pc->kind], r);
+		break;
+	case PK_SYSCALL:
+		t_in_wrapper = 1;
+		r = intr_syscall(ctx, SYS_read, (long)pc->fd, (long)&c, 1L);
+		t_in_wrapper = 0;
+		prof_note(pc, r);
+		BCHECK(f, r == 1 && c == 'p', "%s returned %ld",
+		       prof_name[pc->kind], r);
+		break;
+	case PK_SLEEP:
+		t_in_wrapper = 1;
+		r = intr_sleep(ctx, PROF_SLEEP_NS);
+		t_in_wrapper = 0;
+		el = h_now_ns() - t0;
+		prof_note(pc, r);
+		BCHECK(f, r == 0 && el >= PROF_SLEEP_NS, "%s returned %ld "
+		       "after %" PRIu64 " us", prof_name[pc->kind], r,
+		       el / 1000);
+		break;
+	case PK_POLL_TIMEOUT:
+		t_in_wrapper = 1;
+		r = intr_poll(ctx, &pfd, 1, PROF_POLL_MS);
+		t_in_wrapper = 0;
+		el = h_now_ns() - t0;
+		prof_note(pc, r);
+		BCHECK(f, r == 0 && el >= PROF_POLL_MS * 1000000ull,
+		       "%s returned %ld after %" PRIu64 " us",
+		       prof_name[pc->kind], r, el / 1000);
+		break;
+	case PK_POLL_DATA:
+		t_in_wrapper = 1;
+		r = intr_poll(ctx, &pfd, 1, 10000);
+		t_in_wrapper = 0;
+		prof_note(pc, r);
+		BCHECK(f, r == 1 && (pfd.revents & POLLIN), "%s returned %ld",
+		       prof_name[pc->kind], r);
+		break;
+	default:
+		pthread_mutex_lock(pc->m);
+		while (!*pc->pred) {
+			t_in_wrapper = 1;
+			r = intr_cond_wait(ctx, pc->c, pc->m);
+			t_in_wrapper = 0;
+			prof_note(pc, r);
+			if (r != 0)
+				break;
+		}
+		BCHECK(f, r == 0 && *pc->pred, "%s returned %ld",
+		       prof_name[pc->kind], r);
+		e = pthread_mutex_unlock(pc->m);
+		BCHECK(f, e == 0, "mutex not held after intr_cond_wait: %d", e);
+		break;
+	}
+	t_in_body = 0;
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	timer_delete(tm);
+	BCHECK(f, !intr_cancelled(ctx), "uncancelled call reads cancelled");
+	return pc;
+}
+
+START_TEST(wrappers_sigprof)
+{
+	long calls[PK_NR] = { 0 }, eintr = 0, ecanceled = 0;
+	uint64_t end;
+	struct sigaction sa;
+	struct bfail f;
+	intr_token *tok;
+	sigset_t set;
+	int k;
+
+	memset(&f, 0, sizeof(f));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigprof;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART: every hit is an EINTR */
+	ck_assert_int_eq(sigaction(SIGPROF, &sa, NULL), 0);
+	/* only the bodies take it */
+	sigemptyset(&set);
+	sigaddset(&set, SIGPROF);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+	configure(RESEND_US);
+	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+
+	end = h_now_ns() + PROF_RUN_NS;
+	for (k = 0; (int64_t)(end - h_now_ns()) > 0; k++) {
+		enum prof_kind kind = (enum prof_kind)(k % PK_NR);
+		struct prof_call pc;
+		pthread_mutex_t m;
+		pthread_cond_t c;
+		int pred = 0, fds[2], ret;
+		intr_task *task;
+		void *res = NULL;
+
+		memset(&pc, 0, sizeof(pc));
+		h_make_pipe(fds);
+		pthread_mutex_init(&m, NULL);
+		pthread_cond_init(&c, NULL);
+		pc.kind = kind;
+		pc.fd = fds[0];
+		pc.m = &m;
+		pc.c = &c;
+		pc.pred = &pred;
+		pc.f = &f;
+		ck_assert_int_eq(intr_spawn(&task, tok, prof_body, &pc), 0);
+		if (kind == PK_READ || kind == PK_SYSCALL ||
+		    kind == PK_POLL_DATA) {
+			sleep_ns(PROF_DELAY_NS);
+			write_char(fds[1], 'p');
+		} else if (kind == PK_COND) {
+			sleep_ns(PROF_DELAY_NS);
+			pthread_mutex_lock(&m);
+			pred = 1;
+			pthread_cond_broadcast(&c);
+			pthread_mutex_unlock(&m);
+		}
+		ret = join_bounded(task, &res, k, prof_name[kind]);
+		ck_assert_msg(ret == 0, "%s: uncancelled call returned %d",
+			      prof_name[kind], ret);
+		ck_assert_ptr_eq(res, &pc);
+		calls[kind]++;
+		eintr += pc.eintr;
+		ecanceled += pc.ecanceled;
+		pthread_cond_destroy(&c);
+		pthread_mutex_destroy(&m);
+		h_close_pipe(fds);
+	}
+	printf("wrappers_sigprof: SIGPROF %ld in all, %ld in bodies, %ld in "
+	       "wrappers;", atomic_load(&g_prof_total),
+	       atomic_load(&g_prof_body), atomic_load(&g_prof_wrapper));
+	for (k = 0; k < PK_NR; k++)
+		printf(" %s x%ld", prof_name[k], calls[k]);
+	printf("; -EINTR %ld, cancel reasons %ld\n", eintr, ecanceled);
+	fflush(stdout);
+	ck_assert_msg(eintr == 0, "%ld wrappers returned -EINTR", eintr);
+	ck_assert_msg(ecanceled == 0, "%ld wrappers returned a cancel reason "
+		      "though nothing was cancelled", ecanceled);
+	BFAIL_ASSERT(&f);
+	ck_assert_msg(atomic_load(&g_prof_body) > 100,
+		      "SIGPROF reached the bodies only %ld times",
+		      atomic_load(&g_prof_body));
+	ck_assert_msg(atomic_load(&g_prof_wrapper) > 100,
+		      "SIGPROF interrupted the wrappers only %ld times",
+		      atomic_load(&g_prof_wrapper));
+	ck_assert_int_eq(intr_token_reason(tok), 0);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ suite */
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("wrappers");
+	TCase *tc;
+
+	tc = h_tcase(s, "basics", TEST_TIMEOUT);
+	tcase_add_test(tc, wrappers_success);
+	tcase_add_test(tc, wrappers_errors);
+	tcase_add_test(tc, wrappers_after_cancel);
+	tcase_add_test(tc, wrappers_off_worker_einval);
+	tcase_add_test(tc, oncancel_basic);
+	tc = h_tcase(s, "race", TEST_TIMEOUT);
+	tcase_add_test(tc, race_syscall_read);
+	tcase_add_test(tc, race_read);
+	tcase_add_test(tc, race_data_read);
+	tcase_add_test(tc, race_cond_wait_never);
+	tcase_add_test(tc, race_cond_wait_broadcast);
+	tcase_add_test(tc, race_sleep);
+	tcase_add_test(tc, race_poll);
+	tcase_add_test(tc, race_accept);
+	tcase_add_test(tc, race_write);
+	tcase_add_test(tc, race_on_cancel);
+	tc = h_tcase(s, "sigprof", TEST_TIMEOUT);
+	tcase_add_test(tc, wrappers_sigprof);
+	return s;
+}
+
+int main(void)
+{
+	return h_run_suite(make_suite());
+}
