@@ -35,6 +35,11 @@ void intr__task_complete(struct intr_task *t)
 	int fd;
 
 	atomic_store(&t->done, 1);
+	/* Store then load of another variable, the other side doing the
+	 * mirror image (intr_task_fd): sequentially consistent atomics order
+	 * them already; the explicit fence keeps it so under emulators that
+	 * translate acquire/release only. */
+	atomic_thread_fence(memory_order_seq_cst);
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
 		fd_signal(fd);
@@ -246,8 +251,9 @@ INTR_API int intr_task_fd(intr_task *t)
 		goto out;
 	}
 	/* The worker reads t->fd after storing done = 1, and this thread
-	 * reads done after storing t->fd (both sequentially consistent):
-	 * at least one of the two sees the other and makes fd readable. */
+	 * reads done after storing t->fd (intr__task_complete): at least
+	 * one of the two sees the other and makes fd readable. */
+	atomic_thread_fence(memory_order_seq_cst);	/* see above */
 	if (atomic_load(&t->done) >= 1)
 		fd_signal(fd);
 out:

@@ -14,7 +14,8 @@
  * CQE swallowed by a cancel shows.  In half the iterations the body spins a
  * random 0-50 us before the wait, so that the first interrupt signal is
  * handled before io_uring_enter(); resend_us is 1 s: the signal mask given
- * to io_uring_enter() must catch it, and no call may take 500 ms.
+ * to io_uring_enter() must catch it, and no call may take 500 ms (unless
+ * stall canaries show that the machine stalled the test's threads then).
  *
  * Also: a CQE already in the ring is returned even when cancelled, and the
  * next wait reports the cancel; wait_cqes with a timeout; submit_and_wait
