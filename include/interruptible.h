@@ -208,6 +208,64 @@ int intr_sleep(intr_ctx *ctx, uint64_t ns);
 int intr_cond_wait(intr_ctx *ctx, pthread_cond_t *c, pthread_mutex_t *m);
 
 /*
+ * Context propagation
+ * -------------------
+ * A body runs on a worker thread, where the caller's thread-local state (a
+ * trace id, a log context, an allocator arena) is not.  A context element
+ * carries one such piece across, at every call, without the call sites
+ * knowing:
+ *
+ *   capture(data)            on the submitting thread, in intr_spawn() or
+ *                            run_interruptible(): returns a snapshot.
+ *   install(captured, data)  on the worker, before the body: makes the
+ *                            snapshot current; returns what restore needs.
+ *   restore(saved, data)     on the worker, after the finalizers: puts the
+ *                            worker's own state back.
+ *   release(captured, data)  frees the snapshot (may be NULL): exactly once
+ *                            for every capture, before the call returns to
+ *                            its caller, also when the body never ran
+ *                            (token already cancelled) and when the call is
+ *                            refused (-EAGAIN, -ENOMEM).
+ *
+ * Elements are installed in the order they were added and restored in
+ * reverse.  intr_context_add() copies *el; it is process-wide, may be called
+ * at any time from any thread, and affects the calls submitted after it
+ * returns.  Returns 0, -EINVAL (el, capture, install or restore NULL),
+ * -ENOMEM.  Elements cannot be removed.
+ *
+ * Ordering: capture happens-before install; install happens-before the
+ * body; the body and the finalizers happen-before restore; restore and
+ * release happen-before run_interruptible() or intr_join() returns.  The
+ * hooks of one call never run concurrently with each other; hooks of
+ * different calls may run concurrently on different threads.  None runs in
+ * a signal handler.
+ */
+struct intr_context_element {
+	void *(*capture)(void *data);
+	void *(*install)(void *captured, void *data);
+	void (*restore)(void *saved, void *data);
+	void (*release)(void *captured, void *data);
+	void *data;
+};
+
+int intr_context_add(const struct intr_context_element *el);
+
+/*
+ * Token values: immutable data attached to a token and seen through all of
+ * its descendants, so by nested calls started with intr_ctx_token().
+ * intr_token_set_value() sets key (compared by address) on tok once:
+ * -EEXIST if tok already has that key (the old value stays), -EINVAL for a
+ * NULL key or a dead token, -ENOMEM.  Values are read-only by contract:
+ * the library never copies or frees them, and mutable per-call state
+ * belongs in a context element, not here.
+ * intr_ctx_value() looks key up on the call's own token and then its
+ * ancestors, nearest first; NULL if none has it, or off the worker.  It can
+ * be called from the body and its finalizers.
+ */
+int intr_token_set_value(intr_token *tok, const void *key, void *value);
+void *intr_ctx_value(intr_ctx *ctx, const void *key);
+
+/*
  * Configuration
  * -------------
  * intr_config_default() fills cfg with the defaults: the interrupt signal

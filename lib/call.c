@@ -216,6 +216,7 @@ static void run_finalizers(struct intr_task *t)
 /* Run call t on the calling worker, whose signals are all blocked. */
 void intr__call_run(struct intr_task *t, pid_t tid)
 {
+	struct intr__value *values;
 	struct intr__waker *wake;
 	bool skip;
 	int busy;
@@ -238,6 +239,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__current = t;
 		intr__cookie_prev = intr__cookie_cur;
 		intr__cookie_cur = t->cookie;
+		intr__context_install(t);
 		pthread_sigmask(SIG_SETMASK, &intr__body_mask, NULL);
 		t->result = t->fn((intr_ctx *)(void *)t, t->arg);
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
@@ -262,14 +264,19 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 
 		run_finalizers(t);
 		intr__current = NULL;
-		/* User code (wake-ups, finalizers) may have changed the
-		 * mask; the tree lock below needs every signal blocked. */
+		intr__context_restore(t);
+		/* User code (wake-ups, finalizers, context hooks) may have
+		 * changed the mask; the tree lock needs every signal blocked. */
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 	}
+	intr__context_release(t);
 
 	/* The call's own token ends with the call. */
 	intr__tree_lock_blocked();
 	intr__token_unlink_locked(&t->tok);
 	intr__handle_del(&t->tok);
+	values = t->tok.values;
+	t->tok.values = NULL;
 	intr__tree_unlock_blocked();
+	intr__values_free(values);
 }

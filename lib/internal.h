@@ -67,6 +67,8 @@ void intr__handles_each(enum intr__kind kind, void (*fn)(void *p));
 
 /* --------------------------------------------------------------- token.c */
 struct intr_task;
+struct intr__value;
+struct elements;
 
 struct intr_token {
 	struct intr_token *parent;
@@ -76,6 +78,7 @@ struct intr_token {
 	struct intr_task *call;		/* set for a call's own token */
 	uint64_t deadline;		/* CLOCK_MONOTONIC ns, 0: none */
 	struct intr_token *dl_next;	/* deadline list, soonest first */
+	struct intr__value *values;	/* context.c; tree lock */
 };
 
 extern struct intr_token *intr__deadlines;
@@ -130,6 +133,8 @@ struct intr_task {
 	atomic_int wake_busy;		/* actions the service thread runs */
 
 	struct intr__fin *fins;		/* worker only */
+	const struct elements *ctx_els;	/* context.c: snapshot captured with */
+	void **ctx_vals;		/* captured[n], then saved[n] */
 	bool joining;			/* tree lock */
 
 	/* Completion: 0 running, 1 result ready, 2 released by the worker.
@@ -189,6 +194,13 @@ void intr__pool_unlock(void);
 void intr__pool_after_fork(void);
 /* True on a worker thread (also in a child forked by one). */
 extern INTR_TLS bool intr__is_worker;
+
+/* ------------------------------------------------------------- context.c */
+int intr__context_capture(struct intr_task *t);
+void intr__context_install(struct intr_task *t);
+void intr__context_restore(struct intr_task *t);
+void intr__context_release(struct intr_task *t);
+void intr__values_free(struct intr__value *v);
 
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;

@@ -96,11 +96,14 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 	atomic_init(&t->wake_busy, 0);
 	intr__token_init(&t->tok);
 	t->tok.call = t;
+	ret = intr__context_capture(t);
+	if (ret)
+		goto free_task;
 
 	do {
 		ret = intr__handles_reserve(2);
 		if (ret)
-			goto free_task;
+			goto release;
 		intr__tree_lock(&ss);
 		ret = bind_locked(t, tok);
 		if (!ret && atomic_load(&t->tok.reason)) {
@@ -115,8 +118,9 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 		intr__tree_unlock(&ss);
 	} while (ret == -ENOSPC);
 	if (ret)
-		goto free_task;
+		goto release;
 	if (skipped) {
+		intr__context_release(t);
 		intr__task_complete(t);
 		*out = t;
 		goto out;
@@ -134,6 +138,8 @@ unbind:
 	intr__handle_del(&t->tok);
 	intr__handle_del(t);
 	intr__tree_unlock(&ss);
+release:
+	intr__context_release(t);
 free_task:
 	free(t);
 out:

@@ -237,6 +237,7 @@ INTR_API int intr_token_reason(const intr_token *tok)
 INTR_API int intr_token_free(intr_token *tok)
 {
 	int e = errno;
+	struct intr__value *values = NULL;
 	sigset_t ss;
 	int ret = 0;
 
@@ -248,10 +249,13 @@ INTR_API int intr_token_free(intr_token *tok)
 	else {
 		intr__token_unlink_locked(tok);
 		intr__handle_del(tok);
+		values = tok->values;
 	}
 	intr__tree_unlock(&ss);
-	if (!ret)
+	if (!ret) {
+		intr__values_free(values);
 		free(tok);
+	}
 	errno = e;
 	return ret;
 }
