@@ -68,16 +68,17 @@ static struct slot *swap_in(struct slot *fresh, size_t ncap)
 int intr__handles_reserve(unsigned n)
 {
 	struct slot *fresh, *old;
-	size_t ncap;
+	size_t ncap, have;
 	sigset_t ss;
 
 	for (;;) {
 		intr__tree_lock(&ss);
-		ncap = cap ? cap : 64;
+		have = cap;	/* cap is the lock's: compare with a copy */
+		ncap = have ? have : 64;
 		while ((used + n) * 2 > ncap)
 			ncap *= 2;
 		intr__tree_unlock(&ss);
-		if (ncap == cap)
+		if (ncap == have)
 			return 0;
 
 		fresh = calloc(ncap, sizeof(*fresh));

@@ -31,6 +31,12 @@ static int next_seq(void)
 	return atomic_fetch_add(&seq_clock, 1) + 1;
 }
 
+/* Shorter, and reads better in a failed assertion's message. */
+static int ld(atomic_int *v)
+{
+	return atomic_load(v);
+}
+
 /* ------------------------------------------------------------ order log */
 
 /* Two characters per event: what ('c'apture, 'i'nstall, 'r'estore,
@@ -190,8 +196,8 @@ struct counts {
 
 static struct counts counts_of(struct counter *c)
 {
-	struct counts k = { { atomic_load(&c->cap), atomic_load(&c->ins),
-			      atomic_load(&c->res), atomic_load(&c->rel) } };
+	struct counts k = { { ld(&c->cap), ld(&c->ins),
+			      ld(&c->res), ld(&c->rel) } };
 
 	return k;
 }
@@ -212,7 +218,7 @@ static void check_delta(const char *what, struct counter *c,
 		      now.v[0] - before.v[0], now.v[1] - before.v[1],
 		      now.v[2] - before.v[2], now.v[3] - before.v[3],
 		      cap, ins, res, rel);
-	ck_assert_int_eq(atomic_load(&c->bad), 0);
+	ck_assert_int_eq(ld(&c->bad), 0);
 }
 
 /* ------------------------------------------------------------ trace id */
@@ -337,16 +343,16 @@ static void add_trace_element(void)
 
 static void check_trace_stats(void)
 {
-	ck_assert_int_eq(atomic_load(&trs.bad), 0);
-	ck_assert_int_eq(atomic_load(&trs.same_thread), 0);
-	ck_assert_msg(atomic_load(&trs.prev_nonzero) == 0,
+	ck_assert_int_eq(ld(&trs.bad), 0);
+	ck_assert_int_eq(ld(&trs.same_thread), 0);
+	ck_assert_msg(ld(&trs.prev_nonzero) == 0,
 		      "%d installs found a leftover worker id (last %ld)",
-		      atomic_load(&trs.prev_nonzero),
+		      ld(&trs.prev_nonzero),
 		      atomic_load(&trs.last_prev));
-	ck_assert_int_eq(atomic_load(&trs.restore_mismatch), 0);
-	ck_assert_int_eq(atomic_load(&trs.live), 0);
-	ck_assert_int_eq(atomic_load(&trs.cap), atomic_load(&trs.rel));
-	ck_assert_int_eq(atomic_load(&trs.ins), atomic_load(&trs.res));
+	ck_assert_int_eq(ld(&trs.restore_mismatch), 0);
+	ck_assert_int_eq(ld(&trs.live), 0);
+	ck_assert_int_eq(ld(&trs.cap), ld(&trs.rel));
+	ck_assert_int_eq(ld(&trs.ins), ld(&trs.res));
 }
 
 static void configure_workers(unsigned max)
@@ -406,7 +412,6 @@ START_TEST(trace_id_propagates)
 	long id;
 	int i;
 
-	configure_workers(DEPTH + 1);
 	add_trace_element();
 	for (i = 0; i < 20; i++) {
 		id = 0x7ace0000L + i;
@@ -433,11 +438,11 @@ START_TEST(trace_id_propagates)
 		ck_assert_int_ne(p.tid[1], p.tid[2]);
 		ck_assert_int_ne(p.tid[0], p.tid[2]);
 		/* Everything captured was released before the return. */
-		ck_assert_int_eq(atomic_load(&trs.live), 0);
-		ck_assert_int_eq(atomic_load(&trs.cap), (i + 1) * DEPTH);
+		ck_assert_int_eq(ld(&trs.live), 0);
+		ck_assert_int_eq(ld(&trs.cap), (i + 1) * DEPTH);
 		check_trace_stats();
 	}
-	ck_assert_int_eq(atomic_load(&trs.ins), 20 * DEPTH);
+	ck_assert_int_eq(ld(&trs.ins), 20 * DEPTH);
 }
 END_TEST
 
@@ -477,7 +482,7 @@ START_TEST(trace_id_worker_restored)
 	ck_assert_int_eq(p3.seen, 0);
 	ck_assert_int_eq(p3.tid, p1.tid);
 	ck_assert_int_eq(trace_id, 0);
-	ck_assert_int_eq(atomic_load(&trs.ins), 3);
+	ck_assert_int_eq(ld(&trs.ins), 3);
 	check_trace_stats();
 }
 END_TEST
@@ -625,22 +630,22 @@ static void check_seq(const char *what, struct seqprobe *p, int before)
 	for (int k = 0; k < 2; k++) {
 		struct counter *c = cs[k];
 
-		ck_assert_msg(atomic_load(&c->last_ins) > before &&
-			      atomic_load(&c->last_ins) < atomic_load(&p->body),
+		ck_assert_msg(ld(&c->last_ins) > before &&
+			      ld(&c->last_ins) < ld(&p->body),
 			      "%s: %c installed at %d, body at %d", what,
-			      c->name, atomic_load(&c->last_ins),
-			      atomic_load(&p->body));
-		ck_assert_msg(atomic_load(&c->last_res) > atomic_load(&p->fin),
+			      c->name, ld(&c->last_ins),
+			      ld(&p->body));
+		ck_assert_msg(ld(&c->last_res) > ld(&p->fin),
 			      "%s: %c restored at %d, finalizer at %d", what,
-			      c->name, atomic_load(&c->last_res),
-			      atomic_load(&p->fin));
-		ck_assert_msg(atomic_load(&c->last_rel) > before &&
-			      atomic_load(&c->last_rel) < after,
+			      c->name, ld(&c->last_res),
+			      ld(&p->fin));
+		ck_assert_msg(ld(&c->last_rel) > before &&
+			      ld(&c->last_rel) < after,
 			      "%s: %c released at %d, call %d..%d", what,
-			      c->name, atomic_load(&c->last_rel), before,
+			      c->name, ld(&c->last_rel), before,
 			      after);
 	}
-	ck_assert_int_gt(atomic_load(&p->fin), atomic_load(&p->body));
+	ck_assert_int_gt(ld(&p->fin), ld(&p->body));
 }
 
 START_TEST(counts_normal)
@@ -751,8 +756,8 @@ START_TEST(counts_cancelled_before)
 	ck_assert_ptr_null(res);
 	check_delta("run, cancelled token", &cnt_a, a0, 1, 0, 0, 1);
 	check_delta("run, cancelled token", &cnt_b, b0, 1, 0, 0, 1);
-	ck_assert_int_gt(atomic_load(&cnt_a.last_rel), before);
-	ck_assert_int_gt(atomic_load(&cnt_b.last_rel), before);
+	ck_assert_int_gt(ld(&cnt_a.last_rel), before);
+	ck_assert_int_gt(ld(&cnt_b.last_rel), before);
 
 	/* Through an ancestor. */
 	a0 = counts_of(&cnt_a);
@@ -772,7 +777,7 @@ START_TEST(counts_cancelled_before)
 	ck_assert_ptr_null(res);
 	check_delta("spawn, cancelled token", &cnt_a, a0, 1, 0, 0, 1);
 	check_delta("spawn, cancelled token", &cnt_b, b0, 1, 0, 0, 1);
-	ck_assert_int_gt(atomic_load(&cnt_a.last_rel), before);
+	ck_assert_int_gt(ld(&cnt_a.last_rel), before);
 
 	/* A deadline that already passed. */
 	ck_assert_int_eq(intr_token_cancel_after(late, 0), 0);
@@ -781,7 +786,7 @@ START_TEST(counts_cancelled_before)
 			 -ETIMEDOUT);
 	check_delta("run, deadline passed", &cnt_a, a0, 1, 0, 0, 1);
 
-	ck_assert_int_eq(atomic_load(&p.body), 0);
+	ck_assert_int_eq(ld(&p.body), 0);
 	ck_assert_int_eq(intr_token_free(late), 0);
 	ck_assert_int_eq(intr_token_free(kid), 0);
 	ck_assert_int_eq(intr_token_free(tok), 0);
@@ -801,7 +806,7 @@ static void check_refused(const char *what, struct counter *c,
 		      rel);
 	ck_assert_int_eq(now.v[1] - before.v[1], 0);
 	ck_assert_int_eq(now.v[2] - before.v[2], 0);
-	ck_assert_int_eq(atomic_load(&c->bad), 0);
+	ck_assert_int_eq(ld(&c->bad), 0);
 }
 
 START_TEST(counts_refused)
@@ -809,11 +814,12 @@ START_TEST(counts_refused)
 	struct held h;
 	struct seqprobe p;
 	struct counts a0, b0;
-	intr_token *tok = h_new_token(NULL);
+	intr_token *tok;
 	intr_task *t, *u = NULL;
 	void *res = NULL;
 
-	configure_workers(1);
+	configure_workers(1);	/* before anything starts the runtime */
+	tok = h_new_token(NULL);
 	add_counter(&cnt_a);
 	add_counter(&cnt_b);
 	h_gate_init(&h.g);
@@ -837,13 +843,21 @@ START_TEST(counts_refused)
 	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), 0);
 	ck_assert_ptr_eq(res, BODY_RELEASED);
 	/* Over all: every capture released, every install restored. */
-	ck_assert_int_eq(atomic_load(&cnt_a.cap), atomic_load(&cnt_a.rel));
-	ck_assert_int_eq(atomic_load(&cnt_a.ins), 1);
-	ck_assert_int_eq(atomic_load(&cnt_a.res), 1);
-	ck_assert_int_eq(atomic_load(&cnt_b.cap), atomic_load(&cnt_b.rel));
-	ck_assert_int_eq(atomic_load(&cnt_b.ins), 1);
-	ck_assert_int_eq(atomic_load(&cnt_b.res), 1);
+	ck_assert_int_eq(ld(&cnt_a.cap), ld(&cnt_a.rel));
+	ck_assert_int_eq(ld(&cnt_a.ins), 1);
+	ck_assert_int_eq(ld(&cnt_a.res), 1);
+	ck_assert_int_eq(ld(&cnt_b.cap), ld(&cnt_b.rel));
+	ck_assert_int_eq(ld(&cnt_b.ins), 1);
+	ck_assert_int_eq(ld(&cnt_b.res), 1);
 	ck_assert_int_eq(intr_token_free(tok), 0);
+
+	/* A dead token: refused as well, still in balance. */
+	a0 = counts_of(&cnt_a);
+	ck_assert_int_eq(run_interruptible(tok, mark_body, &p, NULL), -EINVAL);
+	check_refused("dead token", &cnt_a, a0);
+	a0 = counts_of(&cnt_a);
+	ck_assert_int_eq(intr_spawn(&u, tok, mark_body, &p), -EINVAL);
+	check_refused("dead token, spawn", &cnt_a, a0);
 	h_gate_fini(&h.g);
 }
 END_TEST
@@ -932,26 +946,26 @@ START_TEST(counts_random)
 		ck_assert_int_eq(intr_token_free(tok), 0);
 		/* Everything of this call (and its nested one) is released
 		 * and restored by now. */
-		ck_assert_int_eq(atomic_load(&cnt_a.cap),
-				 atomic_load(&cnt_a.rel));
-		ck_assert_int_eq(atomic_load(&cnt_a.ins),
-				 atomic_load(&cnt_a.res));
-		ck_assert_int_eq(atomic_load(&cnt_b.cap),
-				 atomic_load(&cnt_b.rel));
-		ck_assert_int_eq(atomic_load(&cnt_b.ins),
-				 atomic_load(&cnt_b.res));
+		ck_assert_int_eq(ld(&cnt_a.cap),
+				 ld(&cnt_a.rel));
+		ck_assert_int_eq(ld(&cnt_a.ins),
+				 ld(&cnt_a.res));
+		ck_assert_int_eq(ld(&cnt_b.cap),
+				 ld(&cnt_b.rel));
+		ck_assert_int_eq(ld(&cnt_b.ins),
+				 ld(&cnt_b.res));
 	}
-	submitted += atomic_load(&rnd_nested);
-	ck_assert_int_eq(atomic_load(&cnt_a.cap), submitted);
-	ck_assert_int_eq(atomic_load(&cnt_b.cap), submitted);
+	submitted += ld(&rnd_nested);
+	ck_assert_int_eq(ld(&cnt_a.cap), submitted);
+	ck_assert_int_eq(ld(&cnt_b.cap), submitted);
 	/* Installed exactly for the bodies that ran. */
-	ck_assert_int_eq(atomic_load(&cnt_a.ins), atomic_load(&rnd_bodies));
-	ck_assert_int_eq(atomic_load(&cnt_b.ins), atomic_load(&rnd_bodies));
-	ck_assert_int_eq(atomic_load(&cnt_a.bad), 0);
-	ck_assert_int_eq(atomic_load(&cnt_b.bad), 0);
+	ck_assert_int_eq(ld(&cnt_a.ins), ld(&rnd_bodies));
+	ck_assert_int_eq(ld(&cnt_b.ins), ld(&rnd_bodies));
+	ck_assert_int_eq(ld(&cnt_a.bad), 0);
+	ck_assert_int_eq(ld(&cnt_b.bad), 0);
 	printf("counts_random: %d calls (%d nested), %d bodies ran\n",
-	       submitted, atomic_load(&rnd_nested),
-	       atomic_load(&rnd_bodies));
+	       submitted, ld(&rnd_nested),
+	       ld(&rnd_bodies));
 }
 END_TEST
 
@@ -960,11 +974,6 @@ END_TEST
 
 /* Set by C's install on the worker, cleared by its restore. */
 static __thread int c_installed;
-
-static void *c_capture(void *data)
-{
-	return cnt_capture(data);
-}
 
 static void *c_install(void *captured, void *data)
 {
@@ -1000,7 +1009,7 @@ static void *c_body(intr_ctx *ctx, void *arg)
 START_TEST(add_while_running)
 {
 	struct intr_context_element el = {
-		.capture = c_capture,
+		.capture = cnt_capture,
 		.install = c_install,
 		.restore = c_restore,
 		.release = cnt_release,
@@ -1026,14 +1035,14 @@ START_TEST(add_while_running)
 	h_gate_open(&held.g);
 	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), 0);
 	ck_assert_ptr_eq(res, BODY_RELEASED);
-	ck_assert_int_eq(atomic_load(&held.saw_c), 0);
+	ck_assert_int_eq(ld(&held.saw_c), 0);
 	check_delta("running call", &cnt_c, c0, 0, 0, 0, 0);
 	check_delta("running call", &cnt_a, a0, 1, 1, 1, 1);
 
 	/* A call submitted afterwards sees C. */
 	a0 = counts_of(&cnt_a);
 	ck_assert_int_eq(run_interruptible(NULL, c_body, &later, &res), 0);
-	ck_assert_int_eq(atomic_load(&later.saw_c), 1);
+	ck_assert_int_eq(ld(&later.saw_c), 1);
 	check_delta("later call", &cnt_c, c0, 1, 1, 1, 1);
 	check_delta("later call", &cnt_a, a0, 1, 1, 1, 1);
 	h_gate_fini(&held.g);
@@ -1108,7 +1117,7 @@ static void *mask_caller(void *arg)
 	long fails = 0;
 
 	(void)arg;
-	while (atomic_load(&mask_adding)) {
+	while (ld(&mask_adding)) {
 		if (run_interruptible(NULL, mask_body, NULL, NULL) != 0)
 			fails++;
 		atomic_fetch_add(&mask_calls, 1);
@@ -1148,24 +1157,24 @@ START_TEST(add_concurrently)
 	/* Now every call sees all of them. */
 	ck_assert_int_eq(run_interruptible(NULL, mask_body, NULL, &res), 0);
 	ck_assert_ptr_eq(res, BODY_MARK((1u << NMASK)));
-	ck_assert_int_eq(atomic_load(&mask_not_prefix), 0);
-	ck_assert_int_eq(atomic_load(&mask_bad), 0);
+	ck_assert_int_eq(ld(&mask_not_prefix), 0);
+	ck_assert_int_eq(ld(&mask_bad), 0);
 	for (k = 0; k < NMASK; k++) {
-		ck_assert_int_eq(atomic_load(&mask_cap[k]),
-				 atomic_load(&mask_rel[k]));
-		ck_assert_int_eq(atomic_load(&mask_ins[k]),
-				 atomic_load(&mask_res[k]));
-		ck_assert_int_eq(atomic_load(&mask_ins[k]),
-				 atomic_load(&mask_cap[k]));
+		ck_assert_int_eq(ld(&mask_cap[k]),
+				 ld(&mask_rel[k]));
+		ck_assert_int_eq(ld(&mask_ins[k]),
+				 ld(&mask_res[k]));
+		ck_assert_int_eq(ld(&mask_ins[k]),
+				 ld(&mask_cap[k]));
 		/* Later elements were seen by fewer calls. */
 		if (k)
-			ck_assert_int_le(atomic_load(&mask_cap[k]),
-					 atomic_load(&mask_cap[k - 1]));
+			ck_assert_int_le(ld(&mask_cap[k]),
+					 ld(&mask_cap[k - 1]));
 	}
 	printf("add_concurrently: %d calls, element 0 seen by %d, "
-	       "element %d by %d\n", atomic_load(&mask_calls),
-	       atomic_load(&mask_cap[0]), NMASK - 1,
-	       atomic_load(&mask_cap[NMASK - 1]));
+	       "element %d by %d\n", ld(&mask_calls),
+	       ld(&mask_cap[0]), NMASK - 1,
+	       ld(&mask_cap[NMASK - 1]));
 }
 END_TEST
 
@@ -1515,22 +1524,22 @@ START_TEST(many_threads)
 	for (k = 0; k < NTHREADS; k++) {
 		struct submitter *s = &subs[k];
 
-		ck_assert_msg(atomic_load(&s->wrong_id) == 0,
+		ck_assert_msg(ld(&s->wrong_id) == 0,
 			      "thread %d: %d bodies saw another id (last %ld)",
-			      k, atomic_load(&s->wrong_id),
+			      k, ld(&s->wrong_id),
 			      atomic_load(&s->last_wrong));
-		ck_assert_int_eq(atomic_load(&s->wrong_value), 0);
-		ck_assert_int_eq(atomic_load(&s->errors), 0);
-		ck_assert_int_eq(atomic_load(&s->bodies),
-				 atomic_load(&s->calls));
-		ck_assert_int_eq(atomic_load(&s->calls),
+		ck_assert_int_eq(ld(&s->wrong_value), 0);
+		ck_assert_int_eq(ld(&s->errors), 0);
+		ck_assert_int_eq(ld(&s->bodies),
+				 ld(&s->calls));
+		ck_assert_int_eq(ld(&s->calls),
 				 NCALLS + NCALLS / 10 * 2);
-		total += atomic_load(&s->calls);
+		total += ld(&s->calls);
 		ck_assert_int_eq(intr_token_free(s->tok), 0);
 	}
-	ck_assert_int_eq(atomic_load(&trs.cap), total);
-	ck_assert_int_eq(atomic_load(&trs.ins), total);
-	ck_assert_int_eq(atomic_load(&cnt_a.cap), total);
+	ck_assert_int_eq(ld(&trs.cap), total);
+	ck_assert_int_eq(ld(&trs.ins), total);
+	ck_assert_int_eq(ld(&cnt_a.cap), total);
 	check_delta("many threads", &cnt_a, (struct counts){ { 0, 0, 0, 0 } },
 		    total, total, total, total);
 	check_trace_stats();
