@@ -35,9 +35,8 @@
 extern "C" {
 #endif
 
-#define INTR_VERSION_MAJOR 0
-#define INTR_VERSION_MINOR 1
-#define INTR_VERSION_PATCH 0
+/* INTR_VERSION_MAJOR, _MINOR, _PATCH and INTR_VERSION, as built. */
+#include <interruptible/version.h>
 
 /* A cancellation source.  Tokens form a tree: cancelling one cancels its
  * descendants and every call bound to any of them. */
@@ -99,7 +98,10 @@ int intr_task_fd(intr_task *t);
  * Tokens
  * ------
  * intr_token_new() creates a token under parent (NULL for a root).  A token
- * created under a cancelled parent is born cancelled.
+ * created under a cancelled parent is born cancelled.  The first call that
+ * needs them (this one, intr_spawn, intr_token_cancel_after) starts the
+ * library's two service threads (deadlines and re-sends; wake-ups): those
+ * calls can also fail with -EAGAIN when no thread can be created.
  *
  * intr_token_cancel() cancels tok, its descendants and every call bound to
  * them, with reason -ECANCELED.  It may be called from any thread and from
@@ -277,8 +279,9 @@ void *intr_ctx_value(intr_ctx *ctx, const void *key);
  * intr_configure() applies cfg.  It must come before the first call that
  * needs the runtime (intr_spawn, run_interruptible, intr_token_new); after
  * that it returns -EBUSY.  -EINVAL for an unusable signal (SIGKILL, SIGSTOP,
- * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGCHLD, out of range) or a
- * resend_us of 0.
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGCHLD, the signals
+ * libc reserves between SIGSYS and SIGRTMIN, out of range), a resend_us of
+ * 0, or a stack_size other than 0 below PTHREAD_STACK_MIN.
  */
 struct intr_config {
 	int signo;		/* interrupt signal; default SIGUSR1 */

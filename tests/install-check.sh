@@ -1,7 +1,8 @@
 #!/bin/sh
-# Build a small program against the installed library through pkg-config,
-# linked shared and static, and run both.  Used by "make installcheck";
-# DESTDIR (optional) is where "make install" put the tree.
+# make installcheck: build the autotools consumer project in tests/consumer
+# against the installed library through pkg-config, linked shared and
+# static, and run both.  DESTDIR (optional) is where "make install" put the
+# tree.
 # usage: install-check.sh SRCDIR LIBDIR
 set -eu
 srcdir=$1
@@ -15,27 +16,41 @@ if [ -n "$dest" ]; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-src="$srcdir/examples/read-deadline.c"
-cc=${CC:-cc}
+cp -R "$srcdir/tests/consumer" "$tmp/src"
+chmod -R u+w "$tmp/src"
+(cd "$tmp/src" && autoreconf -fi >/dev/null 2>&1)
 
-# shellcheck disable=SC2046 # pkg-config prints one flag per word
-$cc -o "$tmp/shared" "$src" $(pkg-config --cflags --libs interruptible) \
-	-Wl,-rpath,"$dest$libdir"
-# shellcheck disable=SC2046
-$cc -static -o "$tmp/static" "$src" \
-	$(pkg-config --static --cflags --libs interruptible)
-
+status=0
 for kind in shared static; do
-	out=$(echo hello | "$tmp/$kind")
-	if [ "$out" != "read 6 bytes" ]; then
-		echo "FAIL: $kind consumer printed '$out'"
-		exit 1
+	mkdir "$tmp/$kind"
+	opt=""
+	[ "$kind" = static ] && opt=--enable-static-intr
+	if ! (cd "$tmp/$kind" && "$tmp/src/configure" $opt >/dev/null &&
+		make >/dev/null); then
+		echo "FAIL: $kind consumer does not build"
+		status=1
+		continue
 	fi
-	echo "PASS: $kind consumer"
+	if out=$(LD_LIBRARY_PATH="$dest$libdir" "$tmp/$kind/consumer"); then
+		echo "PASS: $kind consumer: $out"
+	else
+		echo "FAIL: $kind consumer: $out"
+		status=1
+	fi
 done
-if ldd "$tmp/shared" | grep -q "$dest$libdir/libinterruptible.so"; then
-	echo "PASS: shared consumer uses the installed library"
+if [ -x "$tmp/shared/consumer" ] &&
+   LD_LIBRARY_PATH="$dest$libdir" ldd "$tmp/shared/consumer" |
+	grep -q "$dest$libdir/libinterruptible.so"; then
+	echo "PASS: the shared consumer loads the installed library"
 else
-	echo "FAIL: shared consumer does not use $dest$libdir"
-	exit 1
+	echo "FAIL: the shared consumer does not load $dest$libdir/libinterruptible.so"
+	status=1
 fi
+if [ -x "$tmp/static/consumer" ] &&
+   ! ldd "$tmp/static/consumer" 2>&1 | grep -q libinterruptible; then
+	echo "PASS: the static consumer carries the library"
+else
+	echo "FAIL: the static consumer is not static"
+	status=1
+fi
+exit $status

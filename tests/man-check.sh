@@ -1,6 +1,6 @@
 #!/bin/sh
-# Every man page renders without a groff warning (-ww), and every .so link
-# points at a page that exists.
+# Every man page renders without a groff warning (-ww), every .so link
+# points at a page that exists, and every exported function has a page.
 set -u
 srcdir=${srcdir:-.}
 status=0
@@ -30,4 +30,18 @@ for page in "$srcdir"/man/*.[37]; do
 	fi
 done
 [ "$n" -gt 0 ] || { echo "FAIL: no man pages found"; status=1; }
+
+# Every function the library exports (the version script's list) has a
+# page, or a link to one.
+missing=""
+for f in $(sed -n '/global:/,/local:/p' "$srcdir/lib/libinterruptible.map" |
+	grep -E '^[[:space:]]*[a-z_]+;' | tr -d ' \t;'); do
+	[ -e "$srcdir/man/$f.3" ] || missing="$missing $f"
+done
+if [ -n "$missing" ]; then
+	echo "FAIL: exported without a man page:$missing"
+	status=1
+else
+	echo "PASS: every exported function has a man page"
+fi
 exit $status
