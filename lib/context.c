@@ -173,13 +173,13 @@ unlock:
 
 INTR_API void *intr_ctx_value(intr_ctx *ctx, const void *key)
 {
-	struct intr_task *t = intr__current;
+	struct intr_task *t = intr__call_of(ctx);
 	struct intr_token *tok;
 	struct intr__value *v;
 	void *found = NULL;
 	sigset_t ss;
 
-	if (!ctx || (void *)ctx != (void *)t)
+	if (!t)
 		return NULL;
 	intr__tree_lock(&ss);
 	for (tok = &t->tok; tok && !found; tok = tok->parent)

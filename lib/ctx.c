@@ -11,34 +11,26 @@
 
 #include "internal.h"
 
-static struct intr_task *mine(const intr_ctx *ctx)
-{
-	struct intr_task *t = intr__current;
-
-	return ctx && (const void *)ctx == (const void *)t ? t : NULL;
-}
-
 INTR_API bool intr_cancelled(intr_ctx *ctx)
 {
-	struct intr_task *t = mine(ctx);
+	struct intr_task *t = intr__call_of(ctx);
 
 	if (!t || !atomic_load(&t->tok.reason))
 		return false;
-	/* Seen: the service thread stops re-sending. */
-	atomic_store(&t->acked, true);
+	intr__acknowledge(t);
 	return true;
 }
 
 INTR_API int intr_reason(const intr_ctx *ctx)
 {
-	struct intr_task *t = mine(ctx);
+	struct intr_task *t = intr__call_of(ctx);
 
 	return t ? atomic_load(&t->tok.reason) : -EINVAL;
 }
 
 INTR_API intr_token *intr_ctx_token(intr_ctx *ctx)
 {
-	struct intr_task *t = mine(ctx);
+	struct intr_task *t = intr__call_of(ctx);
 
 	return t ? &t->tok : NULL;
 }
@@ -46,7 +38,7 @@ INTR_API intr_token *intr_ctx_token(intr_ctx *ctx)
 INTR_API int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg)
 {
 	int e = errno;
-	struct intr_task *t = mine(ctx);
+	struct intr_task *t = intr__call_of(ctx);
 	struct intr__fin *f;
 
 	if (!t || !fn)

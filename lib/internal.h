@@ -146,6 +146,30 @@ struct intr_task {
 /* The call running on this thread (body and finalizers), or NULL. */
 extern INTR_TLS struct intr_task *intr__current;
 
+/* The call ctx is the handle of, if it is the one running on this thread
+ * (its body or its finalizers); NULL for anything else. */
+static inline struct intr_task *intr__call_of(const intr_ctx *ctx)
+{
+	struct intr_task *t = intr__current;
+
+	return ctx && (const void *)ctx == (const void *)t ? t : NULL;
+}
+
+/* The body has seen the cancel: the re-sends stop.  Returns the reason. */
+static inline int intr__acknowledge(struct intr_task *t)
+{
+	atomic_store(&t->acked, true);
+	return atomic_load(&t->tok.reason);
+}
+
+/* The same, but only while the body runs (not in the finalizers). */
+static inline struct intr_task *intr__body_of(const intr_ctx *ctx)
+{
+	struct intr_task *t = intr__call_of(ctx);
+
+	return t && t->state == INTR_RUNNING ? t : NULL;
+}
+
 void intr__call_run(struct intr_task *t, pid_t tid);
 void intr__call_cancel_locked(struct intr_task *t);
 uint64_t intr__call_resend_locked(uint64_t now);

@@ -24,17 +24,6 @@
 
 #include "internal.h"
 
-/* The body running on this thread, if ctx is its handle. */
-static struct intr_task *body_of(const intr_ctx *ctx)
-{
-	struct intr_task *t = intr__current;
-
-	if (!ctx || (const void *)ctx != (const void *)t ||
-	    t->state != INTR_RUNNING)
-		return NULL;
-	return t;
-}
-
 /* One pass through the window: the system call's result, the reason if
  * the call is cancelled, or -EINTR if another signal interrupted it. */
 static long cp_once(struct intr_task *t, long nr, long a1, long a2, long a3,
@@ -49,8 +38,7 @@ static long cp_once(struct intr_task *t, long nr, long a1, long a2, long a3,
 	reason = atomic_load(&t->tok.reason);
 	if (!reason)
 		return r;	/* another signal's EINTR, or a real ECANCELED */
-	atomic_store(&t->acked, true);
-	return reason;
+	return intr__acknowledge(t);
 }
 
 /* The same, restarted after other signals. */
@@ -67,7 +55,7 @@ static long cp_call(struct intr_task *t, long nr, long a1, long a2, long a3,
 
 INTR_API long intr_syscall(intr_ctx *ctx, long nr, ...)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 	long a[6];
 	va_list ap;
 	int i;
@@ -83,7 +71,7 @@ INTR_API long intr_syscall(intr_ctx *ctx, long nr, ...)
 
 INTR_API ssize_t intr_read(intr_ctx *ctx, int fd, void *buf, size_t n)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 
 	if (!t)
 		return -EINVAL;
@@ -92,7 +80,7 @@ INTR_API ssize_t intr_read(intr_ctx *ctx, int fd, void *buf, size_t n)
 
 INTR_API ssize_t intr_write(intr_ctx *ctx, int fd, const void *buf, size_t n)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 
 	if (!t)
 		return -EINVAL;
@@ -102,7 +90,7 @@ INTR_API ssize_t intr_write(intr_ctx *ctx, int fd, const void *buf, size_t n)
 INTR_API int intr_accept(intr_ctx *ctx, int fd, struct sockaddr *addr,
 			 socklen_t *len)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 
 	if (!t)
 		return -EINVAL;
@@ -123,7 +111,7 @@ static struct timespec ns_to_ts(uint64_t ns)
  * stretch it. */
 INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 	struct timespec until;
 	uint64_t now;
 
@@ -140,7 +128,7 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 INTR_API int intr_poll(intr_ctx *ctx, struct pollfd *fds, nfds_t nfds,
 		       int timeout_ms)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 	uint64_t end = 0, now;
 	struct timespec ts, *tsp = NULL;
 	long r;

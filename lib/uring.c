@@ -18,16 +18,6 @@
 #include "internal.h"
 #include "interruptible/uring.h"
 
-static struct intr_task *body_of(const intr_ctx *ctx)
-{
-	struct intr_task *t = intr__current;
-
-	if (!ctx || (const void *)ctx != (const void *)t ||
-	    t->state != INTR_RUNNING)
-		return NULL;
-	return t;
-}
-
 static void block_interrupt(sigset_t *body)
 {
 	sigset_t set;
@@ -37,17 +27,11 @@ static void block_interrupt(sigset_t *body)
 	pthread_sigmask(SIG_BLOCK, &set, body);
 }
 
-static int reason_seen(struct intr_task *t)
-{
-	atomic_store(&t->acked, true);
-	return atomic_load(&t->tok.reason);
-}
-
 INTR_API int intr_uring_wait_cqes(intr_ctx *ctx, struct io_uring *ring,
 				  struct io_uring_cqe **cqe, unsigned wait_nr,
 				  struct __kernel_timespec *ts)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 	sigset_t body;
 	int ret;
 
@@ -63,7 +47,7 @@ INTR_API int intr_uring_wait_cqes(intr_ctx *ctx, struct io_uring *ring,
 			/* Data first: whatever arrived is returned. */
 			ret = io_uring_peek_cqe(ring, cqe);
 			if (ret)
-				ret = reason_seen(t);
+				ret = intr__acknowledge(t);
 			break;
 		}
 		ret = io_uring_wait_cqes(ring, cqe, wait_nr, ts, &body);
@@ -84,7 +68,7 @@ INTR_API int intr_uring_wait_cqe(intr_ctx *ctx, struct io_uring *ring,
 INTR_API int intr_uring_submit_and_wait(intr_ctx *ctx, struct io_uring *ring,
 					unsigned wait_nr)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 	struct io_uring_cqe *cqe;
 	sigset_t body;
 	int ret, submitted;
@@ -93,7 +77,7 @@ INTR_API int intr_uring_submit_and_wait(intr_ctx *ctx, struct io_uring *ring,
 		return -EINVAL;
 	block_interrupt(&body);
 	if (atomic_load(&t->tok.reason)) {
-		ret = reason_seen(t);	/* nothing submitted */
+		ret = intr__acknowledge(t);	/* nothing submitted */
 		goto out;
 	}
 	/* Submitting does not wait; a cancel meanwhile stays pending and
@@ -107,7 +91,7 @@ INTR_API int intr_uring_submit_and_wait(intr_ctx *ctx, struct io_uring *ring,
 		if (io_uring_cq_ready(ring) >= wait_nr)
 			break;
 		if (atomic_load(&t->tok.reason)) {
-			ret = reason_seen(t);
+			ret = intr__acknowledge(t);
 			goto out;
 		}
 		ret = io_uring_wait_cqes(ring, &cqe, wait_nr, NULL, &body);

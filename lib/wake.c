@@ -61,17 +61,6 @@ void intr__wakers_drop(struct intr__waker *w)
 	}
 }
 
-/* The body running on this thread, if ctx is its handle. */
-static struct intr_task *body_of(const intr_ctx *ctx)
-{
-	struct intr_task *t = intr__current;
-
-	if (!ctx || (const void *)ctx != (const void *)t ||
-	    t->state != INTR_RUNNING)
-		return NULL;
-	return t;
-}
-
 /* Register w on t unless t is cancelled; returns 0 or the reason. */
 static int add(struct intr_task *t, struct intr__waker *w)
 {
@@ -85,9 +74,7 @@ static int add(struct intr_task *t, struct intr__waker *w)
 		t->wakers = w;
 	}
 	intr__tree_unlock(&ss);
-	if (reason)
-		atomic_store(&t->acked, true);
-	return reason;
+	return reason ? intr__acknowledge(t) : 0;
 }
 
 /* Take w back from t; false if the wake-up thread has taken it. */
@@ -112,7 +99,7 @@ static bool take_back(struct intr_task *t, struct intr__waker *w)
 INTR_API int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg)
 {
 	int e = errno;
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 	struct intr__waker *w;
 	int ret;
 
@@ -149,10 +136,10 @@ static void cond_wake(void *arg)
 INTR_API int intr_cond_wait(intr_ctx *ctx, pthread_cond_t *c,
 			    pthread_mutex_t *m)
 {
-	struct intr_task *t = body_of(ctx);
+	struct intr_task *t = intr__body_of(ctx);
 	struct cond_wake cw = { .c = c, .m = m };
 	struct intr__waker w = { .fn = cond_wake, .arg = &cw };
-	int ret, reason;
+	int ret;
 
 	if (!t || !c || !m)
 		return -EINVAL;
@@ -169,10 +156,7 @@ INTR_API int intr_cond_wait(intr_ctx *ctx, pthread_cond_t *c,
 			intr__futex_wait(&w.done, 0, NULL);
 		pthread_mutex_lock(m);
 	}
-	reason = atomic_load(&t->tok.reason);
-	if (reason) {
-		atomic_store(&t->acked, true);
-		return reason;
-	}
+	if (atomic_load(&t->tok.reason))
+		return intr__acknowledge(t);
 	return ret;
 }
