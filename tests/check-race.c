@@ -23,163 +23,23 @@
  * INTR_TEST_SEED=<n> repeats a run's cancel schedule.
  */
 #include "config.h"
-#include "harness.h"
+#include "race.h"
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/types.h>
 #ifdef HAVE_LIBURING
 #include <liburing.h>
 #endif
 
 #define RACE_ITERS	10000
-#define WAIT_MS		5000		/* bound on every wait */
-#define MAX_SPIN_NS	50000		/* cancel offsets: 0-50 us */
-#define MAX_GAP_NS	50000		/* check-to-call gap: 0-50 us */
 #define RESEND_US	50		/* first re-send after a lost signal */
 #define TEST_TIMEOUT	120		/* seconds, per test */
-#define MAX_REPORTS	10		/* broken iterations described in full */
 
 /* ------------------------------------------------------------ helpers */
-
-static int cpu_body = -1;	/* CPU for the workers, -1: no pinning */
-static __thread bool worker_pinned;
-
-/* Pin the test thread to its first allowed CPU and pick a second one for
- * the workers.  Returns false if there is only one CPU. */
-static bool pin_setup(void)
-{
-	cpu_set_t set, one;
-	int c, first = -1;
-
-	ck_assert_int_eq(pthread_getaffinity_np(pthread_self(), sizeof(set),
-						&set), 0);
-	for (c = 0; c < CPU_SETSIZE; c++) {
-		if (!CPU_ISSET(c, &set))
-			continue;
-		if (first < 0) {
-			first = c;
-		} else {
-			cpu_body = c;
-			break;
-		}
-	}
-	if (cpu_body < 0) {
-		printf("only one CPU: no pinning, gap coverage not required\n");
-		fflush(stdout);
-		return false;
-	}
-	CPU_ZERO(&one);
-	CPU_SET(first, &one);
-	ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof(one),
-						&one), 0);
-	return true;
-}
-
-/* In a body: move this worker to the workers' CPU (once per worker). */
-static void body_pin(void)
-{
-	cpu_set_t one;
-
-	if (cpu_body < 0 || worker_pinned)
-		return;
-	CPU_ZERO(&one);
-	CPU_SET(cpu_body, &one);
-	pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
-	worker_pinned = true;
-}
-
-static void configure(unsigned max_workers, unsigned resend_us)
-{
-	struct intr_config cfg;
-
-	intr_config_default(&cfg);
-	cfg.max_workers = max_workers;
-	cfg.resend_us = resend_us;
-	ck_assert_int_eq(intr_configure(&cfg), 0);
-}
-
-/* Bytes still sitting in a pipe. */
-static int pipe_avail(int fd)
-{
-	int n = -1;
-
-	ck_assert_int_eq(ioctl(fd, FIONREAD, &n), 0);
-	return n;
-}
-
-/* Wait, bounded, until task t is done; fail naming the iteration if not. */
-static void wait_done(intr_task *t, long iter, const char *what)
-{
-	int fd = intr_task_fd(t);
-	int ret;
-
-	ck_assert_int_ge(fd, 0);
-	ret = h_poll_in(fd, WAIT_MS);
-	if (ret == 0)
-		ck_abort_msg("iteration %ld (%s): call not done within "
-			     "%d ms (lost cancel?)", iter, what, WAIT_MS);
-	if (ret < 0)
-		ck_assert_int_eq(errno, EINTR);
-}
-
-/* The bounded join every iteration uses. */
-static int join_bounded(intr_task *t, void **res, long iter, const char *what)
-{
-	wait_done(t, iter, what);
-	return h_join_within(t, res, WAIT_MS);
-}
-
-/* When the cancel lands, relative to the call. */
-enum when {
-	W_BEFORE,	/* token cancelled before intr_spawn */
-	W_RIGHT_AFTER,	/* cancelled as soon as intr_spawn returns */
-	W_AT,		/* cancelled 0-50 us after intr_spawn */
-	W_AFTER,	/* body released and done before the cancel */
-	W_AFTER_RACE,	/* body released, cancelled 0-50 us later */
-	W_NR
-};
-
-static const char *const when_name[W_NR] = {
-	[W_BEFORE] = "cancel before spawn",
-	[W_RIGHT_AFTER] = "cancel right after spawn",
-	[W_AT] = "cancel 0-50 us after spawn",
-	[W_AFTER] = "cancel after the body returned",
-	[W_AFTER_RACE] = "release, then cancel 0-50 us later",
-};
-
-static enum when pick_when(struct h_rng *r, bool with_release)
-{
-	uint64_t x = h_rng_below(r, 100);
-
-	if (x < 10)
-		return W_BEFORE;
-	if (x < 25)
-		return W_RIGHT_AFTER;
-	if (!with_release || x < 65)
-		return W_AT;
-	if (x < 75)
-		return W_AFTER;
-	return W_AFTER_RACE;
-}
-
-/* Outcome counts of one test. */
-struct tally {
-	long n[W_NR];
-	long cancelled[W_NR];	/* returned -ECANCELED */
-	long completed[W_NR];	/* returned 0 */
-	long skipped;		/* body never ran */
-	long eintr;		/* EINTR seen by bodies */
-	long spurious;		/* EINTR while the call was not cancelled */
-	long in_gap;		/* cancel wholly between check and call */
-	long bad;		/* iterations that broke a rule */
-};
 
 /*
  * The body's first check returned false at t_check, and its first blocking
@@ -203,33 +63,10 @@ static void count_ret(struct tally *t, enum when w, int ret)
 		t->completed[w]++;
 }
 
-static void bad(struct tally *t, long iter, enum when w, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void bad(struct tally *t, long iter, enum when w, const char *fmt, ...)
+/* Report a plain-call test's tally. */
+static void print_plain_tally(const char *test, const struct tally *t)
 {
-	va_list ap;
-
-	if (t->bad++ >= MAX_REPORTS)
-		return;
-	printf("  iteration %ld (%s): ", iter, when_name[w]);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void print_tally(const char *test, const struct tally *t)
-{
-	int w;
-
-	printf("%s:", test);
-	for (w = 0; w < W_NR; w++)
-		if (t->n[w])
-			printf(" [%s: %ld, %ld cancelled, %ld completed]",
-			       when_name[w], t->n[w], t->cancelled[w],
-			       t->completed[w]);
+	print_when_counts(test, t);
 	printf(" skipped %ld, eintr %ld, spurious %ld, cancelled in the gap "
 	       "%ld, broken %ld\n", t->skipped, t->eintr, t->spurious,
 	       t->in_gap, t->bad);
@@ -382,15 +219,6 @@ static void check_read_call(struct tally *t, long i, enum when w, int ret,
 	}
 }
 
-static uint64_t do_cancel(intr_token *tok, intr_task *task, bool by_task)
-{
-	if (by_task)
-		ck_assert_int_eq(intr_task_cancel(task), 0);
-	else
-		ck_assert_int_eq(intr_token_cancel(tok), 0);
-	return h_now_ns();
-}
-
 START_TEST(race_plain_read)
 {
 	struct tally t = { 0 };
@@ -424,23 +252,25 @@ START_TEST(race_plain_read)
 			break;
 		case W_RIGHT_AFTER:
 			c_start = h_now_ns();
-			t_cancel = do_cancel(tok, task, by_task);
+			t_cancel = do_cancel(tok, task,
+					     by_task ? HOW_TASK : HOW_TOKEN);
 			break;
 		case W_AT:
 			h_spin_ns(spin);
 			c_start = h_now_ns();
-			t_cancel = do_cancel(tok, task, by_task);
+			t_cancel = do_cancel(tok, task,
+					     by_task ? HOW_TASK : HOW_TOKEN);
 			break;
 		case W_AFTER:
 			h_write_byte(fds[1]);
 			wait_done(task, i, when_name[w]);
-			t_cancel = do_cancel(tok, task, false);
+			t_cancel = do_cancel(tok, task, HOW_TOKEN);
 			break;
 		case W_AFTER_RACE:
 			h_write_byte(fds[1]);
 			h_spin_ns(spin);
 			c_start = h_now_ns();
-			t_cancel = do_cancel(tok, task, false);
+			t_cancel = do_cancel(tok, task, HOW_TOKEN);
 			break;
 		default:
 			break;
@@ -452,7 +282,7 @@ START_TEST(race_plain_read)
 		ck_assert_int_eq(intr_token_free(tok), 0);
 		h_close_pipe(fds);
 	}
-	print_tally("race_plain_read", &t);
+	print_plain_tally("race_plain_read", &t);
 	assert_tally(&t, pinned);
 }
 END_TEST
@@ -695,7 +525,7 @@ static void race_uring(const char *name, bool data)
 	drain_ring_final(&ring, &nc);
 	io_uring_queue_exit(&ring);
 
-	print_tally(name, &t);
+	print_plain_tally(name, &t);
 	printf("%s: NOPs: data %ld submitted, %ld seen by bodies, %ld drained; "
 	       "stop %ld submitted, %ld seen, %ld drained; %ld unknown\n",
 	       name, nc.data_submitted, nc.data_seen, nc.data_drained,
@@ -806,7 +636,7 @@ START_TEST(race_no_stale_interrupt)
 		}
 		ck_assert_int_eq(intr_token_free(tb), 0);
 	}
-	print_tally("race_no_stale_interrupt (call A)", &t);
+	print_plain_tally("race_no_stale_interrupt (call A)", &t);
 	printf("race_no_stale_interrupt (call B): %ld EINTR, %ld cancelled, "
 	       "%ld broken, %ld on another worker\n",
 	       b_eintr, b_cancelled, b_bad, other_worker);
@@ -1015,7 +845,7 @@ START_TEST(race_data_read)
 		ck_assert_int_eq(intr_token_free(tok), 0);
 		h_close_pipe(fds);
 	}
-	print_tally("race_data_read", &t);
+	print_plain_tally("race_data_read", &t);
 	printf("race_data_read: %ld bytes written, %ld read by bodies, "
 	       "%ld left in pipes\n", written, read_total, left_total);
 	fflush(stdout);
