@@ -657,41 +657,6 @@ END_TEST
 
 /* ----------------------------------- 4. data: no byte lost to a cancel */
 
-struct wr_arg {
-	int fd;
-	int total;
-	int written;
-	int err;
-	uint64_t seed;
-};
-
-static void *writer_main(void *p)
-{
-	struct wr_arg *w = p;
-	struct h_rng r = { .s = w->seed };
-	char buf[512];
-
-	memset(buf, 'd', sizeof(buf));
-	while (w->written < w->total) {
-		int chunk = 1 + (int)h_rng_below(&r, sizeof(buf));
-		ssize_t n;
-
-		if (chunk > w->total - w->written)
-			chunk = w->total - w->written;
-		n = write(w->fd, buf, (size_t)chunk);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			w->err = errno;
-			break;
-		}
-		w->written += (int)n;
-		if (h_rng_below(&r, 4) == 0)
-			h_spin_ns(h_rng_below(&r, 5000));
-	}
-	return NULL;
-}
-
 struct data_arg {
 	int fd;
 	int want;
@@ -757,7 +722,7 @@ START_TEST(race_data_read)
 		struct data_arg a = {
 			.gap_ns = h_pick_gap(&r, MAX_GAP_NS / 4)
 		};
-		struct wr_arg wa = { 0 };
+		struct writer wa = { 0 };
 		void *res = &t;
 		uint64_t c_start = 0, t_cancel = 0;
 		intr_token *tok;

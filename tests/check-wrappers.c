@@ -155,44 +155,6 @@ static void init_errorcheck_mutex(pthread_mutex_t *m)
 
 /* -------------------------------------------------- the race machinery */
 
-/* A data writer (race_data_read). */
-struct writer {
-	int fd;
-	int total;
-	int written;
-	int err;
-	uint64_t seed;
-	atomic_int finished;
-};
-
-static void *writer_main(void *p)
-{
-	struct writer *w = p;
-	struct h_rng r = { .s = w->seed };
-	char buf[512];
-
-	memset(buf, 'd', sizeof(buf));
-	while (w->written < w->total) {
-		int chunk = 1 + (int)h_rng_below(&r, sizeof(buf));
-		ssize_t n;
-
-		if (chunk > w->total - w->written)
-			chunk = w->total - w->written;
-		n = write(w->fd, buf, (size_t)chunk);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			w->err = errno;
-			break;
-		}
-		w->written += (int)n;
-		if (h_rng_below(&r, 4) == 0)
-			h_spin_ns(h_rng_below(&r, 5000));
-	}
-	atomic_store(&w->finished, 1);
-	return NULL;
-}
-
 /* One iteration; the body's argument.  Fields per case below the line. */
 struct race_iter {
 	struct call a;

@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -556,6 +557,46 @@ static inline uint64_t do_cancel(intr_token *tok, intr_task *task,
 	else
 		ck_assert_int_eq(intr_token_cancel(tok), 0);
 	return h_now_ns();
+}
+
+/* A data writer for the data races: writes total bytes into fd in random
+ * chunks with random pauses, counting what went in; finished is set when
+ * it is done. */
+struct writer {
+	int fd;
+	int total;
+	int written;
+	int err;
+	uint64_t seed;
+	atomic_int finished;
+};
+
+static inline void *writer_main(void *p)
+{
+	struct writer *w = p;
+	struct h_rng r = { .s = w->seed };
+	char buf[512];
+
+	memset(buf, 'd', sizeof(buf));
+	while (w->written < w->total) {
+		int chunk = 1 + (int)h_rng_below(&r, sizeof(buf));
+		ssize_t n;
+
+		if (chunk > w->total - w->written)
+			chunk = w->total - w->written;
+		n = write(w->fd, buf, (size_t)chunk);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			w->err = errno;
+			break;
+		}
+		w->written += (int)n;
+		if (h_rng_below(&r, 4) == 0)
+			h_spin_ns(h_rng_below(&r, 5000));
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
 }
 
 #endif
