@@ -1,0 +1,120 @@
+#!/bin/sh
+# Check the interruption protocol model with spin, one exhaustive search
+# per property (no partial-order reduction, no bitstate hashing, no state
+# compression: -DNOREDUCE, full state storage).
+#
+#   check.sh MODEL DIR            every property; "N passed, M failed"
+#   check.sh MODEL DIR mutants    every MUTATION_* against every property;
+#                                 each must break the property named for it
+#
+# MODEL_DEFS adds spin -D options to every search (MODEL_DEFS=-DMUTATION_x
+# checks one mutant).  The work happens in DIR: pan.c, pan (built without
+# optimisation, which compiles faster than the search gains), NAME.out,
+# and NAME.trail for a property that fails; replay one with
+#   spin -DCHECK_x [-DMUTATION_x] -t -k DIR/NAME.trail -p DIR/interrupt.pml
+set -u
+
+model=$1
+dir=$2
+mode=${3:-check}
+
+# name|spin macros|pan compile flags|pan run flags (commas for spaces)
+props="
+lost_cancel|-DCHECK_LOST|-DNOREDUCE|-a,-f
+all_return|-DCHECK_RETURN|-DNOREDUCE|-a,-f
+no_leak|-DCHECK_LEAK|-DSAFETY,-DNOREDUCE|-E
+once|-DCHECK_ONCE|-DSAFETY,-DNOREDUCE|-E
+window|-DCHECK_WINDOW|-DSAFETY,-DNOREDUCE|-E
+no_deadlock||-DSAFETY,-DNOREDUCE|
+"
+
+# mutant  the property it must break
+mutants="
+NO_RESEND|lost_cancel
+NO_REDIRECT|window
+NO_STATE_CHECK|no_leak
+NO_RUNNING_DEL|no_leak
+BLOCK_LATE|no_leak
+FIN_SNAPSHOT|once
+WAKE_NO_TAKE|once
+NO_WAKE_WAIT|once
+WAIT_LOCKED|no_deadlock
+"
+
+command -v spin >/dev/null 2>&1 || { echo "spin not found (Debian: spin)"; exit 2; }
+mkdir -p "$dir" || exit 2
+cp "$model" "$dir/interrupt.pml" || exit 2
+cd "$dir" || exit 2
+
+# run NAME SPINFLAGS CCFLAGS PANFLAGS: sets ok (1 verified, 0 not) and
+# summary; pan's output is kept in NAME.out.
+run() {
+	sf="$(echo "$2" | tr , ' ') ${MODEL_DEFS:-}"
+	cf=$(echo "$3" | tr , ' ')
+	pf=$(echo "$4" | tr , ' ')
+	rm -f pan pan.c interrupt.pml.trail
+	# shellcheck disable=SC2086 # flags are word lists
+	if ! spin $sf -a interrupt.pml >"$1.out" 2>&1 ||
+		! ${CC:-cc} $cf -o pan pan.c >>"$1.out" 2>&1; then
+		ok=0
+		summary="spin or cc failed, see $dir/$1.out"
+		return
+	fi
+	# shellcheck disable=SC2086
+	./pan -m1000000 $pf >>"$1.out" 2>&1
+	errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$1.out" | tail -n 1)
+	stored=$(sed -n 's/^ *\([0-9]*\) states, stored.*/\1/p' "$1.out" | tail -n 1)
+	trans=$(sed -n 's/^ *\([0-9]*\) transitions.*/\1/p' "$1.out" | tail -n 1)
+	depth=$(sed -n 's/.*depth reached \([0-9]*\).*/\1/p' "$1.out" | tail -n 1)
+	summary="$stored states stored, $trans transitions, depth $depth, errors ${errors:-?}"
+	ok=0
+	if [ "${errors:-1}" -eq 0 ] &&
+		! grep -q -e 'Search not completed' -e 'depth too small' "$1.out"; then
+		ok=1
+	fi
+	if [ -e interrupt.pml.trail ]; then
+		mv interrupt.pml.trail "$1.trail"
+		summary="$summary (trail in $dir/$1.trail)"
+	fi
+}
+
+passed=0
+failed=0
+if [ "$mode" = mutants ]; then
+	for m in $mutants; do
+		mname=${m%%|*}
+		want=${m#*|}
+		broken=""
+		for p in $props; do
+			name=${p%%|*}; rest=${p#*|}
+			sflags=${rest%%|*}; rest=${rest#*|}
+			cflags=${rest%%|*}; pflags=${rest#*|}
+			run "$mname-$name" "$sflags,-DMUTATION_$mname" "$cflags" "$pflags"
+			[ "$ok" -eq 0 ] && broken="$broken $name"
+		done
+		case " $broken " in
+		*" $want "*)
+			echo "PASS: MUTATION_$mname breaks$broken"
+			passed=$((passed + 1)) ;;
+		*)
+			echo "FAIL: MUTATION_$mname breaks${broken:- nothing}, not $want"
+			failed=$((failed + 1)) ;;
+		esac
+	done
+else
+	for p in $props; do
+		name=${p%%|*}; rest=${p#*|}
+		sflags=${rest%%|*}; rest=${rest#*|}
+		cflags=${rest%%|*}; pflags=${rest#*|}
+		run "$name" "$sflags" "$cflags" "$pflags"
+		if [ "$ok" -eq 1 ]; then
+			echo "PASS: $name: $summary"
+			passed=$((passed + 1))
+		else
+			echo "FAIL: $name: $summary"
+			failed=$((failed + 1))
+		fi
+	done
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,625 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The interruption protocol of lib/call.c, as a Promela model for spin.
+ *
+ * Two calls run one after the other on one pooled worker.  The first is
+ * cancelled by two parties at once, an application thread
+ * (intr_token_cancel) and a deadline fired by the service thread; the
+ * second is never cancelled.  Each body picks one way to block (the
+ * assembly window, the portable C window, a plain system call after an
+ * intr_cancelled() check, a wait only a wake-up action ends, or none) and
+ * may register a wake-up action; every body defers a finalizer that defers
+ * one more.  The processes, and the code each follows:
+ *
+ *   Worker     pool.c worker_main, call.c intr__call_run and the body,
+ *              syscall.c cp_call/cp_once, arch/x86_64/syscall.S
+ *              intr__sc_call, arch/generic/syscall.c
+ *   Canceller  token.c intr_token_cancel -> intr__cancel_locked ->
+ *              call.c intr__call_cancel_locked
+ *   Service    service.c service_main: token.c intr__deadlines_fire_locked,
+ *              call.c intr__call_resend_locked
+ *   Waker      service.c waker_main, call.c intr__call_wake_take_locked,
+ *              intr__call_wake_done_locked
+ *   Kernel     the delivery of the worker's pending interrupt signal, and
+ *              signal.c handler() running on the worker
+ *
+ * Properties, one exhaustive search each (model/check.sh, run by
+ * make model-check):
+ *   lost_cancel   LTL under weak fairness: once the first call is cancelled
+ *                 while RUNNING, its body returns (state DONE).
+ *   all_return    LTL under weak fairness: the worker gets through both
+ *                 calls (the second one's system call completes only if no
+ *                 stray signal keeps interrupting it).
+ *   no_leak       assertions (-DCHECK_LEAK): a signal handled as the
+ *                 current call's is for a call that is RUNNING and
+ *                 cancelled; a stale one (previous call's cookie) is
+ *                 handled only while the worker unblocks the signal for
+ *                 the next body; none is handled in the finalizers or
+ *                 between calls; the system call of a call that is not
+ *                 cancelled is never interrupted (no EINTR, no cancel exit).
+ *   once          assertions (-DCHECK_ONCE): every finalizer runs exactly
+ *                 once, with the signal blocked and after every wake-up
+ *                 action finished; a wake-up action runs at most once, and
+ *                 exactly once if its call was cancelled while RUNNING.
+ *   window        assertions (-DCHECK_WINDOW): with the assembly window, no
+ *                 system call is entered once the call's signal has been
+ *                 handled, so the window needs no re-send.
+ *   no_deadlock   no invalid end state: every process ends or waits at an
+ *                 end_* label, where waiting forever is correct.
+ *
+ * Abstracted away: time (a deadline or a re-send is due whenever the
+ * service thread gets to run; back-off intervals are not modelled), the
+ * token tree (cancelling a parent reaches the call's token under the same
+ * lock, in the same step), more workers and more calls, the instructions
+ * of the window (one flag load, then the syscall instruction), the
+ * waker's futex sequence (modelled as waking whenever work is due), lost
+ * signal details (RLIMIT_SIGPENDING), foreign signals, fork, and the
+ * joiner.
+ *
+ * MUTATION_* macros each put one bug back; make model-mutants checks that
+ * each breaks the property named for it in model/check.sh:
+ *   NO_RESEND       the service thread never re-sends
+ *   NO_REDIRECT     the handler leaves the PC in the window
+ *   NO_STATE_CHECK  a cancel signals a call that has already ended
+ *   NO_RUNNING_DEL  an ended call stays on the re-send list
+ *   BLOCK_LATE      the worker blocks the signal after the end step
+ *   FIN_SNAPSHOT    what a finalizer defers is dropped
+ *   WAKE_NO_TAKE    the wake-up thread leaves the actions on the call
+ *   NO_WAKE_WAIT    the worker does not wait for running wake-up actions
+ *   WAIT_LOCKED     the worker waits for them holding the tree lock
+ */
+
+#define NCALLS		2
+
+/* struct intr_task.state */
+#define QUEUED		0
+#define RUNNING		1
+#define DONE		2
+
+/* How a body blocks. */
+#define K_NONE		0	/* returns at once */
+#define K_WINDOW	1	/* intr_read & co: the assembly window */
+#define K_GENERIC	2	/* the same built with --disable-syscall-window */
+#define K_PLAIN		3	/* intr_cancelled(), then a plain read() */
+#define K_WAKE		4	/* a wait that signals do not break, ended by
+				 * its intr_on_cancel action */
+
+/* Where the worker is, as the signal handler would find it. */
+#define W_IDLE		0	/* in the pool, or in call_run, signal blocked */
+#define W_UNBLOCK	1	/* returning from pthread_sigmask(body mask) */
+#define W_BODY		2	/* body code, outside any system call */
+#define W_WINDOW	3	/* intr__sc_begin <= PC < intr__sc_end */
+#define W_KERNEL	4	/* blocked in the system call */
+#define W_EINTR		5	/* the kernel returns -EINTR */
+#define W_REDIR		6	/* the handler moved the PC to intr__sc_cancel */
+#define W_FIN		7	/* after the body: signal blocked */
+
+/* A system call's result. */
+#define R_NONE		0
+#define R_OK		1
+#define R_EINTR		2
+#define R_CANCELED	3
+
+#define NOCALL		255
+
+/* The tree lock (lock.c): 0 free, else the holder's _pid + 1. */
+byte lk;
+
+/* The calls (struct intr_task; tree lock unless noted). */
+byte state[NCALLS];
+bool reason[NCALLS];		/* tok.reason != 0 (atomic) */
+bool status[NCALLS];		/* the reason when the body ended */
+bool acked[NCALLS];		/* atomic */
+bool on_list[NCALLS];		/* on the running list */
+bool resend_armed[NCALLS];	/* resend_at != 0 */
+byte cookie[NCALLS];
+byte next_cookie;
+bool wakers[NCALLS];		/* one owned intr_on_cancel action */
+bool wake_due[NCALLS];
+byte wake_busy[NCALLS];		/* atomic */
+byte fins[NCALLS];		/* finalizers on the list (worker only) */
+bool deadline_armed = true;	/* intr_token_cancel_after on the first */
+
+/* The worker thread. */
+bool unblocked;			/* its mask lets the interrupt signal in */
+byte cookie_cur;		/* TLS intr__cookie_cur */
+byte cookie_prev;		/* TLS intr__cookie_prev */
+byte wloc = W_IDLE;
+
+/* The kernel: the worker's pending interrupt signal.  SIGUSR1 is a
+ * classic signal: one pending instance, and a send while one is pending
+ * is dropped (the pending one keeps its details). */
+bool sig_pending;
+byte sig_cookie;
+byte sig_call = NOCALL;		/* ghost: the call it was sent for */
+
+/* Ghosts for the properties. */
+bool woken[NCALLS];		/* the wake-up action ran */
+byte wake_ran[NCALLS];
+bool wake_reg[NCALLS];		/* the body registered an action */
+bool wake_running;
+byte fin_reg[NCALLS];
+byte fin_ran[NCALLS];
+bool handled_cur[NCALLS];	/* a signal of the call reached its body */
+byte ended;			/* calls the worker is through with */
+
+#if defined(CHECK_LOST) || defined(CHECK_RETURN)
+/* Re-sends are resend_us apart (1 ms, doubling), critical sections take
+ * microseconds: a thread waiting for the lock gets it before the next
+ * service pass.  Without this the liveness check would blame the unfair
+ * lock for a service thread that re-sends with no pause at all. */
+byte want;
+#define lock()		want++; atomic { lk == 0 -> lk = _pid + 1; want-- }
+#define SERVICE_MAY	(want == 0)
+#else
+#define lock()		atomic { lk == 0 -> lk = _pid + 1 }
+#define SERVICE_MAY	true
+#endif
+#define unlock()	lk = 0
+
+/* call.c send_locked: rt_tgsigqueueinfo to the call's worker. */
+inline send_locked(c)
+{
+	atomic {
+		if
+		:: !sig_pending ->
+			sig_pending = true;
+			sig_cookie = cookie[c];
+			sig_call = c
+		:: else
+		fi
+	}
+}
+
+/* call.c intr__call_cancel_locked. */
+inline call_cancel_locked(c)
+{
+	if
+#ifdef MUTATION_NO_STATE_CHECK
+	/* Signal any call that has started, ended or not. */
+	:: state[c] != QUEUED && cookie[c] != 0 ->
+#else
+	:: state[c] == RUNNING ->
+#endif
+		send_locked(c);
+		resend_armed[c] = true;
+		if
+		:: wakers[c] -> wake_due[c] = true
+		:: else
+		fi
+	:: else
+	fi
+}
+
+/* token.c intr__cancel_locked, for the call's own token. */
+inline cancel_locked(c)
+{
+	if
+	:: !reason[c] ->
+		reason[c] = true;
+		call_cancel_locked(c)
+	:: else
+	fi
+}
+
+/* signal.c handler(), on the worker, with every signal blocked: atomic. */
+inline deliver()
+{
+	sig_pending = false;
+	if
+	:: cookie_cur != 0 && sig_cookie == cookie_cur ->
+		/* Ours, for the body running here. */
+#ifdef CHECK_LEAK
+		assert(state[sig_call] == RUNNING && reason[sig_call]);
+		assert(wloc != W_IDLE && wloc != W_FIN);
+#endif
+		handled_cur[sig_call] = true;
+		if
+#ifndef MUTATION_NO_REDIRECT
+		:: wloc == W_WINDOW -> wloc = W_REDIR	/* redirect_window */
+#endif
+		:: wloc == W_KERNEL -> wloc = W_EINTR	/* no SA_RESTART */
+		:: else
+		fi
+	:: cookie_prev != 0 && sig_cookie == cookie_prev ->
+		/* Stale: the previous call on this worker had ended. */
+#ifdef CHECK_LEAK
+		assert(wloc == W_UNBLOCK);
+#endif
+		if
+		:: wloc == W_KERNEL -> wloc = W_EINTR
+		:: else
+		fi
+	:: else ->
+		/* pass_on(): never one of ours. */
+#ifdef CHECK_LEAK
+		assert(false);
+#endif
+		skip
+	fi;
+	sig_call = NOCALL
+}
+
+/* The kernel returning from a blocking system call: -EINTR once a handler
+ * ran; the uncancelled call's data arrives at any time, the cancelled
+ * call's never (nothing else would wake it). */
+inline sys_block(c)
+{
+	if
+	:: atomic { wloc == W_EINTR -> r = R_EINTR; wloc = W_BODY }
+#ifdef CHECK_LEAK
+		assert(reason[c]);
+#endif
+	:: atomic { c == 1 && wloc == W_KERNEL -> r = R_OK; wloc = W_BODY }
+	fi
+}
+
+/* arch/x86_64/syscall.S intr__sc_call. */
+inline sc_window(c)
+{
+	r = R_NONE;
+	wloc = W_WINDOW;
+	atomic {
+		/* movl (%rdi), %eax; testl; jnz intr__sc_cancel */
+		if
+		:: wloc == W_REDIR || reason[c] -> r = R_CANCELED
+		:: else
+		fi
+	}
+	/* The moves into the system call registers: a signal may land. */
+	if
+	:: r == R_NONE ->
+		atomic {
+			if
+			:: wloc == W_REDIR -> r = R_CANCELED
+			:: else ->
+				/* syscall */
+#ifdef CHECK_WINDOW
+				assert(!handled_cur[c]);
+#endif
+				wloc = W_KERNEL
+			fi
+		}
+		if
+		:: r == R_NONE -> sys_block(c)
+		:: else
+		fi
+	:: else
+	fi;
+	if
+	:: r == R_CANCELED ->
+#ifdef CHECK_LEAK
+		assert(reason[c]);
+#endif
+		skip
+	:: else
+	fi;
+	wloc = W_BODY
+}
+
+/* arch/generic/syscall.c intr__sc_call: no window, no redirect. */
+inline sc_generic(c)
+{
+	r = R_NONE;
+	if
+	:: reason[c] -> r = R_CANCELED
+	:: else
+	fi;
+	if
+	:: r == R_NONE ->
+		/* syscall(): a signal landing before this step is spent */
+		wloc = W_KERNEL;
+		sys_block(c)
+	:: else
+	fi
+}
+
+/* syscall.c cp_call around either window: retried after another
+ * signal's EINTR, the reason returned (and acknowledged) if cancelled. */
+inline cp_call(c, generic)
+{
+	do
+	:: if
+	   :: generic -> sc_generic(c)
+	   :: else -> sc_window(c)
+	   fi;
+	   if
+	   :: r == R_EINTR || r == R_CANCELED ->
+		if
+		:: reason[c] -> acked[c] = true; break
+		:: else -> assert(r == R_EINTR)	/* retried */
+		fi
+	   :: else -> break
+	   fi
+	od
+}
+
+/* A body that tests intr_cancelled() and then calls plain read(); on
+ * EINTR it tests again (the README's advice). */
+inline plain_wait(c)
+{
+	do
+	:: atomic { reason[c] -> acked[c] = true }; break
+	:: atomic { !reason[c] -> skip };
+		/* read(): a signal landing before this step is spent */
+		wloc = W_KERNEL;
+		sys_block(c);
+		if
+		:: r == R_EINTR
+		:: else -> break
+		fi
+	od
+}
+
+/* wake.c intr_on_cancel: add() under the tree lock. */
+inline on_cancel(c)
+{
+	lock();
+	if
+	:: !reason[c] -> wakers[c] = true; wake_reg[c] = true
+	:: else
+	fi;
+	unlock();
+	if
+	:: !wake_reg[c] -> acked[c] = true	/* returns the reason */
+	:: else
+	fi
+}
+
+/* A wait that signals do not break (a futex, a condition variable), with
+ * an action that ends it: only the action, run on cancel, lets it go. */
+inline wake_wait(c)
+{
+	on_cancel(c);
+	if
+	:: wake_reg[c] ->
+		woken[c];
+		acked[c] = true			/* intr_cancelled() */
+	:: else
+	fi
+}
+
+/* The action of intr_on_cancel: ends wake_wait. */
+inline wake_action(c)
+{
+	wake_running = true;
+	woken[c] = true;
+	wake_ran[c]++;
+	wake_running = false
+}
+
+/* call.c run_finalizers. */
+inline run_finalizers(c)
+{
+#ifdef MUTATION_FIN_SNAPSHOT
+	/* Run the list as it was: what a finalizer defers is lost. */
+	n = fins[c];
+	fins[c] = 0;
+	do
+	:: n > 0 ->
+		n--;
+#else
+	do
+	:: fins[c] > 0 ->
+		fins[c]--;		/* unlinked before it runs */
+#endif
+#ifdef CHECK_ONCE
+		assert(!unblocked && wake_busy[c] == 0 && !wake_running);
+#endif
+		fin_ran[c]++;
+		if
+		:: fin_reg[c] == 1 ->	/* the first defers one more */
+			fins[c]++;
+			fin_reg[c]++
+		:: else
+		fi
+	:: else -> break
+	od
+}
+
+active proctype Worker()
+{
+	byte c = 0, k, r, n;
+	bool skip_body, took;
+
+	do
+	:: c < NCALLS ->
+		/* pool.c worker_main: the call is w->task */
+		wloc = W_IDLE;
+		/* call.c intr__call_run: start */
+		lock();
+		if
+		:: reason[c] ->
+			state[c] = DONE;
+			status[c] = true;
+			skip_body = true
+		:: else ->
+			state[c] = RUNNING;
+			next_cookie++;
+			cookie[c] = next_cookie;
+			on_list[c] = true;	/* running_add */
+			skip_body = false
+		fi;
+		unlock();
+		if
+		:: !skip_body ->
+			cookie_prev = cookie_cur;
+			cookie_cur = cookie[c];
+			/* pthread_sigmask(body mask): a pending signal is
+			 * handled before it returns */
+			atomic {
+				wloc = W_UNBLOCK;
+				unblocked = true;
+				if
+				:: sig_pending -> deliver()
+				:: else
+				fi;
+				wloc = W_BODY
+			}
+
+			/* The body. */
+			fins[c]++;		/* intr_defer */
+			fin_reg[c]++;
+			if
+			:: k = K_NONE
+			:: k = K_WINDOW
+			:: k = K_GENERIC
+			:: k = K_PLAIN
+			:: c == 0 -> k = K_WAKE
+			fi;
+			if
+			:: k == K_WINDOW -> cp_call(c, false)
+			:: k == K_GENERIC -> cp_call(c, true)
+			:: k == K_PLAIN -> plain_wait(c)
+			:: k == K_WAKE -> wake_wait(c)
+			:: k == K_NONE ->
+				if
+				:: on_cancel(c)	/* registered, never waited on */
+				:: skip
+				fi
+			fi;
+
+			/* pthread_sigmask(quiet mask), then the end step */
+#ifndef MUTATION_BLOCK_LATE
+			unblocked = false;
+#endif
+			wloc = W_FIN;
+			lock();
+			state[c] = DONE;
+			status[c] = reason[c];
+#ifndef MUTATION_NO_RUNNING_DEL
+			on_list[c] = false;	/* running_del */
+#endif
+			took = wakers[c];
+			wakers[c] = false;
+			wake_due[c] = false;
+#ifdef MUTATION_WAIT_LOCKED
+			/* Wait for the wake-up thread with the lock held. */
+			wake_busy[c] == 0;
+#endif
+			unlock();
+#ifdef MUTATION_BLOCK_LATE
+			unblocked = false;
+#endif
+			if
+			:: took && status[c] -> wake_action(c)	/* wakers_run */
+			:: else				/* wakers_drop */
+			fi;
+#ifndef MUTATION_NO_WAKE_WAIT
+			wake_busy[c] == 0;	/* futex wait */
+#endif
+			run_finalizers(c)
+		:: else
+		fi;
+#ifdef CHECK_ONCE
+		assert(fins[c] == 0 && fin_ran[c] == fin_reg[c]);
+		assert(fin_reg[c] == (skip_body -> 0 : 2));
+		assert(wake_ran[c] <= 1);
+		assert(!wake_reg[c] || wake_ran[c] == (status[c] -> 1 : 0));
+#endif
+		wloc = W_IDLE;
+		ended++;
+		c++
+	:: else -> break
+	od
+}
+
+/* token.c intr_token_cancel on the first call's token, from another
+ * thread (the signal blocked while it holds the lock). */
+active proctype Canceller()
+{
+	lock();
+	cancel_locked(0);
+	unlock()
+}
+
+/* service.c service_main: it sleeps in read() on its timerfd, which is
+ * armed while a deadline or a re-send is pending. */
+active proctype Service()
+{
+	byte c;
+
+end_idle:
+	do
+	:: atomic {
+		lk == 0 && SERVICE_MAY &&
+		(deadline_armed ||
+		 (on_list[0] && resend_armed[0] && !acked[0]) ||
+		 (on_list[1] && resend_armed[1] && !acked[1])) ->
+			lk = _pid + 1
+	   }
+		/* intr__deadlines_fire_locked */
+		if
+		:: deadline_armed ->
+			deadline_armed = false;
+			cancel_locked(0)
+		:: else
+		fi;
+		/* intr__call_resend_locked: the running list */
+		c = 0;
+		do
+		:: c < NCALLS ->
+#ifndef MUTATION_NO_RESEND
+			if
+			:: on_list[c] && resend_armed[c] && !acked[c] ->
+				send_locked(c)
+			:: else
+			fi;
+#endif
+			c++
+		:: else -> break
+		od;
+		unlock()
+	od
+}
+
+/* service.c waker_main: woken by a kick when wake-ups are due. */
+active proctype Waker()
+{
+	byte c;
+
+end_idle:
+	do
+	:: (on_list[0] && wake_due[0]) || (on_list[1] && wake_due[1]) ->
+		/* the futex wait on wake_seq returned */
+		lock();
+		/* intr__call_wake_take_locked: the worker may have taken
+		 * the actions meanwhile */
+		if
+		:: on_list[0] && wake_due[0] -> c = 0
+		:: on_list[1] && wake_due[1] -> c = 1
+		:: else -> c = NOCALL
+		fi;
+		if
+		:: c != NOCALL ->
+			wake_due[c] = false;
+#ifndef MUTATION_WAKE_NO_TAKE
+			wakers[c] = false;
+#endif
+			wake_busy[c]++;
+			unlock();
+			wake_action(c);		/* intr__wakers_run */
+			lock();
+			wake_busy[c]--;		/* intr__call_wake_done_locked */
+			unlock()
+		:: else -> unlock()
+		fi
+	od
+}
+
+/* The kernel delivers the worker's pending signal whenever the worker's
+ * mask lets it in; the handler runs on the worker before anything else. */
+active proctype Kernel()
+{
+end_idle:
+	do
+	:: atomic { sig_pending && unblocked -> deliver() }
+	od
+}
+
+#ifdef CHECK_RETURN
+ltl all_return { <> (ended == NCALLS) }
+#endif
+#ifdef CHECK_LOST
+ltl lost_cancel { [] ((reason[0] && state[0] == RUNNING) -> <> (state[0] == DONE)) }
+#endif
