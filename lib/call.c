@@ -47,6 +47,12 @@
  *
  * The re-send list holds exactly the RUNNING calls, so the service thread
  * can never signal a call that has ended or a worker that moved on.
+ *
+ * model/interrupt.pml follows this file, token.c, service.c, signal.c and
+ * the window step by step; make model-check has spin verify, over every
+ * interleaving of two calls on one worker, that no cancel is lost, none
+ * leaks, finalizers run exactly once and nothing deadlocks.  Change the
+ * protocol here, change the model with it.
  */
 #include "config.h"
 
