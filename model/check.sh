@@ -49,9 +49,9 @@ cd "$dir" || exit 2
 # run NAME SPINFLAGS CCFLAGS PANFLAGS: sets ok (1 verified, 0 not) and
 # summary; pan's output is kept in NAME.out.
 run() {
-	sf="$(echo "$2" | tr , ' ') ${MODEL_DEFS:-}"
-	cf=$(echo "$3" | tr , ' ')
-	pf=$(echo "$4" | tr , ' ')
+	sf="$(printf '%s' "$2" | tr , ' ') ${MODEL_DEFS:-}"
+	cf=$(printf '%s' "$3" | tr , ' ')
+	pf=$(printf '%s' "$4" | tr , ' ')
 	rm -f pan pan.c interrupt.pml.trail
 	# shellcheck disable=SC2086 # flags are word lists
 	if ! spin $sf -a interrupt.pml >"$1.out" 2>&1 ||

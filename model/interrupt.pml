@@ -316,11 +316,11 @@ inline sc_generic(c)
 
 /* syscall.c cp_call around either window: retried after another
  * signal's EINTR, the reason returned (and acknowledged) if cancelled. */
-inline cp_call(c, generic)
+inline cp_call(c, k)
 {
 	do
 	:: if
-	   :: generic -> sc_generic(c)
+	   :: k == K_GENERIC -> sc_generic(c)
 	   :: else -> sc_window(c)
 	   fi;
 	   if
@@ -468,8 +468,7 @@ active proctype Worker()
 			:: c == 0 -> k = K_WAKE
 			fi;
 			if
-			:: k == K_WINDOW -> cp_call(c, false)
-			:: k == K_GENERIC -> cp_call(c, true)
+			:: k == K_WINDOW || k == K_GENERIC -> cp_call(c, k)
 			:: k == K_PLAIN -> plain_wait(c)
 			:: k == K_WAKE -> wake_wait(c)
 			:: k == K_NONE ->
