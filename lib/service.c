@@ -52,9 +52,13 @@ static void *service_main(void *unused)
 	for (;;) {
 		/* Our handler must be the one a re-send reaches. */
 		intr__signal_check();
-		if (atomic_load(&stopping))
-			break;
 		intr__tree_lock_blocked();
+		/* Under the lock: intr__service_stop arms the timer under it
+		 * too, so no pass can re-arm it for later after that. */
+		if (atomic_load(&stopping)) {
+			intr__tree_unlock_blocked();
+			break;
+		}
 		armed_at = 0;
 		now = intr__now_ns();
 		next = intr__deadlines_fire_locked(now);
@@ -149,15 +153,22 @@ out:
 void intr__service_stop(void)
 {
 	struct itimerspec its;
+	sigset_t ss;
 
 	pthread_mutex_lock(&start_mu);
+	intr__tree_lock(&ss);
 	atomic_store(&stopping, true);
 	if (atomic_load(&running)) {
-		/* The timer fires at once: the service thread wakes up,
-		 * sees stopping, and leaves. */
+		/* The timer fires at once, and no pass re-arms it (armed_at
+		 * says it is due first): the service thread wakes up, sees
+		 * stopping, and leaves. */
 		memset(&its, 0, sizeof(its));
 		its.it_value.tv_nsec = 1;
 		timerfd_settime(tfd, 0, &its, NULL);
+		armed_at = 1;
+	}
+	intr__tree_unlock(&ss);
+	if (atomic_load(&running)) {
 		pthread_join(service_th, NULL);
 		atomic_store(&running, false);
 	}
