@@ -797,6 +797,8 @@ START_TEST(strace_attach)
 		ck_assert_msg(!h_task_done(t[k]), "body %d ended at detach", k);
 	for (k = 0; k < 20; k++)
 		cancel_plain(&r, 100, true);
+	printf("strace_attach: %s traced and released, 40 cancels around "
+	       "it, no traced body disturbed\n", _i ? "process" : "worker");
 out:
 	if (st > 0) {
 		kill(st, SIGKILL);
