@@ -78,7 +78,8 @@ int run_interruptible(intr_token *tok, intr_fn fn, void *arg, void **result);
  * it, stores the result, frees the task and returns what run_interruptible()
  * would have returned.  intr_tryjoin() returns -EBUSY while the call is
  * still running and otherwise behaves as intr_join().  A task is joined
- * exactly once; a second join returns -EINVAL.
+ * exactly once; a second join returns -EINVAL, as does a join while another
+ * join has the task, or one from the task's own body or finalizers.
  *
  * intr_task_cancel() cancels this one call (not its token's tree).  It is
  * async-signal-safe and idempotent, and returns 0, or -EINVAL for a task
@@ -275,6 +276,15 @@ void *intr_ctx_value(intr_ctx *ctx, const void *key);
  * (SIGUSR2, USR2, RTMIN+3, SIGRTMIN+3, a number), else SIGUSR1; no worker
  * limit; idle workers live 10 s; the system's stack size; first re-send
  * after 1000 us.
+ *
+ * Coexistence: an application may install its own handler for the
+ * interrupt signal before or after the library's first use.  Before each
+ * call starts and before each re-send the library checks that its handler
+ * is installed (one rt_sigaction); if the application replaced it, the
+ * application's handler receives the foreign signals from then on and the
+ * library's is installed again.  Unloading the library (dlclose) while a
+ * call runs is misuse; with none running, the library stops its threads,
+ * puts that handler back and frees its memory.  See interruptible(7).
  *
  * intr_configure() applies cfg.  It must come before the first call that
  * needs the runtime (intr_spawn, run_interruptible, intr_token_new); after

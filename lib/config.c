@@ -150,25 +150,49 @@ out:
 	return ret;
 }
 
+/*
+ * When the library is unloaded (dlclose), or the process exits: if no call
+ * is running, stop every thread of the library and wait until it is gone
+ * (none may run unmapped code), close the timer, put back the handler the
+ * signal had (if ours is still the installed one) and free what is left.
+ * While a call runs, nothing is touched: unloading then is a misuse the
+ * library cannot make safe (the body runs on its worker, in code that is
+ * about to be unmapped); at process exit it is harmless.  After this, a
+ * call that still comes in (from another thread, during exit) is refused
+ * with -EAGAIN.
+ */
+__attribute__((destructor)) static void intr__fini(void)
+{
+	int e = errno;
+
+	if (intr__pool_stop())
+		goto out;
+	intr__service_stop();
+	intr__signal_restore();
+	intr__handles_free();
+	intr__context_free();
+out:
+	errno = e;
+}
+
 /* Start a library thread with every signal blocked but the synchronous
- * faults, so nothing reaches it before it is ready. */
-int intr__create_thread(void *(*fn)(void *), void *arg, bool detached)
+ * faults, so nothing reaches it before it is ready.  Every library thread
+ * is joinable: unloading the library (intr__fini) must wait until none
+ * runs its code any more. */
+int intr__create_thread(void *(*fn)(void *), void *arg, pthread_t *th)
 {
 	pthread_attr_t attr;
 	sigset_t saved;
-	pthread_t th;
 	int ret;
 
 	ret = pthread_attr_init(&attr);
 	if (ret)
 		return -ret;
-	if (detached)
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (intr__cfg.stack_size)
 		ret = pthread_attr_setstacksize(&attr, intr__cfg.stack_size);
 	if (!ret) {
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, &saved);
-		ret = pthread_create(&th, &attr, fn, arg);
+		ret = pthread_create(th, &attr, fn, arg);
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	}
 	pthread_attr_destroy(&attr);

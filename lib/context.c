@@ -202,3 +202,17 @@ void intr__values_free(struct intr__value *v)
 		free(v);
 	}
 }
+
+/* Unloading (config.c), with no call running: free every snapshot. */
+void intr__context_free(void)
+{
+	struct elements *e, *older;
+
+	pthread_mutex_lock(&add_mu);
+	e = atomic_exchange(&current, NULL);
+	pthread_mutex_unlock(&add_mu);
+	for (; e; e = older) {
+		older = e->older;
+		free(e);
+	}
+}

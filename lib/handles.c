@@ -152,3 +152,20 @@ void intr__handles_each(enum intr__kind kind, void (*fn)(void *p))
 		if (tab[i].p && tab[i].kind == (int)kind)
 			fn((void *)tab[i].p);
 }
+
+/* Unloading (config.c): free the table if no handle is left in it.  A live
+ * token keeps it, so a late intr_token_cancel() still finds a table. */
+void intr__handles_free(void)
+{
+	sigset_t ss;
+	struct slot *old = NULL;
+
+	intr__tree_lock(&ss);
+	if (!used) {
+		old = tab;
+		tab = NULL;
+		cap = 0;
+	}
+	intr__tree_unlock(&ss);
+	free(old);
+}

@@ -64,6 +64,7 @@ int intr__handle_add(const void *p, enum intr__kind kind);
 bool intr__handle_live(const void *p, enum intr__kind kind);
 void intr__handle_del(const void *p);
 void intr__handles_each(enum intr__kind kind, void (*fn)(void *p));
+void intr__handles_free(void);
 
 /* --------------------------------------------------------------- token.c */
 struct intr_task;
@@ -204,18 +205,22 @@ bool intr__signal_usable(int signo);
 int intr__signal_install(int signo);
 int intr__signal_send(pid_t tid, uint64_t cookie);
 void intr__signal_after_fork(void);
+void intr__signal_check(void);
+void intr__signal_restore(void);
 
 /* ------------------------------------------------------------- service.c */
 int intr__service_start(void);
 void intr__service_arm_locked(uint64_t at);
 void intr__service_kick_waker(void);
 void intr__service_after_fork(void);
+void intr__service_stop(void);
 
 /* ---------------------------------------------------------------- pool.c */
 int intr__pool_submit(struct intr_task *t);
 void intr__pool_lock(void);
 void intr__pool_unlock(void);
 void intr__pool_after_fork(void);
+int intr__pool_stop(void);
 /* True on a worker thread (also in a child forked by one). */
 extern INTR_TLS bool intr__is_worker;
 
@@ -225,10 +230,11 @@ void intr__context_install(struct intr_task *t);
 void intr__context_restore(struct intr_task *t);
 void intr__context_release(struct intr_task *t);
 void intr__values_free(struct intr__value *v);
+void intr__context_free(void);
 
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;
 int intr__init(void);
-int intr__create_thread(void *(*fn)(void *), void *arg, bool detached);
+int intr__create_thread(void *(*fn)(void *), void *arg, pthread_t *th);
 
 #endif /* INTR_INTERNAL_H */

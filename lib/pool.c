@@ -12,6 +12,11 @@
  * signal is unblocked only around a body, in call.c).  Threads are created
  * with that mask already in place, so no signal can reach a worker before
  * it is ready.
+ *
+ * Workers are joinable, so that unloading the library can wait until none
+ * runs its code.  A worker that leaves after idle_ms joins the one that
+ * left before it, and becomes the one the next leaver (or the unload)
+ * joins: at most one ended worker is ever waiting to be joined.
  */
 #include "config.h"
 
@@ -25,11 +30,15 @@ struct worker {
 	struct worker *next;		/* idle list */
 	pthread_cond_t cv;
 	struct intr_task *task;		/* pool lock */
+	pthread_t th;			/* pool lock */
 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct worker *idle;
 static unsigned nworkers;		/* live worker threads */
+static bool quitting;			/* intr__pool_stop: idle workers leave */
+static bool have_ended;			/* ended is a worker not joined yet */
+static pthread_t ended;
 
 INTR_TLS bool intr__is_worker;
 
@@ -61,9 +70,12 @@ static void *worker_main(void *p)
 	struct intr_task *t;
 	struct worker **pp;
 	struct timespec ts;
+	bool join_prev;
+	pthread_t prev;
 
 	intr__is_worker = true;
 	pthread_mutex_lock(&mu);
+	w->th = pthread_self();
 	for (;;) {
 		t = w->task;
 		pthread_mutex_unlock(&mu);
@@ -81,11 +93,13 @@ static void *worker_main(void *p)
 		pthread_mutex_lock(&mu);
 		deadline_in(&ts, intr__cfg.idle_ms);
 		while (!w->task) {
-			if (pthread_cond_timedwait(&w->cv, &mu, &ts) != ETIMEDOUT)
+			if (!quitting &&
+			    pthread_cond_timedwait(&w->cv, &mu, &ts) != ETIMEDOUT)
 				continue;
 			if (w->task)
 				break;
-			/* Timed out with no work: leave the pool. */
+			/* Timed out with no work, or the library is being
+			 * unloaded: leave the pool. */
 			for (pp = &idle; *pp; pp = &(*pp)->next) {
 				if (*pp == w) {
 					*pp = w->next;
@@ -93,9 +107,18 @@ static void *worker_main(void *p)
 				}
 			}
 			nworkers--;
+			/* When quitting, intr__pool_stop joins us all. */
+			join_prev = !quitting && have_ended;
+			prev = ended;
+			if (!quitting) {
+				ended = w->th;
+				have_ended = true;
+			}
 			pthread_mutex_unlock(&mu);
 			pthread_cond_destroy(&w->cv);
 			free(w);
+			if (join_prev)
+				pthread_join(prev, NULL);
 			return NULL;
 		}
 	}
@@ -105,9 +128,14 @@ int intr__pool_submit(struct intr_task *t)
 {
 	pthread_condattr_t ca;
 	struct worker *w;
+	pthread_t th;
 	int ret;
 
 	pthread_mutex_lock(&mu);
+	if (quitting) {
+		pthread_mutex_unlock(&mu);
+		return -EAGAIN;
+	}
 	w = idle;
 	if (w) {
 		idle = w->next;
@@ -134,7 +162,7 @@ int intr__pool_submit(struct intr_task *t)
 	if (ret)
 		goto undo_free;
 	w->task = t;
-	ret = intr__create_thread(worker_main, w, true);
+	ret = intr__create_thread(worker_main, w, &th);
 	if (ret)
 		goto undo_cond;
 	return 0;
@@ -163,4 +191,45 @@ void intr__pool_after_fork(void)
 	}
 	idle = NULL;
 	nworkers = intr__is_worker ? 1 : 0;
+	/* The parent's threads: nothing to join here. */
+	have_ended = false;
+}
+
+/*
+ * Unloading (config.c): if no worker is busy, make every idle worker leave
+ * and join them all; -EBUSY (and nothing changes) while a call runs.  No
+ * call can start afterwards: submitting returns -EAGAIN.
+ */
+int intr__pool_stop(void)
+{
+	struct worker *w;
+	pthread_t *ths;
+	unsigned n = 0, i;
+
+	pthread_mutex_lock(&mu);
+	for (w = idle; w; w = w->next)
+		n++;
+	if (n != nworkers) {
+		pthread_mutex_unlock(&mu);
+		return -EBUSY;
+	}
+	ths = calloc(n + 1, sizeof(*ths));
+	if (!ths) {
+		pthread_mutex_unlock(&mu);
+		return -ENOMEM;
+	}
+	quitting = true;
+	n = 0;
+	for (w = idle; w; w = w->next) {
+		ths[n++] = w->th;
+		pthread_cond_signal(&w->cv);
+	}
+	if (have_ended)
+		ths[n++] = ended;
+	have_ended = false;
+	pthread_mutex_unlock(&mu);
+	for (i = 0; i < n; i++)
+		pthread_join(ths[i], NULL);
+	free(ths);
+	return 0;
 }

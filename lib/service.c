@@ -29,6 +29,8 @@ static bool waker_running;	/* start_mu */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t armed_at;	/* tree lock; 0: not armed */
 static atomic_int wake_seq;	/* futex: bumped when wake-ups are due */
+static atomic_bool stopping;	/* intr__service_stop: both threads end */
+static pthread_t service_th, waker_th;
 
 void intr__service_arm_locked(uint64_t at)
 {
@@ -48,7 +50,15 @@ static void *service_main(void *unused)
 	uint64_t n, now, next, r;
 
 	for (;;) {
+		/* Our handler must be the one a re-send reaches. */
+		intr__signal_check();
 		intr__tree_lock_blocked();
+		/* Under the lock: intr__service_stop arms the timer under it
+		 * too, so no pass can re-arm it for later after that. */
+		if (atomic_load(&stopping)) {
+			intr__tree_unlock_blocked();
+			break;
+		}
 		armed_at = 0;
 		now = intr__now_ns();
 		next = intr__deadlines_fire_locked(now);
@@ -85,6 +95,8 @@ static void *waker_main(void *unused)
 		/* Read before the scan: a kick after it changes the value
 		 * and the wait below returns at once. */
 		seq = atomic_load(&wake_seq);
+		if (atomic_load(&stopping))
+			break;
 		intr__tree_lock_blocked();
 		while ((t = intr__call_wake_take_locked(&list))) {
 			intr__tree_unlock_blocked();
@@ -120,17 +132,57 @@ int intr__service_start(void)
 		}
 	}
 	if (!waker_running) {
-		ret = intr__create_thread(waker_main, NULL, true);
+		ret = intr__create_thread(waker_main, NULL, &waker_th);
 		if (ret)
 			goto out;
 		waker_running = true;
 	}
-	ret = intr__create_thread(service_main, NULL, true);
+	ret = intr__create_thread(service_main, NULL, &service_th);
 	if (!ret)
 		atomic_store(&running, true);
 out:
 	pthread_mutex_unlock(&start_mu);
 	return ret;
+}
+
+/*
+ * Unloading (config.c): end both threads, wait until they are gone, and
+ * close the timer.  Only when no call is running: a re-send or a wake-up
+ * of a running call could still be due.
+ */
+void intr__service_stop(void)
+{
+	struct itimerspec its;
+	sigset_t ss;
+
+	pthread_mutex_lock(&start_mu);
+	intr__tree_lock(&ss);
+	atomic_store(&stopping, true);
+	if (atomic_load(&running)) {
+		/* The timer fires at once, and no pass re-arms it (armed_at
+		 * says it is due first): the service thread wakes up, sees
+		 * stopping, and leaves. */
+		memset(&its, 0, sizeof(its));
+		its.it_value.tv_nsec = 1;
+		timerfd_settime(tfd, 0, &its, NULL);
+		armed_at = 1;
+	}
+	intr__tree_unlock(&ss);
+	if (atomic_load(&running)) {
+		pthread_join(service_th, NULL);
+		atomic_store(&running, false);
+	}
+	if (waker_running) {
+		intr__service_kick_waker();
+		pthread_join(waker_th, NULL);
+		waker_running = false;
+	}
+	if (tfd >= 0)
+		close(tfd);
+	tfd = -1;
+	armed_at = 0;
+	atomic_store(&stopping, false);
+	pthread_mutex_unlock(&start_mu);
 }
 
 /* In the child after fork(): the threads are gone and the timerfd is shared

@@ -21,6 +21,15 @@
  * Anything else (kill from another process, the application's own raise or
  * sigqueue) goes to the handler installed before ours, or gets that
  * handler's disposition (default or ignore).
+ *
+ * An application may install its own handler for the signal after the
+ * library's.  Before every call starts, and before every re-send, the
+ * library looks (one rt_sigaction) and if its handler is no longer there,
+ * records the application's as the one foreign signals go to and installs
+ * its own again.  The chain of handlers so recorded, oldest first, is
+ * prevs[0..nprev): a foreign signal goes to the newest; if that one passes
+ * it back to the handler it replaced (ours), the next older one gets it,
+ * and so on, so nothing recurses.
  */
 #include "config.h"
 
@@ -45,7 +54,17 @@ int intr__signo;
 sigset_t intr__body_mask;
 sigset_t intr__quiet_mask;
 
-static struct sigaction prev;
+/* The handlers foreign signals go to, oldest first; the newest is the one
+ * the application installed last.  Entries are written before nprev
+ * publishes them and are not rewritten while published, except the last
+ * one once PREV_MAX are in use. */
+#define PREV_MAX 8
+static struct sigaction prevs[PREV_MAX];
+static atomic_int nprev;
+static pthread_mutex_t prev_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sigaction ours;
+/* How deep this thread is in passing a foreign signal down the chain. */
+static INTR_TLS int passing;
 static pid_t self_pid;
 
 static const struct {
@@ -135,23 +154,24 @@ static bool is_fault(int signo)
 }
 
 /* What the previous disposition would have done with a foreign signal. */
-static void pass_on(int signo, siginfo_t *si, void *uc)
+static void pass_on(const struct sigaction *prev, int signo, siginfo_t *si,
+		    void *uc)
 {
 	sigset_t old, set;
 
-	if (prev.sa_flags & SA_SIGINFO) {
-		if (!prev.sa_sigaction)
+	if (prev->sa_flags & SA_SIGINFO) {
+		if (!prev->sa_sigaction)
 			return;
-		pthread_sigmask(SIG_BLOCK, &prev.sa_mask, &old);
-		prev.sa_sigaction(signo, si, uc);
+		pthread_sigmask(SIG_BLOCK, &prev->sa_mask, &old);
+		prev->sa_sigaction(signo, si, uc);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return;
 	}
-	if (prev.sa_handler == SIG_IGN)
+	if (prev->sa_handler == SIG_IGN)
 		return;
-	if (prev.sa_handler != SIG_DFL) {
-		pthread_sigmask(SIG_BLOCK, &prev.sa_mask, &old);
-		prev.sa_handler(signo);
+	if (prev->sa_handler != SIG_DFL) {
+		pthread_sigmask(SIG_BLOCK, &prev->sa_mask, &old);
+		prev->sa_handler(signo);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return;
 	}
@@ -184,6 +204,21 @@ static void redirect_window(void *uc)
 	if (*pc >= (uintptr_t)intr__sc_begin && *pc < (uintptr_t)intr__sc_end)
 		*pc = (uintptr_t)intr__sc_cancel;
 #endif
+}
+
+/* A foreign signal: to the newest recorded handler; to the next older one
+ * when that handler hands it back to ours (it saw ours installed before
+ * it); dropped when the chain is used up. */
+static void pass_foreign(int signo, siginfo_t *si, void *uc)
+{
+	int n = atomic_load(&nprev);
+	int depth = passing;
+
+	if (depth >= n)
+		return;
+	passing = depth + 1;
+	pass_on(&prevs[n - 1 - depth], signo, si, uc);
+	passing = depth;
 }
 
 static void handler(int signo, siginfo_t *si, void *uc)
@@ -223,7 +258,7 @@ static void handler(int signo, siginfo_t *si, void *uc)
 		errno = e;
 		return;
 	}
-	pass_on(signo, si, uc);
+	pass_foreign(signo, si, uc);
 	errno = e;
 }
 
@@ -234,8 +269,9 @@ int intr__signal_install(int signo)
 
 	/* Everything the handler reads is in place before it is installed:
 	 * a foreign signal arriving at once finds the previous handler. */
-	if (sigaction(signo, NULL, &prev))
+	if (sigaction(signo, NULL, &prevs[0]))
 		return -errno;
+	atomic_store(&nprev, 1);
 	intr__signo = signo;
 	self_pid = getpid();
 	sigfillset(&intr__quiet_mask);
@@ -249,14 +285,80 @@ int intr__signal_install(int signo)
 	sa.sa_sigaction = handler;
 	sa.sa_flags = SA_SIGINFO;	/* and no SA_RESTART: that's the point */
 	sigfillset(&sa.sa_mask);
+	ours = sa;
 	if (sigaction(signo, &sa, NULL))
 		return -errno;
 	return 0;
 }
 
+static bool is_ours(const struct sigaction *sa)
+{
+	return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == handler;
+}
+
+static bool same(const struct sigaction *a, const struct sigaction *b)
+{
+	if ((a->sa_flags & SA_SIGINFO) != (b->sa_flags & SA_SIGINFO))
+		return false;
+	if (a->sa_flags & SA_SIGINFO)
+		return a->sa_sigaction == b->sa_sigaction;
+	return a->sa_handler == b->sa_handler;
+}
+
+/*
+ * If the application has replaced our handler, chain to its handler and
+ * install ours again.  A handler recorded already (installed again, or an
+ * older one put back) cuts the chain there, so none runs twice for one
+ * signal.  One rt_sigaction when nothing changed.  Not in a signal handler.
+ */
+void intr__signal_check(void)
+{
+	struct sigaction cur;
+	int e = errno;
+	int i, n;
+
+	if (!intr__signo || sigaction(intr__signo, NULL, &cur) ||
+	    is_ours(&cur))
+		goto out;
+	pthread_mutex_lock(&prev_mu);
+	if (sigaction(intr__signo, NULL, &cur) || is_ours(&cur))
+		goto unlock;
+	n = atomic_load(&nprev);
+	for (i = 0; i < n; i++)
+		if (same(&prevs[i], &cur))
+			break;
+	if (i < n) {
+		atomic_store(&nprev, i + 1);
+	} else if (n < PREV_MAX) {
+		prevs[n] = cur;
+		atomic_store(&nprev, n + 1);
+	} else {
+		prevs[PREV_MAX - 1] = cur;
+	}
+	sigaction(intr__signo, &ours, NULL);
+unlock:
+	pthread_mutex_unlock(&prev_mu);
+out:
+	errno = e;
+}
+
+/* Put back the handler foreign signals go to, if ours is still installed
+ * (the library is being unloaded). */
+void intr__signal_restore(void)
+{
+	struct sigaction cur;
+	int n = atomic_load(&nprev);
+
+	if (!intr__signo || !n || sigaction(intr__signo, NULL, &cur) ||
+	    !is_ours(&cur))
+		return;
+	sigaction(intr__signo, &prevs[n - 1], NULL);
+}
+
 void intr__signal_after_fork(void)
 {
 	self_pid = getpid();
+	pthread_mutex_init(&prev_mu, NULL);
 }
 
 int intr__signal_send(pid_t tid, uint64_t cookie)

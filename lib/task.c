@@ -82,6 +82,8 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 	ret = intr__service_start();
 	if (ret)
 		goto out;
+	/* An application may have installed its own handler over ours. */
+	intr__signal_check();
 	t = calloc(1, sizeof(*t));
 	if (!t) {
 		ret = -ENOMEM;
@@ -147,13 +149,17 @@ out:
 	return ret;
 }
 
-/* Claim t for joining.  -EINVAL if it is not a live task or another join
- * has it; -EBUSY if only_if_done and the call is still running. */
+/* Claim t for joining.  -EINVAL if it is not a live task, another join
+ * has it, or it is the call running on this thread (its body or a
+ * finalizer joining itself would wait forever); -EBUSY if only_if_done
+ * and the call is still running. */
 static int claim(struct intr_task *t, bool only_if_done)
 {
 	sigset_t ss;
 	int ret = 0;
 
+	if (t && t == intr__current)
+		return -EINVAL;
 	intr__tree_lock(&ss);
 	if (!intr__handle_live(t, INTR_H_TASK) || t->joining)
 		ret = -EINVAL;
