@@ -152,7 +152,8 @@ out:
 
 /* Start a library thread with every signal blocked but the synchronous
  * faults, so nothing reaches it before it is ready. */
-int intr__create_thread(void *(*fn)(void *), void *arg, bool detached)
+int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
+			bool detached)
 {
 	pthread_attr_t attr;
 	sigset_t saved;
@@ -168,7 +169,8 @@ int intr__create_thread(void *(*fn)(void *), void *arg, bool detached)
 		ret = pthread_attr_setstacksize(&attr, intr__cfg.stack_size);
 	if (!ret) {
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, &saved);
-		ret = pthread_create(&th, &attr, fn, arg);
+		ret = intr__fault(site) ? EAGAIN :
+			pthread_create(&th, &attr, fn, arg);
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	}
 	pthread_attr_destroy(&attr);

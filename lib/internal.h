@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "interruptible.h"
+#include "fault.h"
 
 #define INTR_API __attribute__((visibility("default")))
 #define INTR_TLS __thread __attribute__((tls_model("initial-exec")))
@@ -229,6 +230,7 @@ void intr__values_free(struct intr__value *v);
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;
 int intr__init(void);
-int intr__create_thread(void *(*fn)(void *), void *arg, bool detached);
+int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
+			bool detached);
 
 #endif /* INTR_INTERNAL_H */

@@ -124,7 +124,7 @@ int intr__pool_submit(struct intr_task *t)
 	pthread_mutex_unlock(&mu);
 
 	ret = -ENOMEM;
-	w = calloc(1, sizeof(*w));
+	w = intr__calloc(INTR_SITE_WORKER, 1, sizeof(*w));
 	if (!w)
 		goto undo;
 	pthread_condattr_init(&ca);
@@ -134,7 +134,7 @@ int intr__pool_submit(struct intr_task *t)
 	if (ret)
 		goto undo_free;
 	w->task = t;
-	ret = intr__create_thread(worker_main, w, true);
+	ret = intr__create_thread(INTR_SITE_WORKER_THREAD, worker_main, w, true);
 	if (ret)
 		goto undo_cond;
 	return 0;
