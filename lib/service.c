@@ -118,7 +118,9 @@ int intr__service_start(void)
 		else
 			tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 		if (tfd < 0) {
-			ret = -errno;
+			/* No timer (EMFILE, ENFILE): like no thread, the
+			 * service cannot be had now. */
+			ret = errno == ENOMEM ? -ENOMEM : -EAGAIN;
 			goto out;
 		}
 	}
