@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -280,6 +281,9 @@ static int child_nproc(void)
 		printf("SKIP: cannot leave root: %s\n", strerror(errno));
 		return 77;
 	}
+	/* Changing uid made the process undumpable, which LeakSanitizer,
+	 * when the test is built with it, needs to be. */
+	prctl(PR_SET_DUMPABLE, 1);
 	getrlimit(RLIMIT_NPROC, &rl);
 	configure(SIGUSR1, 0);
 	if (pipe2(fds, O_CLOEXEC))
