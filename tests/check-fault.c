@@ -62,9 +62,17 @@
 #include "fault.h"
 #endif
 
-#define CHILD_BOUND_MS 60000	/* one child process, ASan included */
+#define CHILD_BOUND_MS 30000	/* one child process, ASan included */
 #define WAIT_MS 10000		/* one wait inside a child */
 #define ERRNO_MARK 7919
+#define CHILD_LEAKED 3		/* exit status: an fd, thread or value left */
+#define LSAN_LEAKED 23		/* LeakSanitizer's exit status */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define LEAK_CHECKER "LeakSanitizer"
+#else
+#define LEAK_CHECKER "not checked, build with ASan: make check-fault"
+#endif
 
 static const char *self;
 static int passed, failed;
@@ -93,6 +101,7 @@ static void sleep_ms(unsigned ms)
 /* --------------------------------------------------- child failures */
 
 static atomic_int bad;		/* failures seen in this child */
+static int leaks;		/* of them, resources left over */
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
@@ -179,9 +188,11 @@ static void check_fds(int before)
 {
 	int after = count_dir("/proc/self/fd");
 
-	if (after != before + 1)
+	if (after != before + 1) {
 		fail("%d fds open after the workload, %d before (+1 timer)",
 		     after, before);
+		leaks++;
+	}
 }
 
 /* Only the main thread and the two service threads remain once idle. */
@@ -189,8 +200,10 @@ static void check_threads(void)
 {
 	int n = threads_settle(3, WAIT_MS);
 
-	if (n != 3)
+	if (n != 3) {
 		fail("%d threads once idle, want 3 (main, 2 service)", n);
+		leaks++;
+	}
 }
 
 /* ------------------------------------------------------------ children */
@@ -621,9 +634,11 @@ static void workload(int round)
 
 static void check_context(void)
 {
-	if (atomic_load(&captured) != atomic_load(&released))
+	if (atomic_load(&captured) != atomic_load(&released)) {
 		fail("context: %d values captured, %d released",
 		     atomic_load(&captured), atomic_load(&released));
+		leaks++;
+	}
 }
 
 /* The workload with the nth event of kind failing (nth 0: counting only),
@@ -657,7 +672,7 @@ static int child_fault(int signo, int kind, unsigned long nth, bool sticky)
 	check_fds(fds_before);
 	check_threads();
 	check_context();
-	return atomic_load(&bad) ? 1 : 0;
+	return leaks ? CHILD_LEAKED : atomic_load(&bad) ? 1 : 0;
 }
 static int parse_signal(const char *s)
 {
@@ -753,7 +768,7 @@ struct sweep {
 	unsigned long events[INTR_SITES];	/* in the counting run */
 	unsigned long injected[INTR_SITES];	/* over the whole sweep */
 	unsigned long kind_events[INTR_FAULT_KINDS];
-	unsigned long faults, runs;
+	unsigned long faults, runs, leaky;
 };
 
 /* Parse the "site" lines of a child; false if some are missing. */
@@ -797,6 +812,8 @@ static void run_fault(struct sweep *sw, const char *sig, int kind,
 	}
 	sw->faults += got;
 	sw->runs++;
+	if (st == CHILD_LEAKED || st == LSAN_LEAKED)
+		sw->leaky++;
 	if (st || got == 0)
 		result(st == 0, "%s %s, %s event %lu%s: %lu injected",
 		       sig, intr__fault_kind_name((enum intr__fault_kind)kind),
@@ -869,6 +886,8 @@ static void sweep(void)
 	       nsites[INTR_FAULT_FD], nsites[INTR_FAULT_SIGNAL],
 	       missed ? "some never failed" : "all failed at least once",
 	       sw.faults, sw.runs, (double)(now_ns() - t0) / 1e9);
+	result(!sw.leaky, "fault sweep: %lu runs leaked (fds, threads, "
+	       "context values; memory: %s)", sw.leaky, LEAK_CHECKER);
 }
 #endif
 
