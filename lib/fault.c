@@ -62,7 +62,8 @@ static const char *const kind_names[INTR_FAULT_KINDS] = {
 static atomic_ulong kind_events[INTR_FAULT_KINDS];
 static atomic_ulong site_events[INTR_SITES];
 static atomic_ulong site_injected[INTR_SITES];
-static atomic_int armed_kind = -1;	/* -1: nothing fails */
+static atomic_int armed_kind = -1;	/* -1: no kind fails */
+static atomic_int armed_site = -1;	/* -1: no one site fails */
 static atomic_ulong armed_nth;
 static atomic_bool armed_sticky;
 static struct rlimit sigpending_limit;	/* saved when armed */
@@ -70,11 +71,13 @@ static struct rlimit sigpending_limit;	/* saved when armed */
 bool intr__fault(enum intr__site site)
 {
 	enum intr__fault_kind kind = sites[site].kind;
-	unsigned long n, nth;
+	unsigned long n, nth, s;
 
-	atomic_fetch_add(&site_events[site], 1);
+	s = atomic_fetch_add(&site_events[site], 1) + 1;
 	n = atomic_fetch_add(&kind_events[kind], 1) + 1;
-	if (atomic_load(&armed_kind) != (int)kind)
+	if (atomic_load(&armed_site) == (int)site)
+		n = s;		/* counted at this site only */
+	else if (atomic_load(&armed_kind) != (int)kind)
 		return false;
 	nth = atomic_load(&armed_nth);
 	if (!nth || n < nth || (n > nth && !atomic_load(&armed_sticky)))
@@ -124,6 +127,7 @@ void intr__fault_arm(enum intr__fault_kind kind, unsigned long nth,
 	int i;
 
 	atomic_store(&armed_kind, -1);
+	atomic_store(&armed_site, -1);
 	getrlimit(RLIMIT_SIGPENDING, &sigpending_limit);
 	for (i = 0; i < INTR_FAULT_KINDS; i++)
 		atomic_store(&kind_events[i], 0);
@@ -136,9 +140,16 @@ void intr__fault_arm(enum intr__fault_kind kind, unsigned long nth,
 	atomic_store(&armed_kind, (int)kind);
 }
 
+void intr__fault_arm_site(enum intr__site site, unsigned long nth)
+{
+	intr__fault_arm(INTR_FAULT_KINDS, nth, false);
+	atomic_store(&armed_site, (int)site);
+}
+
 void intr__fault_disarm(void)
 {
 	atomic_store(&armed_kind, -1);
+	atomic_store(&armed_site, -1);
 }
 
 unsigned long intr__fault_events(enum intr__site site)

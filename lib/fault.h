@@ -60,6 +60,8 @@ const char *intr__fault_kind_name(enum intr__fault_kind kind);
  * later one too if sticky; nth 0 fails nothing (counting only). */
 void intr__fault_arm(enum intr__fault_kind kind, unsigned long nth,
 		     bool sticky);
+/* The same, for the nth event at one site. */
+void intr__fault_arm_site(enum intr__site site, unsigned long nth);
 /* Stop failing; counts are kept. */
 void intr__fault_disarm(void);
 unsigned long intr__fault_events(enum intr__site site);
