@@ -29,8 +29,12 @@
  *    the process).  Signal sends fail as the kernel makes them fail when
  *    the queue of signal details is full, for a classic interrupt signal
  *    (details lost, the signal still delivered) and a real-time one
- *    (refused; the re-send delivers it).  Every site must have failed at
- *    least once.
+ *    (refused; the re-send delivers it).  Last, each site's first event
+ *    fails in a run of its own, which must reach it: every site fails at
+ *    least once whatever the order of events between threads.  The
+ *    failing event can only cause its own errors: an allocation -ENOMEM,
+ *    a thread -EAGAIN, the service's timer -EAGAIN, intr_task_fd's eventfd
+ *    -EMFILE, a signal send nothing at all.
  *
  * Each scenario runs in a child process (this program again, exec'd) that
  * is killed if it outlives its bound.  Last line: "N passed, M failed".
@@ -674,6 +678,7 @@ static int child_fault(int signo, int kind, unsigned long nth,
 		printf("site %d %lu %lu\n", s,
 		       intr__fault_events((enum intr__site)s),
 		       intr__fault_injected((enum intr__site)s));
+	printf("refused %d\n", atomic_load(&refused));
 	fflush(stdout);
 
 	possible = 0;
@@ -777,7 +782,7 @@ struct sweep {
 	unsigned long events[INTR_SITES];	/* in the counting run */
 	unsigned long injected[INTR_SITES];	/* over the whole sweep */
 	unsigned long kind_events[INTR_FAULT_KINDS];
-	unsigned long faults, runs, leaky;
+	unsigned long faults, runs, leaky, refused;
 };
 
 /* Parse the "site" lines of a child; false if some are missing. */
@@ -808,14 +813,17 @@ static void run_fault(struct sweep *sw, const char *sig, int kind,
 	char *args[] = { "check-fault", "fault", (char *)sig, k, n,
 			 (char *)mode, NULL };
 	unsigned long ev[INTR_SITES] = { 0 }, inj[INTR_SITES] = { 0 };
-	int st, s;
 	unsigned long got = 0;
+	const char *p;
+	int st, s;
 
 	snprintf(k, sizeof(k), "%d", kind);
 	snprintf(n, sizeof(n), "%lu", nth);
 	st = run_child(args, out, sizeof(out));
 	if (!parse_sites(out, ev, inj))
 		st = st ? st : 1;
+	if ((p = strstr(out, "refused ")))
+		sw->refused += strtoul(p + 8, NULL, 10);
 	for (s = 0; s < INTR_SITES; s++) {
 		sw->injected[s] += inj[s];
 		got += inj[s];
@@ -900,11 +908,13 @@ static void sweep(void)
 	}
 	result(!missed, "fault sweep: %u allocation sites, %u thread-creation "
 	       "sites, %u fd-creation sites, %u signal-send sites, %s; "
-	       "%lu injected faults in %lu runs, %.1f s",
+	       "%lu injected faults in %lu runs, %lu public calls refused "
+	       "with a documented error, %.1f s",
 	       nsites[INTR_FAULT_ALLOC], nsites[INTR_FAULT_THREAD],
 	       nsites[INTR_FAULT_FD], nsites[INTR_FAULT_SIGNAL],
 	       missed ? "some never failed" : "all failed at least once",
-	       sw.faults, sw.runs, (double)(now_ns() - t0) / 1e9);
+	       sw.faults, sw.runs, sw.refused,
+	       (double)(now_ns() - t0) / 1e9);
 	result(!sw.leaky, "fault sweep: %lu runs leaked (fds, threads, "
 	       "context values; memory: %s)", sw.leaky, LEAK_CHECKER);
 }
