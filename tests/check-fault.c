@@ -219,7 +219,7 @@ static void configure(int signo, unsigned max_workers)
 	intr_config_default(&cfg);
 	cfg.signo = signo;
 	cfg.max_workers = max_workers;
-	cfg.idle_ms = 100;
+	cfg.idle_ms = 30;	/* workers leave soon: the thread count settles */
 	cfg.resend_us = 2000;
 	if (intr_configure(&cfg))
 		fail("intr_configure");
