@@ -179,7 +179,8 @@ out:
  * faults, so nothing reaches it before it is ready.  Every library thread
  * is joinable: unloading the library (intr__fini) must wait until none
  * runs its code any more. */
-int intr__create_thread(void *(*fn)(void *), void *arg, pthread_t *th)
+int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
+			pthread_t *th)
 {
 	pthread_attr_t attr;
 	sigset_t saved;
@@ -192,7 +193,8 @@ int intr__create_thread(void *(*fn)(void *), void *arg, pthread_t *th)
 		ret = pthread_attr_setstacksize(&attr, intr__cfg.stack_size);
 	if (!ret) {
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, &saved);
-		ret = pthread_create(th, &attr, fn, arg);
+		ret = intr__fault(site) ? EAGAIN :
+			pthread_create(th, &attr, fn, arg);
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	}
 	pthread_attr_destroy(&attr);

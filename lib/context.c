@@ -60,7 +60,8 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 	pthread_mutex_lock(&add_mu);
 	old = atomic_load(&current);
 	n = old ? old->n : 0;
-	fresh = malloc(sizeof(*fresh) + (n + 1) * sizeof(fresh->el[0]));
+	fresh = intr__malloc(INTR_SITE_CONTEXT_ADD,
+			     sizeof(*fresh) + (n + 1) * sizeof(fresh->el[0]));
 	if (!fresh) {
 		ret = -ENOMEM;
 		goto out;
@@ -85,7 +86,8 @@ int intr__context_capture(struct intr_task *t)
 	t->ctx_els = els;
 	if (!els)
 		return 0;
-	t->ctx_vals = malloc(2 * els->n * sizeof(void *));
+	t->ctx_vals = intr__malloc(INTR_SITE_CONTEXT_CAPTURE,
+				   2 * els->n * sizeof(void *));
 	if (!t->ctx_vals) {
 		t->ctx_els = NULL;
 		return -ENOMEM;
@@ -143,7 +145,8 @@ INTR_API int intr_token_set_value(intr_token *tok, const void *key,
 
 	if (!key)
 		return -EINVAL;
-	v = malloc(sizeof(*v));		/* never under the tree lock */
+	/* Never under the tree lock. */
+	v = intr__malloc(INTR_SITE_TOKEN_VALUE, sizeof(*v));
 	if (!v) {
 		errno = e;
 		return -ENOMEM;

@@ -43,7 +43,7 @@ INTR_API int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg)
 
 	if (!t || !fn)
 		return -EINVAL;
-	f = malloc(sizeof(*f));
+	f = intr__malloc(INTR_SITE_DEFER, sizeof(*f));
 	if (!f) {
 		errno = e;
 		return -ENOMEM;

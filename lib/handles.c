@@ -81,7 +81,7 @@ int intr__handles_reserve(unsigned n)
 		if (ncap == have)
 			return 0;
 
-		fresh = calloc(ncap, sizeof(*fresh));
+		fresh = intr__calloc(INTR_SITE_HANDLES, ncap, sizeof(*fresh));
 		if (!fresh)
 			return -ENOMEM;
 		old = fresh;

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "interruptible.h"
+#include "fault.h"
 
 #define INTR_API __attribute__((visibility("default")))
 #define INTR_TLS __thread __attribute__((tls_model("initial-exec")))
@@ -235,6 +236,7 @@ void intr__context_free(void);
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;
 int intr__init(void);
-int intr__create_thread(void *(*fn)(void *), void *arg, pthread_t *th);
+int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
+			pthread_t *th);
 
 #endif /* INTR_INTERNAL_H */

@@ -98,8 +98,13 @@ static void *worker_main(void *p)
 				continue;
 			if (w->task)
 				break;
-			/* Timed out with no work, or the library is being
-			 * unloaded: leave the pool. */
+			/* Unloading: intr__pool_stop took us off the idle list
+			 * and joins and frees us. */
+			if (quitting) {
+				pthread_mutex_unlock(&mu);
+				return NULL;
+			}
+			/* Timed out with no work: leave the pool. */
 			for (pp = &idle; *pp; pp = &(*pp)->next) {
 				if (*pp == w) {
 					*pp = w->next;
@@ -107,13 +112,12 @@ static void *worker_main(void *p)
 				}
 			}
 			nworkers--;
-			/* When quitting, intr__pool_stop joins us all. */
-			join_prev = !quitting && have_ended;
+			/* The worker that left before us is joined here, and
+			 * we by the next one to leave (or intr__pool_stop). */
+			join_prev = have_ended;
 			prev = ended;
-			if (!quitting) {
-				ended = w->th;
-				have_ended = true;
-			}
+			ended = w->th;
+			have_ended = true;
 			pthread_mutex_unlock(&mu);
 			pthread_cond_destroy(&w->cv);
 			free(w);
@@ -152,7 +156,7 @@ int intr__pool_submit(struct intr_task *t)
 	pthread_mutex_unlock(&mu);
 
 	ret = -ENOMEM;
-	w = calloc(1, sizeof(*w));
+	w = intr__calloc(INTR_SITE_WORKER, 1, sizeof(*w));
 	if (!w)
 		goto undo;
 	pthread_condattr_init(&ca);
@@ -162,7 +166,7 @@ int intr__pool_submit(struct intr_task *t)
 	if (ret)
 		goto undo_free;
 	w->task = t;
-	ret = intr__create_thread(worker_main, w, &th);
+	ret = intr__create_thread(INTR_SITE_WORKER_THREAD, worker_main, w, &th);
 	if (ret)
 		goto undo_cond;
 	return 0;
@@ -202,9 +206,10 @@ void intr__pool_after_fork(void)
  */
 int intr__pool_stop(void)
 {
-	struct worker *w;
-	pthread_t *ths;
-	unsigned n = 0, i;
+	struct worker *list, *w;
+	bool join_ended;
+	pthread_t last;
+	unsigned n = 0;
 
 	pthread_mutex_lock(&mu);
 	for (w = idle; w; w = w->next)
@@ -213,23 +218,27 @@ int intr__pool_stop(void)
 		pthread_mutex_unlock(&mu);
 		return -EBUSY;
 	}
-	ths = calloc(n + 1, sizeof(*ths));
-	if (!ths) {
-		pthread_mutex_unlock(&mu);
-		return -ENOMEM;
-	}
+	/* Nothing is allocated here: the idle list itself is what is
+	 * joined.  A worker that wakes from now on sees quitting and leaves
+	 * its struct to us. */
 	quitting = true;
-	n = 0;
-	for (w = idle; w; w = w->next) {
-		ths[n++] = w->th;
+	list = idle;
+	idle = NULL;
+	nworkers = 0;
+	for (w = list; w; w = w->next)
 		pthread_cond_signal(&w->cv);
-	}
-	if (have_ended)
-		ths[n++] = ended;
+	join_ended = have_ended;
+	last = ended;
 	have_ended = false;
 	pthread_mutex_unlock(&mu);
-	for (i = 0; i < n; i++)
-		pthread_join(ths[i], NULL);
-	free(ths);
+	while (list) {
+		w = list;
+		list = w->next;
+		pthread_join(w->th, NULL);
+		pthread_cond_destroy(&w->cv);
+		free(w);
+	}
+	if (join_ended)
+		pthread_join(last, NULL);
 	return 0;
 }

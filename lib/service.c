@@ -125,19 +125,26 @@ int intr__service_start(void)
 	if (atomic_load(&running))
 		goto out;
 	if (tfd < 0) {
-		tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+		if (intr__fault(INTR_SITE_TIMERFD))
+			errno = EMFILE;
+		else
+			tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 		if (tfd < 0) {
-			ret = -errno;
+			/* No timer (EMFILE, ENFILE): like no thread, the
+			 * service cannot be had now. */
+			ret = errno == ENOMEM ? -ENOMEM : -EAGAIN;
 			goto out;
 		}
 	}
 	if (!waker_running) {
-		ret = intr__create_thread(waker_main, NULL, &waker_th);
+		ret = intr__create_thread(INTR_SITE_WAKER_THREAD, waker_main,
+					  NULL, &waker_th);
 		if (ret)
 			goto out;
 		waker_running = true;
 	}
-	ret = intr__create_thread(service_main, NULL, &service_th);
+	ret = intr__create_thread(INTR_SITE_SERVICE_THREAD, service_main, NULL,
+				  &service_th);
 	if (!ret)
 		atomic_store(&running, true);
 out:

@@ -372,6 +372,10 @@ int intr__signal_send(pid_t tid, uint64_t cookie)
 	si.si_pid = self_pid;
 	si.si_uid = getuid();
 	si.si_value.sival_ptr = (void *)encode(cookie);
-	r = syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo, &si);
+	if (intr__fault(INTR_SITE_SIGNAL_SEND))
+		r = intr__fault_sigqueue(self_pid, tid, intr__signo, &si);
+	else
+		r = syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo,
+			    &si);
 	return r < 0 ? -errno : 0;
 }

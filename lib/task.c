@@ -84,7 +84,7 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 		goto out;
 	/* An application may have installed its own handler over ours. */
 	intr__signal_check();
-	t = calloc(1, sizeof(*t));
+	t = intr__calloc(INTR_SITE_TASK, 1, sizeof(*t));
 	if (!t) {
 		ret = -ENOMEM;
 		goto out;
@@ -252,7 +252,12 @@ INTR_API int intr_task_fd(intr_task *t)
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
 		goto out;
-	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (intr__fault(INTR_SITE_EVENTFD)) {
+		fd = -1;
+		errno = EMFILE;
+	} else {
+		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	}
 	if (fd < 0) {
 		fd = -errno;
 		goto out;

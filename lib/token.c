@@ -133,7 +133,7 @@ INTR_API int intr_token_new(intr_token **out, intr_token *parent)
 	ret = intr__service_start();
 	if (ret)
 		goto out;
-	t = malloc(sizeof(*t));
+	t = intr__malloc(INTR_SITE_TOKEN, sizeof(*t));
 	if (!t) {
 		ret = -ENOMEM;
 		goto out;

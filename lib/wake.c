@@ -105,7 +105,7 @@ INTR_API int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg)
 
 	if (!t || !wake)
 		return -EINVAL;
-	w = calloc(1, sizeof(*w));
+	w = intr__calloc(INTR_SITE_ON_CANCEL, 1, sizeof(*w));
 	if (!w) {
 		errno = e;
 		return -ENOMEM;

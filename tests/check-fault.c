@@ -1,0 +1,966 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check-fault: the library when resources run out.
+ *
+ * 1. max_workers: with max_workers = 2 and two bodies blocked, a third
+ *    intr_spawn and a run_interruptible return -EAGAIN; cancelling the two
+ *    frees their workers and calls go through again.
+ * 2. RLIMIT_NPROC: with the soft limit at 0 no thread can be created (root
+ *    is exempt from the limit, so a root test first becomes "nobody"):
+ *    starting the service threads, and a call that needs a new worker,
+ *    return -EAGAIN; with the limit back, the same calls succeed.
+ * 3. The fault sweep (a library built with --enable-fault-injection only;
+ *    see lib/fault.c).  A workload reaches every allocation, thread
+ *    creation, fd creation and signal send site of lib/: tokens, values,
+ *    context elements, finalizers, nested calls, a deadline, a body blocked
+ *    in intr_read and cancelled (with intr_on_cancel and intr_task_fd), a
+ *    condition wait cancelled, the handle registry growing, concurrent
+ *    calls.  A first run only counts the events of each kind.  Then, for
+ *    every kind and every n up to that count, a fresh process makes the
+ *    nth event fail (and, in a second pass, every event from the nth on)
+ *    and runs the workload: every public call must succeed or return one
+ *    of its documented errors, errno untouched, no hang, no crash; the
+ *    cancels must still arrive.  The same process then runs the workload
+ *    again with nothing failing, and it must succeed entirely.  At the end
+ *    no fd may be left but the service timer, no thread but the two
+ *    service threads once the workers have idled out, and every context
+ *    value captured must have been released; memory leaks are left to
+ *    LeakSanitizer (make check-fault builds with ASan, and a leak fails
+ *    the process).  Signal sends fail as the kernel makes them fail when
+ *    the queue of signal details is full, for a classic interrupt signal
+ *    (details lost, the signal still delivered) and a real-time one
+ *    (refused; the re-send delivers it).  Last, each site's first event
+ *    fails in a run of its own, which must reach it: every site fails at
+ *    least once whatever the order of events between threads.  The
+ *    failing event can only cause its own errors: an allocation -ENOMEM,
+ *    a thread -EAGAIN, the service's timer -EAGAIN, intr_task_fd's eventfd
+ *    -EMFILE, a signal send nothing at all.
+ *
+ * Each scenario runs in a child process (this program again, exec'd) that
+ * is killed if it outlives its bound.  Last line: "N passed, M failed".
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <interruptible.h>
+
+#ifdef INTR_FAULT_INJECTION
+#include "fault.h"
+#endif
+
+#define CHILD_BOUND_MS 30000	/* one child process, ASan included */
+#define WAIT_MS 10000		/* one wait inside a child */
+#define ERRNO_MARK 7919
+#define CHILD_LEAKED 3		/* exit status: an fd, thread or value left */
+#define LSAN_LEAKED 23		/* LeakSanitizer's exit status */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define LEAK_CHECKER "LeakSanitizer"
+#else
+#define LEAK_CHECKER "not checked, build with ASan: make check-fault"
+#endif
+
+static const char *self;
+static int passed, failed;
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {
+		.tv_sec = ms / 1000,
+		.tv_nsec = (long)(ms % 1000) * 1000000L,
+	};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* --------------------------------------------------- child failures */
+
+static atomic_int bad;		/* failures seen in this child */
+static int leaks;		/* of them, resources left over */
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	atomic_fetch_add(&bad, 1);
+}
+
+/* Call a public function with errno set to a mark, and check that it comes
+ * back unchanged. */
+#define CALL(expr) ({							\
+	long r_;							\
+	errno = ERRNO_MARK;						\
+	r_ = (long)(expr);						\
+	if (errno != ERRNO_MARK)					\
+		fail("%s:%d: errno changed to %d by %s", __FILE__,	\
+		     __LINE__, errno, #expr);				\
+	r_;								\
+})
+
+/* Errors a call may return when a resource fails. */
+#define E_NOMEM (1u << 0)
+#define E_AGAIN (1u << 1)
+#define E_FILE (1u << 2)		/* EMFILE, ENFILE */
+
+/* The errors the failing kind of event can cause: none, in a run where
+ * nothing fails. */
+static unsigned possible;
+static atomic_int refused;	/* calls that returned an allowed error */
+
+/* True if r is want; an error allowed for this call, and possible for the
+ * faults of this run, is counted and returns false; anything else fails
+ * the child. */
+static bool expect(const char *what, long r, long want, unsigned allowed)
+{
+	allowed &= possible;
+	if (r == want)
+		return true;
+	if ((((allowed & E_NOMEM) && r == -ENOMEM) ||
+			((allowed & E_AGAIN) && r == -EAGAIN) ||
+			((allowed & E_FILE) && (r == -EMFILE || r == -ENFILE)))) {
+		atomic_fetch_add(&refused, 1);
+		return false;
+	}
+	fail("%s: %ld (%s), want %ld", what, r, r < 0 ? strerror((int)-r) :
+	     "-", want);
+	return false;
+}
+
+static int count_dir(const char *path)
+{
+	struct dirent *d;
+	DIR *dir = opendir(path);
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		if (d->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n - (strcmp(path, "/proc/self/fd") ? 0 : 1);	/* the DIR */
+}
+
+/* Threads of this process, once they settle at want (or after ms). */
+static int threads_settle(int want, unsigned ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+	int n;
+
+	while ((n = count_dir("/proc/self/task")) != want && now_ns() < end)
+		sleep_ms(10);
+	return n;
+}
+
+/* Only fds opened since the start remain: the service's timer. */
+static void check_fds(int before)
+{
+	int after = count_dir("/proc/self/fd");
+
+	if (after != before + 1) {
+		fail("%d fds open after the workload, %d before (+1 timer)",
+		     after, before);
+		leaks++;
+	}
+}
+
+/* Only the main thread and the two service threads remain once idle. */
+static void check_threads(void)
+{
+	int n = threads_settle(3, WAIT_MS);
+
+	if (n != 3) {
+		fail("%d threads once idle, want 3 (main, 2 service)", n);
+		leaks++;
+	}
+}
+
+/* ------------------------------------------------------------ children */
+
+static void configure(int signo, unsigned max_workers)
+{
+	struct intr_config cfg;
+
+	intr_config_default(&cfg);
+	cfg.signo = signo;
+	cfg.max_workers = max_workers;
+	cfg.idle_ms = 30;	/* workers leave soon: the thread count settles */
+	cfg.resend_us = 2000;
+	if (intr_configure(&cfg))
+		fail("intr_configure");
+}
+
+static void *blocked_on_pipe(intr_ctx *ctx, void *arg)
+{
+	int *fds = arg;
+	char c;
+
+	return (void *)CALL(intr_read(ctx, fds[0], &c, 1));
+}
+
+static void *nothing(intr_ctx *ctx, void *arg)
+{
+	return arg;
+}
+
+/* max_workers = 2: the third concurrent call is refused, then not. */
+static int child_max_workers(void)
+{
+	intr_task *t[2];
+	int fds[2], i;
+	void *res;
+	intr_token *tok;
+	intr_task *x;
+	int fds_before = count_dir("/proc/self/fd");
+
+	configure(SIGUSR1, 2);
+	if (pipe2(fds, O_CLOEXEC) || intr_token_new(&tok, NULL))
+		return 1;
+	for (i = 0; i < 2; i++)
+		expect("intr_spawn under the limit",
+		       CALL(intr_spawn(&t[i], tok, blocked_on_pipe, fds)), 0, 0);
+	sleep_ms(2);
+	expect("intr_spawn over max_workers",
+	       CALL(intr_spawn(&x, NULL, nothing, NULL)), -EAGAIN, 0);
+	expect("run_interruptible over max_workers",
+	       CALL(run_interruptible(NULL, nothing, NULL, NULL)), -EAGAIN, 0);
+	expect("intr_token_cancel", CALL(intr_token_cancel(tok)), 0, 0);
+	for (i = 0; i < 2; i++) {
+		expect("intr_join", CALL(intr_join(t[i], &res)), -ECANCELED, 0);
+		if (res != (void *)(long)-ECANCELED)
+			fail("blocked body: %p", res);
+	}
+	res = NULL;
+	expect("run_interruptible after", CALL(run_interruptible(NULL, nothing,
+								 &i, &res)),
+	       0, 0);
+	if (res != &i)
+		fail("run_interruptible after: %p", res);
+	expect("intr_token_free", CALL(intr_token_free(tok)), 0, 0);
+	close(fds[0]);
+	close(fds[1]);
+	check_fds(fds_before);
+	check_threads();
+	return atomic_load(&bad) ? 1 : 0;
+}
+
+static void nproc_limit(rlim_t n)
+{
+	struct rlimit rl;
+
+	getrlimit(RLIMIT_NPROC, &rl);
+	rl.rlim_cur = n < rl.rlim_max ? n : rl.rlim_max;
+	if (setrlimit(RLIMIT_NPROC, &rl))
+		fail("setrlimit RLIMIT_NPROC: %s", strerror(errno));
+}
+
+/* RLIMIT_NPROC at 0: no thread can be created; then the limit is back. */
+static int child_nproc(void)
+{
+	struct rlimit rl;
+	intr_token *tok;
+	int fds[2];
+	intr_task *t, *x;
+
+	/* Root is never held to RLIMIT_NPROC: become nobody first. */
+	if (getuid() == 0 && setresuid(65534, 65534, 65534)) {
+		printf("SKIP: cannot leave root: %s\n", strerror(errno));
+		return 77;
+	}
+	/* Changing uid made the process undumpable, which LeakSanitizer,
+	 * when the test is built with it, needs to be. */
+	prctl(PR_SET_DUMPABLE, 1);
+	getrlimit(RLIMIT_NPROC, &rl);
+	configure(SIGUSR1, 0);
+	if (pipe2(fds, O_CLOEXEC))
+		return 1;
+
+	nproc_limit(0);
+	expect("intr_token_new, no thread possible",
+	       CALL(intr_token_new(&tok, NULL)), -EAGAIN, 0);
+	nproc_limit(rl.rlim_cur);
+	if (!expect("intr_token_new", CALL(intr_token_new(&tok, NULL)), 0, 0))
+		return 1;
+
+	/* The service runs; a worker is busy; no second one can be had. */
+	expect("intr_spawn", CALL(intr_spawn(&t, tok, blocked_on_pipe, fds)),
+	       0, 0);
+	nproc_limit(0);
+	expect("intr_spawn, no thread possible",
+	       CALL(intr_spawn(&x, NULL, nothing, NULL)), -EAGAIN, 0);
+	expect("run_interruptible, no thread possible",
+	       CALL(run_interruptible(NULL, nothing, NULL, NULL)), -EAGAIN, 0);
+	/* Cancelling still works, and the freed worker is reused. */
+	expect("intr_token_cancel", CALL(intr_token_cancel(tok)), 0, 0);
+	expect("intr_join", CALL(intr_join(t, NULL)), -ECANCELED, 0);
+	expect("run_interruptible on the idle worker",
+	       CALL(run_interruptible(NULL, nothing, NULL, NULL)), 0, 0);
+	nproc_limit(rl.rlim_cur);
+	expect("intr_spawn", CALL(intr_spawn(&t, NULL, blocked_on_pipe, fds)),
+	       0, 0);
+	expect("run_interruptible with the limit back",
+	       CALL(run_interruptible(NULL, nothing, NULL, NULL)), 0, 0);
+	expect("intr_task_cancel", CALL(intr_task_cancel(t)), 0, 0);
+	expect("intr_join", CALL(intr_join(t, NULL)), -ECANCELED, 0);
+	expect("intr_token_free", CALL(intr_token_free(tok)), 0, 0);
+	check_threads();
+	return atomic_load(&bad) ? 1 : 0;
+}
+
+#ifdef INTR_FAULT_INJECTION
+/* Wait until *v == want, at most ms. */
+static bool wait_for(atomic_int *v, int want, unsigned ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+
+	while (atomic_load(v) != want) {
+		if (now_ns() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------ workload */
+
+static const int value_key = 1;
+static int value;
+static atomic_int captured, released;
+
+static void *ctx_capture(void *data)
+{
+	atomic_fetch_add(&captured, 1);
+	return data;
+}
+
+static void *ctx_install(void *captured_value, void *data)
+{
+	return NULL;
+}
+
+static void ctx_restore(void *saved, void *data)
+{
+}
+
+static void ctx_release(void *captured_value, void *data)
+{
+	atomic_fetch_add(&released, 1);
+}
+
+struct body {
+	atomic_int defers_ok;	/* intr_defer calls that succeeded */
+	atomic_int fins;	/* finalizers run */
+	bool has_value;		/* the token value is set: the body sees it */
+	bool nest;		/* run a nested call */
+	int nested_ret;
+	struct body *inner;
+};
+
+static void finalizer(void *arg)
+{
+	struct body *b = arg;
+
+	atomic_fetch_add(&b->fins, 1);
+}
+
+static void *body_main(intr_ctx *ctx, void *arg)
+{
+	struct body *b = arg;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (expect("intr_defer", CALL(intr_defer(ctx, finalizer, b)),
+			   0, E_NOMEM))
+			atomic_fetch_add(&b->defers_ok, 1);
+	if (b->has_value &&
+	    (void *)CALL(intr_ctx_value(ctx, &value_key)) != &value)
+		fail("intr_ctx_value: the root's value not seen");
+	if (b->nest) {
+		b->nested_ret = (int)CALL(run_interruptible(
+			intr_ctx_token(ctx), body_main, b->inner, NULL));
+		expect("nested run_interruptible", b->nested_ret, 0,
+		       E_NOMEM | E_AGAIN);
+	}
+	return b;
+}
+
+/* Finalizers ran exactly once for each intr_defer that succeeded. */
+static void check_fins(const char *what, struct body *b)
+{
+	if (atomic_load(&b->fins) != atomic_load(&b->defers_ok))
+		fail("%s: %d finalizers ran for %d deferred", what,
+		     atomic_load(&b->fins), atomic_load(&b->defers_ok));
+}
+
+static void *sleeper(intr_ctx *ctx, void *arg)
+{
+	int *ret = arg;
+
+	*ret = (int)CALL(intr_sleep(ctx, 30ull * 1000000000u));
+	return NULL;
+}
+
+struct blocker {
+	int fds[2];
+	atomic_int started;
+	int on_cancel;		/* what intr_on_cancel returned */
+	atomic_int woken;	/* the wake-up action ran */
+	long read_ret;
+};
+
+static void wake_action(void *arg)
+{
+	struct blocker *bk = arg;
+
+	atomic_fetch_add(&bk->woken, 1);
+}
+
+static void *blocked_reader(intr_ctx *ctx, void *arg)
+{
+	struct blocker *bk = arg;
+	char c;
+
+	bk->on_cancel = (int)CALL(intr_on_cancel(ctx, wake_action, bk));
+	expect("intr_on_cancel", bk->on_cancel, 0, E_NOMEM);
+	atomic_store(&bk->started, 1);
+	bk->read_ret = CALL(intr_read(ctx, bk->fds[0], &c, 1));
+	return NULL;
+}
+
+struct waiter {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	atomic_int started;
+	int ret;
+};
+
+static void *cond_waiter(intr_ctx *ctx, void *arg)
+{
+	struct waiter *w = arg;
+	int r;
+
+	pthread_mutex_lock(&w->m);
+	atomic_store(&w->started, 1);
+	do
+		r = intr_cond_wait(ctx, &w->c, &w->m);
+	while (r == 0);
+	pthread_mutex_unlock(&w->m);
+	w->ret = r;
+	return NULL;
+}
+
+static void *short_body(intr_ctx *ctx, void *arg)
+{
+	sleep_ms(5);		/* long enough to need several workers */
+	return arg;
+}
+
+#define NTOKENS 40
+#define NCONCURRENT 3
+
+static void free_token(const char *what, intr_token *t)
+{
+	if (t)
+		expect(what, CALL(intr_token_free(t)), 0, 0);
+}
+
+static void workload(int round)
+{
+	static struct intr_context_element el = {
+		.capture = ctx_capture, .install = ctx_install,
+		.restore = ctx_restore, .release = ctx_release,
+	};
+	intr_token *root = NULL, *child = NULL, *dl = NULL, *tc = NULL;
+	intr_token *many[NTOKENS] = { NULL };
+	struct body outer = { 0 }, inner = { 0 };
+	intr_task *tasks[NCONCURRENT] = { NULL };
+	struct waiter w = { .m = PTHREAD_MUTEX_INITIALIZER,
+			    .c = PTHREAD_COND_INITIALIZER };
+	struct blocker bk = { .fds = { -1, -1 } };
+	bool value_set = false;
+	void *res;
+	int i, fd, r, slept = 1;
+	intr_task *t;
+
+	/* A context element, a root token with a value, a child token. */
+	el.data = (void *)(intptr_t)(round + 1);	/* passed through */
+	expect("intr_context_add", CALL(intr_context_add(&el)), 0, E_NOMEM);
+	if (!expect("intr_token_new root", CALL(intr_token_new(&root, NULL)),
+		    0, E_NOMEM | E_AGAIN))
+		root = NULL;
+	if (root)
+		value_set = expect("intr_token_set_value",
+				   CALL(intr_token_set_value(root, &value_key,
+							     &value)),
+				   0, E_NOMEM);
+	if (!expect("intr_token_new child", CALL(intr_token_new(&child, root)),
+		    0, E_NOMEM | E_AGAIN))
+		child = NULL;
+
+	/* A call with finalizers, the value, and a nested call. */
+	outer.has_value = inner.has_value = value_set && child;
+	outer.nest = true;
+	outer.inner = &inner;
+	res = NULL;
+	r = (int)CALL(run_interruptible(child, body_main, &outer, &res));
+	if (expect("run_interruptible", r, 0, E_NOMEM | E_AGAIN)) {
+		if (res != &outer)
+			fail("run_interruptible: result %p", res);
+		check_fins("outer", &outer);
+		check_fins("inner", &inner);
+	}
+
+	/* A deadline cancels a body asleep. */
+	if (expect("intr_token_new deadline", CALL(intr_token_new(&dl, child)),
+		   0, E_NOMEM | E_AGAIN) &&
+	    expect("intr_token_cancel_after",
+		   CALL(intr_token_cancel_after(dl, 10000000)), 0,
+		   E_NOMEM | E_AGAIN)) {
+		r = (int)CALL(run_interruptible(dl, sleeper, &slept, NULL));
+		/* The body may not have started before the deadline. */
+		if (expect("run_interruptible deadline", r, -ETIMEDOUT,
+			   E_NOMEM | E_AGAIN) && slept != 1 &&
+		    slept != -ETIMEDOUT)
+			fail("intr_sleep under a deadline: %d", slept);
+	}
+
+	/* A body blocked in intr_read, cancelled: the signal, the wake-up
+	 * action, the task's fd. */
+	if (pipe2(bk.fds, O_CLOEXEC))
+		fail("pipe2: %s", strerror(errno));
+	r = (int)CALL(intr_spawn(&t, child, blocked_reader, &bk));
+	if (expect("intr_spawn blocked", r, 0, E_NOMEM | E_AGAIN)) {
+		fd = (int)CALL(intr_task_fd(t));
+		expect("intr_task_fd", fd >= 0 ? 0 : fd, 0, E_NOMEM | E_FILE);
+		if (!wait_for(&bk.started, 1, WAIT_MS))
+			fail("the blocked body did not start");
+		sleep_ms(1);	/* let it block in the kernel */
+		expect("intr_task_cancel", CALL(intr_task_cancel(t)), 0, 0);
+		if (fd >= 0) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+
+			if (poll(&p, 1, WAIT_MS) != 1)
+				fail("the task's fd is not readable");
+		}
+		expect("intr_join blocked", CALL(intr_join(t, NULL)),
+		       -ECANCELED, 0);
+		if (bk.read_ret != -ECANCELED)
+			fail("intr_read cancelled: %ld", bk.read_ret);
+		if (atomic_load(&bk.woken) != (bk.on_cancel == 0))
+			fail("wake-up action ran %d times, registered: %d",
+			     atomic_load(&bk.woken), bk.on_cancel == 0);
+	}
+	close(bk.fds[0]);
+	close(bk.fds[1]);
+
+	/* A condition wait cancelled through a token. */
+	if (expect("intr_token_new cond", CALL(intr_token_new(&tc, root)), 0,
+		   E_NOMEM | E_AGAIN)) {
+		r = (int)CALL(intr_spawn(&t, tc, cond_waiter, &w));
+		if (expect("intr_spawn cond", r, 0, E_NOMEM | E_AGAIN)) {
+			if (!wait_for(&w.started, 1, WAIT_MS))
+				fail("the condition waiter did not start");
+			expect("intr_token_cancel", CALL(intr_token_cancel(tc)),
+			       0, 0);
+			expect("intr_join cond", CALL(intr_join(t, NULL)),
+			       -ECANCELED, 0);
+			if (w.ret != -ECANCELED)
+				fail("intr_cond_wait cancelled: %d", w.ret);
+		}
+	}
+
+	/* Enough tokens at once for the handle registry to grow. */
+	for (i = 0; i < NTOKENS; i++)
+		if (!expect("intr_token_new many",
+			    CALL(intr_token_new(&many[i], root)), 0,
+			    E_NOMEM | E_AGAIN))
+			many[i] = NULL;
+	for (i = 0; i < NTOKENS; i++)
+		free_token("intr_token_free many", many[i]);
+
+	/* Concurrent calls: several workers. */
+	for (i = 0; i < NCONCURRENT; i++)
+		if (!expect("intr_spawn concurrent",
+			    CALL(intr_spawn(&tasks[i], root, short_body,
+					    &tasks[i])),
+			    0, E_NOMEM | E_AGAIN))
+			tasks[i] = NULL;
+	for (i = 0; i < NCONCURRENT; i++) {
+		if (!tasks[i])
+			continue;
+		res = NULL;
+		expect("intr_join concurrent", CALL(intr_join(tasks[i], &res)),
+		       0, 0);
+		if (res != &tasks[i])
+			fail("concurrent call: result %p", res);
+	}
+
+	free_token("intr_token_free cond", tc);
+	free_token("intr_token_free deadline", dl);
+	free_token("intr_token_free child", child);
+	free_token("intr_token_free root", root);
+}
+
+static void check_context(void)
+{
+	if (atomic_load(&captured) != atomic_load(&released)) {
+		fail("context: %d values captured, %d released",
+		     atomic_load(&captured), atomic_load(&released));
+		leaks++;
+	}
+}
+
+/* The workload with the nth event of kind failing (nth 0: counting only;
+ * mode "once", "sticky": that event and all after it, or "site": kind is a
+ * site, its nth event fails), then again with nothing failing.  Prints,
+ * for the parent, one line per site: "site S EVENTS INJECTED" (of the
+ * first run). */
+static int child_fault(int signo, int kind, unsigned long nth,
+		       const char *mode)
+{
+	int fds_before = count_dir("/proc/self/fd");
+	int s;
+
+	static const unsigned errors[INTR_FAULT_KINDS] = {
+		[INTR_FAULT_ALLOC] = E_NOMEM,
+		[INTR_FAULT_THREAD] = E_AGAIN,
+		[INTR_FAULT_FD] = E_AGAIN | E_FILE,	/* timerfd, eventfd */
+		[INTR_FAULT_SIGNAL] = 0,		/* nothing may fail */
+	};
+
+	configure(signo, 0);
+	if (!strcmp(mode, "site")) {
+		possible = errors[intr__fault_kind_of((enum intr__site)kind)];
+		intr__fault_arm_site((enum intr__site)kind, nth);
+	} else {
+		possible = nth ? errors[kind] : 0;
+		intr__fault_arm((enum intr__fault_kind)kind, nth,
+				!strcmp(mode, "sticky"));
+	}
+	workload(0);
+	intr__fault_disarm();
+	for (s = 0; s < INTR_SITES; s++)
+		printf("site %d %lu %lu\n", s,
+		       intr__fault_events((enum intr__site)s),
+		       intr__fault_injected((enum intr__site)s));
+	printf("refused %d\n", atomic_load(&refused));
+	fflush(stdout);
+
+	possible = 0;
+	workload(1);
+	check_fds(fds_before);
+	check_threads();
+	check_context();
+	return leaks ? CHILD_LEAKED : atomic_load(&bad) ? 1 : 0;
+}
+static int parse_signal(const char *s)
+{
+	if (!strcmp(s, "SIGUSR1"))
+		return SIGUSR1;
+	return SIGRTMIN + 2;
+}
+
+#endif
+
+/* ------------------------------------------------------------ parent */
+
+/* Run this program with args in a child bounded in time; its stdout goes
+ * to out (if not NULL, up to size bytes).  Returns its exit status, or -1
+ * if it was killed or died of a signal. */
+static int run_child(char *const args[], char *out, size_t size)
+{
+	uint64_t end = now_ns() + (uint64_t)CHILD_BOUND_MS * 1000000u;
+	size_t len = 0;
+	int p[2], st;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		dup2(p[1], 1);
+		execv(self, args);
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		int left = (int)((int64_t)(end - now_ns()) / 1000000);
+
+		if (left <= 0) {
+			fprintf(stderr, "FAIL: %s %s: killed after %d ms\n",
+				args[1], args[2] ? args[2] : "",
+				CHILD_BOUND_MS);
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (poll(&pf, 1, left) <= 0)
+			continue;
+		if (out && len + 1 < size)
+			n = read(p[0], out + len, size - len - 1);
+		else {
+			char sink[256];
+
+			n = read(p[0], sink, sizeof(sink));
+		}
+		if (n <= 0)
+			break;
+		if (out && len + 1 < size)
+			len += (size_t)n;
+	}
+	if (out)
+		out[len] = 0;
+	close(p[0]);
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	if (WIFSIGNALED(st)) {
+		fprintf(stderr, "FAIL: %s: died of signal %d\n", args[1],
+			WTERMSIG(st));
+		return -1;
+	}
+	return WEXITSTATUS(st);
+}
+
+static void result(bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void result(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("%s: ", ok ? "PASS" : "FAIL");
+	vprintf(fmt, ap);
+	putchar('\n');
+	va_end(ap);
+	if (ok)
+		passed++;
+	else
+		failed++;
+	fflush(stdout);
+}
+
+#ifdef INTR_FAULT_INJECTION
+struct sweep {
+	unsigned long events[INTR_SITES];	/* in the counting run */
+	unsigned long injected[INTR_SITES];	/* over the whole sweep */
+	unsigned long kind_events[INTR_FAULT_KINDS];
+	unsigned long faults, runs, leaky, refused;
+};
+
+/* Parse the "site" lines of a child; false if some are missing. */
+static bool parse_sites(const char *out, unsigned long events[],
+			unsigned long injected[])
+{
+	const char *p = out;
+	int s, seen = 0;
+	unsigned long e, i;
+
+	while ((p = strstr(p, "site "))) {
+		if (sscanf(p, "site %d %lu %lu", &s, &e, &i) == 3 &&
+		    s >= 0 && s < INTR_SITES) {
+			events[s] = e;
+			injected[s] = i;
+			seen++;
+		}
+		p += 5;
+	}
+	return seen == INTR_SITES;
+}
+
+/* One child (see child_fault): kind is a site in mode "site". */
+static void run_fault(struct sweep *sw, const char *sig, int kind,
+		      unsigned long nth, const char *mode)
+{
+	char k[16], n[32], out[4096];
+	char *args[] = { "check-fault", "fault", (char *)sig, k, n,
+			 (char *)mode, NULL };
+	unsigned long ev[INTR_SITES] = { 0 }, inj[INTR_SITES] = { 0 };
+	unsigned long got = 0;
+	const char *p;
+	int st, s;
+
+	snprintf(k, sizeof(k), "%d", kind);
+	snprintf(n, sizeof(n), "%lu", nth);
+	st = run_child(args, out, sizeof(out));
+	if (!parse_sites(out, ev, inj))
+		st = st ? st : 1;
+	if ((p = strstr(out, "refused ")))
+		sw->refused += strtoul(p + 8, NULL, 10);
+	for (s = 0; s < INTR_SITES; s++) {
+		sw->injected[s] += inj[s];
+		got += inj[s];
+	}
+	sw->faults += got;
+	sw->runs++;
+	if (st == CHILD_LEAKED || st == LSAN_LEAKED)
+		sw->leaky++;
+	/* A site's own run must reach it. */
+	if (!strcmp(mode, "site") && !got && !st)
+		st = 1;
+	if (st || got == 0)
+		result(st == 0, "%s %s %s, event %lu (%s): %lu injected",
+		       sig, strcmp(mode, "site") ? "kind" : "site",
+		       strcmp(mode, "site") ?
+		       intr__fault_kind_name((enum intr__fault_kind)kind) :
+		       intr__fault_site_name((enum intr__site)kind),
+		       nth, mode, got);
+	else
+		passed++;
+}
+
+static void sweep(void)
+{
+	static const char *const sigs[] = { "SIGUSR1", "SIGRTMIN+2" };
+	char out[4096];
+	char *count_args[] = { "check-fault", "fault", "SIGUSR1", "0", "0",
+			       "once", NULL };
+	struct sweep sw = { 0 };
+	unsigned long ev[INTR_SITES] = { 0 }, inj[INTR_SITES] = { 0 };
+	unsigned long n, per_kind[INTR_FAULT_KINDS] = { 0 };
+	unsigned nsites[INTR_FAULT_KINDS] = { 0 };
+	uint64_t t0 = now_ns();
+	int st, s, k, v, missed = 0;
+
+	st = run_child(count_args, out, sizeof(out));
+	if (st || !parse_sites(out, ev, inj)) {
+		result(false, "fault sweep: the counting run failed");
+		return;
+	}
+	for (s = 0; s < INTR_SITES; s++) {
+		k = intr__fault_kind_of((enum intr__site)s);
+		per_kind[k] += ev[s];
+		nsites[k]++;
+		sw.events[s] = ev[s];
+	}
+	printf("counting run: %lu allocations, %lu thread creations, "
+	       "%lu fd creations, %lu signal sends\n",
+	       per_kind[INTR_FAULT_ALLOC], per_kind[INTR_FAULT_THREAD],
+	       per_kind[INTR_FAULT_FD], per_kind[INTR_FAULT_SIGNAL]);
+
+	for (k = 0; k < INTR_FAULT_KINDS; k++) {
+		for (v = 0; v < 2; v++) {
+			/* The signal's kind matters only for the send. */
+			if (v && k != INTR_FAULT_SIGNAL)
+				continue;
+			for (n = 1; n <= per_kind[k]; n++)
+				run_fault(&sw, sigs[v], k, n, "once");
+			/* Every event from the nth on; a real-time signal
+			 * refused for good would never arrive. */
+			if (v)
+				continue;
+			for (n = 1; n <= per_kind[k]; n++)
+				run_fault(&sw, sigs[v], k, n, "sticky");
+		}
+	}
+	/* Each site's first event, whatever the order of events of its kind
+	 * (threads make it vary a little from run to run). */
+	for (s = 0; s < INTR_SITES; s++)
+		run_fault(&sw, sigs[0], s, 1, "site");
+
+	printf("%-30s %-16s %8s %9s\n", "site", "kind", "reached",
+	       "injected");
+	for (s = 0; s < INTR_SITES; s++) {
+		k = intr__fault_kind_of((enum intr__site)s);
+		printf("%-30s %-16s %8lu %9lu\n",
+		       intr__fault_site_name((enum intr__site)s),
+		       intr__fault_kind_name((enum intr__fault_kind)k),
+		       sw.events[s], sw.injected[s]);
+		if (!sw.injected[s])
+			missed++;
+	}
+	result(!missed, "fault sweep: %u allocation sites, %u thread-creation "
+	       "sites, %u fd-creation sites, %u signal-send sites, %s; "
+	       "%lu injected faults in %lu runs, %lu public calls refused "
+	       "with a documented error, %.1f s",
+	       nsites[INTR_FAULT_ALLOC], nsites[INTR_FAULT_THREAD],
+	       nsites[INTR_FAULT_FD], nsites[INTR_FAULT_SIGNAL],
+	       missed ? "some never failed" : "all failed at least once",
+	       sw.faults, sw.runs, sw.refused,
+	       (double)(now_ns() - t0) / 1e9);
+	result(!sw.leaky, "fault sweep: %lu runs leaked (fds, threads, "
+	       "context values; memory: %s)", sw.leaky, LEAK_CHECKER);
+}
+#endif
+
+int main(int argc, char **argv)
+{
+	char *workers_args[] = { "check-fault", "max-workers", NULL };
+	char *nproc_args[] = { "check-fault", "nproc", NULL };
+	int st;
+
+	if (argc > 1 && !strcmp(argv[1], "max-workers"))
+		return child_max_workers();
+	if (argc > 1 && !strcmp(argv[1], "nproc"))
+		return child_nproc();
+#ifdef INTR_FAULT_INJECTION
+	if (argc == 6 && !strcmp(argv[1], "fault"))
+		return child_fault(parse_signal(argv[2]), atoi(argv[3]),
+				   strtoul(argv[4], NULL, 10), argv[5]);
+#endif
+	self = "/proc/self/exe";
+	{
+		static char path[4096];
+		ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+
+		if (n > 0) {
+			path[n] = 0;
+			self = path;
+		}
+	}
+
+	st = run_child(workers_args, NULL, 0);
+	result(st == 0, "max_workers = 2: a third call gets -EAGAIN, then "
+	       "runs once the others are cancelled");
+	st = run_child(nproc_args, NULL, 0);
+	if (st == 77)
+		printf("SKIP: RLIMIT_NPROC\n");
+	else
+		result(st == 0, "RLIMIT_NPROC exhausted: -EAGAIN, then the "
+		       "library works again");
+#ifdef INTR_FAULT_INJECTION
+	sweep();
+#else
+	printf("fault sweep: not built (configure --enable-fault-injection; "
+	       "make check-fault)\n");
+#endif
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
