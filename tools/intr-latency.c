@@ -262,6 +262,7 @@ int main(int argc, char **argv)
 	int c, m, r;
 
 	parse(argc, argv);
+	opt.drop = getenv("INTR_LATENCY_DROP");
 	if (setup())
 		return 1;
 	printf("intr-latency %s: %ld CPUs, library signal %d, raw peers' signal %d%s\n",

@@ -58,6 +58,8 @@ struct lat_opts {
 	unsigned sections;		/* enum lat_section bits */
 	bool pin, quiet, histogram;
 	const char *json, *csv;
+	const char *drop;		/* INTR_LATENCY_DROP: a method whose
+					 * stop is not sent (self-check) */
 	int lib_signo, raw_signo;
 };
 
