@@ -4,11 +4,12 @@
 #   gnuplot -e "in='bench.csv'; out='bench.svg'" tools/intr-latency.gp
 #
 # Variables (all optional): in, out (.svg or .png), calls (a space-separated
-# list of call names as in the CSV), stage (body, final or return).
+# list of call names as in the CSV), stage (body, final or return), step.
 if (!exists("in")) in = 'intr-latency.csv'
 if (!exists("out")) out = 'intr-latency.svg'
 if (!exists("calls")) calls = 'intr_uring_wait_cqe intr_read'
 if (!exists("stage")) stage = 'body'
+if (!exists("step")) step = 1	# plot every step-th sample: smaller files
 methods = 'eventfd kill nop msgring intr poll pthread_cancel'
 
 if (out[strlen(out) - 3:] eq '.png') {
@@ -35,7 +36,7 @@ set multiplot layout 1, words(calls) title 'intr-latency: cancel latency by meth
 do for [i = 1:words(calls)] {
 	cn = word(calls, i)
 	set title cn noenhanced
-	plot for [m in methods] in using (sel(cn, m)):(1) smooth cnormal \
+	plot for [m in methods] in every step using (sel(cn, m)):(1) smooth cnormal \
 		lw 2 title m
 }
 unset multiplot
