@@ -39,6 +39,7 @@ static const char *const section_name[] = {
 enum {
 	OPT_PIN = 256, OPT_TIMEOUT_POLL, OPT_POLL_LOOPS, OPT_IDLE_MS,
 	OPT_HISTOGRAM, OPT_JSON, OPT_CSV, OPT_SCALE_ROUNDS, OPT_VERSION,
+	OPT_RESEND_US,
 };
 
 static const struct option longopts[] = {
@@ -52,6 +53,7 @@ static const struct option longopts[] = {
 	{ "poll-loops", required_argument, NULL, OPT_POLL_LOOPS },
 	{ "idle-ms", required_argument, NULL, OPT_IDLE_MS },
 	{ "scale-rounds", required_argument, NULL, OPT_SCALE_ROUNDS },
+	{ "resend-us", required_argument, NULL, OPT_RESEND_US },
 	{ "histogram", no_argument, NULL, OPT_HISTOGRAM },
 	{ "json", required_argument, NULL, OPT_JSON },
 	{ "csv", required_argument, NULL, OPT_CSV },
@@ -80,6 +82,7 @@ static void usage(FILE *f)
 "      --poll-loops N       cancels for the polling loop (default min(N, 20))\n"
 "      --idle-ms MS         blocked interval for the cost test (default 1000)\n"
 "      --scale-rounds N     rounds of the scale test (default 3, at most 16)\n"
+"      --resend-us US       the library's re-send interval (intr_configure)\n"
 "      --histogram          print per-bucket counts under each table\n"
 "      --json FILE          write every result as JSON\n"
 "      --csv FILE           write every sample as CSV\n"
@@ -195,6 +198,10 @@ static void parse(int argc, char **argv)
 			opt.scale_rounds = parse_uint(optarg, "--scale-rounds",
 						      1, 16);
 			break;
+		case OPT_RESEND_US:
+			opt.resend_us = parse_uint(optarg, "--resend-us", 1,
+						   100000000);
+			break;
 		case OPT_HISTOGRAM:
 			opt.histogram = true;
 			break;
@@ -232,6 +239,8 @@ static int setup(void)
 	int r;
 
 	intr_config_default(&cfg);
+	if (opt.resend_us)
+		cfg.resend_us = opt.resend_us;
 	if (opt.sections & SEC_SCALE)
 		cfg.max_workers = opt.threads + 64;
 	r = intr_configure(&cfg);
@@ -241,6 +250,7 @@ static int setup(void)
 		return r;
 	}
 	opt.lib_signo = cfg.signo;
+	opt.resend_us = cfg.resend_us;
 	opt.raw_signo = cfg.signo == SIGUSR2 ? SIGUSR1 : SIGUSR2;
 	r = raw_signal_install();
 	if (r) {

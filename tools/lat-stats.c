@@ -568,9 +568,9 @@ int write_json(const char *path, const struct idle_result *idle,
 	fprintf(f, ",\n  \"library_version\": ");
 	json_str(f, intr_version());
 	fprintf(f, ",\n  \"cpus\": %ld,\n", sysconf(_SC_NPROCESSORS_ONLN));
-	fprintf(f, "  \"options\": {\"loops\": %u, \"poll_loops\": %u, \"timeout_poll_ms\": %u, \"idle_ms\": %u, \"threads\": %u, \"pin\": %s, \"signal\": %d, \"raw_signal\": %d},\n",
+	fprintf(f, "  \"options\": {\"loops\": %u, \"poll_loops\": %u, \"timeout_poll_ms\": %u, \"idle_ms\": %u, \"threads\": %u, \"resend_us\": %u, \"pin\": %s, \"signal\": %d, \"raw_signal\": %d},\n",
 		opt.loops, opt.poll_loops, opt.timeout_poll_ms, opt.idle_ms,
-		opt.threads, opt.pin ? "true" : "false", opt.lib_signo,
+		opt.threads, opt.resend_us, opt.pin ? "true" : "false", opt.lib_signo,
 		opt.raw_signo);
 	fprintf(f, "  \"cancel\": [");
 	json_series(f, "cancel");

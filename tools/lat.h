@@ -53,6 +53,7 @@ struct lat_opts {
 	unsigned idle_ms;		/* --idle-ms */
 	unsigned threads;		/* -t: scale */
 	unsigned scale_rounds;		/* --scale-rounds */
+	unsigned resend_us;		/* --resend-us, 0: the library's */
 	unsigned calls;			/* bit per enum lat_call */
 	unsigned methods;		/* bit per enum lat_method */
 	unsigned sections;		/* enum lat_section bits */
