@@ -224,7 +224,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 {
 	struct intr__value *values;
 	struct intr__waker *wake;
-	bool skip;
+	bool skip, user;
 	int busy;
 
 	intr__tree_lock_blocked();
@@ -259,6 +259,11 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->wake_due = false;
 		intr__tree_unlock_blocked();
 
+		/* Did user code run on this thread after the body: wake-ups,
+		 * finalizers, context hooks?  Only they can change the mask
+		 * set just above. */
+		user = (t->status && wake) || t->fins || t->ctx_els;
+
 		/* Wake-up actions not run yet run now if the call was
 		 * cancelled; then wait for those the wake-up thread runs. */
 		if (t->status)
@@ -272,8 +277,10 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__current = NULL;
 		intr__context_restore(t);
 		/* User code (wake-ups, finalizers, context hooks) may have
-		 * changed the mask; the tree lock needs every signal blocked. */
-		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
+		 * changed the mask; the tree lock needs every signal blocked.
+		 * Without any, it is still the quiet mask: no system call. */
+		if (user)
+			pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 	}
 	intr__context_release(t);
 

@@ -1076,6 +1076,79 @@ START_TEST(test_fin_sigmask_when_cancelled)
 }
 END_TEST
 
+/* Between calls a worker blocks every signal but the faults, whatever a
+ * body or a finalizer did to its mask: SigBlk of the idle worker, read
+ * from /proc once the call has returned (the worker restores its mask
+ * before it reports the call complete). */
+struct idle_mask {
+	pid_t tid;
+	bool in_fin;		/* open SIGINT in a finalizer, else in the body */
+};
+
+static void open_sigint(void *arg)
+{
+	sigset_t one;
+
+	(void)arg;
+	sigemptyset(&one);
+	sigaddset(&one, SIGINT);
+	pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+}
+
+static void *idle_mask_body(intr_ctx *ctx, void *arg)
+{
+	struct idle_mask *m = arg;
+
+	m->tid = h_gettid();
+	if (m->in_fin)
+		ck_assert_int_eq(intr_defer(ctx, open_sigint, NULL), 0);
+	else
+		open_sigint(NULL);
+	return BODY_DONE;
+}
+
+static unsigned long long worker_sigblk(pid_t tid)
+{
+	char path[64], line[256];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "SigBlk:", 7))
+			v = strtoull(line + 7, NULL, 16);
+	fclose(f);
+	return v;
+}
+
+START_TEST(test_idle_worker_mask)
+{
+	struct idle_mask m;
+	unsigned long long blk;
+	int in_fin;
+
+	unsetenv("INTR_SIGNAL");
+	configure(1, 0, SIGUSR1);
+	for (in_fin = 0; in_fin < 2; in_fin++) {
+		memset(&m, 0, sizeof(m));
+		m.in_fin = in_fin;
+		ck_assert_int_eq(run_interruptible(NULL, idle_mask_body, &m,
+						   NULL), 0);
+		ck_assert_int_ne(m.tid, 0);
+		blk = worker_sigblk(m.tid);
+		ck_assert_msg(blk & (1ull << (SIGINT - 1)),
+			      "SIGINT left open on the idle worker by its %s "
+			      "(SigBlk %llx)", in_fin ? "finalizer" : "body",
+			      blk);
+		ck_assert_msg(blk & (1ull << (SIGUSR1 - 1)),
+			      "SIGUSR1 open on the idle worker (SigBlk %llx)",
+			      blk);
+	}
+}
+END_TEST
+
 /* ------------------------------------------------------------ nesting */
 
 struct nest {
@@ -1761,6 +1834,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_body_sigmask);
 	tcase_add_test(tc, test_body_sigmask_usr2);
 	tcase_add_test(tc, test_fin_sigmask_when_cancelled);
+	tcase_add_test(tc, test_idle_worker_mask);
 
 	tc = h_tcase(s, "nested", 30);
 	tcase_add_test(tc, test_nested_result);

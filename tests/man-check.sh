@@ -5,7 +5,7 @@ set -u
 srcdir=${srcdir:-.}
 status=0
 n=0
-for page in "$srcdir"/man/*.[37]; do
+for page in "$srcdir"/man/*.[137]; do
 	n=$((n + 1))
 	first=$(head -n 1 "$page")
 	case "$first" in

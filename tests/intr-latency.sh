@@ -1,0 +1,98 @@
+#!/bin/sh
+# Smoke test of tools/intr-latency: bad arguments exit 2 with the usage,
+# --help and --version exit 0, and a tiny run of every section exits 0 with
+# a JSON file that parses and has the expected keys and a CSV with a header
+# and samples.  No time is asserted: the figures are for people.
+set -u
+tool=./tools/intr-latency
+fail=0
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+
+check() {
+	if [ "$1" -eq 0 ]; then
+		echo "PASS: $2"
+	else
+		echo "FAIL: $2"
+		fail=1
+	fi
+}
+
+# Bad arguments: exit 2, usage on stderr, nothing measured.
+for args in "--loops 0" "-n abc" "-m warp" "-c nosuchcall" "--bogus" \
+	"--timeout-poll-ms -5" "-s cancel,nothing" "extra"; do
+	# shellcheck disable=SC2086 # one word per argument
+	timeout 10 $tool $args >"$dir/out" 2>"$dir/err"
+	rc=$?
+	grep -q '^usage: intr-latency' "$dir/err"
+	check $(( rc != 2 || $? != 0 )) "'$args' exits 2 with the usage (exit $rc)"
+done
+
+timeout 10 $tool --help >"$dir/out" 2>&1
+rc=$?
+grep -q -- '--timeout-poll-ms' "$dir/out"
+check $(( rc != 0 || $? != 0 )) "--help exits 0 and lists the options"
+
+timeout 10 $tool --version >"$dir/out" 2>&1
+rc=$?
+grep -q '^intr-latency [0-9]' "$dir/out"
+check $(( rc != 0 || $? != 0 )) "--version exits 0 and names the version"
+
+# A tiny run of everything.  Bounded: every wait in the tool is, and the
+# timeout catches a tool that would not be.
+timeout 60 $tool -q -n 20 --poll-loops 2 --timeout-poll-ms 10 --idle-ms 50 \
+	-t 50 --scale-rounds 1 -c uring,read,cond -m all --histogram \
+	--json "$dir/r.json" --csv "$dir/r.csv" >"$dir/out" 2>"$dir/err"
+rc=$?
+cat "$dir/out" "$dir/err"
+check "$rc" "a tiny run exits 0"
+for want in "cancel latency: intr_read" "cancel latency: intr_uring_wait_cqe" \
+	"cost while blocked" "call overhead" "scale: 50 calls" "targets" \
+	"histogram"; do
+	grep -q "$want" "$dir/out"
+	check $? "the output has '$want'"
+done
+
+python3 -m json.tool "$dir/r.json" >/dev/null
+check $? "--json output parses with python3 -m json.tool"
+python3 - "$dir/r.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ("tool", "version", "options", "cancel", "overhead", "idle", "scale",
+          "targets"):
+    assert k in r, "no key " + k
+rows = {(c["call"], c["method"], c["stage"]) for c in r["cancel"]}
+for m in ("eventfd", "kill", "intr", "poll", "pthread_cancel"):
+    assert ("intr_read", m, "body") in rows, "no intr_read/" + m
+uring = not any(c["call"] == "intr_uring_wait_cqe" and
+                c["note"].startswith("skipped") for c in r["cancel"])
+for m in ("nop", "msgring") if uring else ():
+    assert ("intr_uring_wait_cqe", m, "body") in rows, "no uring/" + m
+for c in r["cancel"]:
+    if c["stage"] != "-":
+        assert c["failures"] == 0 and c["n"] > 0, c
+        assert c["min_ns"] <= c["p50_ns"] <= c["p99_ns"] <= c["max_ns"], c
+assert {o["method"] for o in r["overhead"]} >= {
+    "run_interruptible", "pthread_create+join", "futex ping-pong"}
+assert r["scale"]["calls"] == 50 and r["scale"]["rounds"][0]["cancelled"] == 50
+assert any(i["method"] == "intr" and i["ok"] for i in r["idle"])
+assert all(t["pass"] in (True, False, None) for t in r["targets"])
+EOF
+check $? "the JSON has every section, method and count"
+
+head -n 1 "$dir/r.csv" | grep -q '^section,call,method,stage,i,ns$'
+check $? "the CSV has its header"
+rows=$(grep -c '^cancel,intr_read,intr,body,' "$dir/r.csv")
+check $(( rows != 20 )) "the CSV has the 20 samples of intr_read/intr/body ($rows)"
+
+# A stop that never arrives (INTR_LATENCY_DROP leaves the cancel out) is
+# reported as a failure, exit 1, instead of a hang.
+INTR_LATENCY_DROP=intr timeout 30 $tool -q -n 1 -m intr -c read -s cancel \
+	>"$dir/out" 2>"$dir/err"
+rc=$?
+cat "$dir/out" "$dir/err"
+grep -q 'lost' "$dir/err"
+check $(( rc != 1 || $? != 0 )) "a lost cancel exits 1 and says so (exit $rc)"
+
+[ "$fail" -eq 0 ] || exit 1
+echo "PASS: intr-latency"

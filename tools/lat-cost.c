@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * intr-latency: what a call costs when nothing is cancelled, and many
+ * blocked calls cancelled at once.
+ *
+ * Overhead: one round trip of run_interruptible() with an empty body on a
+ * warm pool, against pthread_create() + pthread_join() of an empty thread,
+ * and against the floor, a two-thread futex ping-pong (one thread wakes
+ * the other and sleeps until it is woken back), interleaved round by
+ * round.  With --pin, all of it runs on one CPU: the software path alone,
+ * without the cost of waking another CPU.
+ *
+ * Scale: N bodies blocked in intr_read() on one pipe, all bound to one
+ * token; once the kernel shows every one asleep, one intr_token_cancel()
+ * and the time until the last body is back and the last intr_join() has
+ * returned.  Memory per blocked call is the growth of the resident set
+ * while they are started, divided by N.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <interruptible.h>
+
+#include "lat.h"
+
+/* ------------------------------------------------------------ overhead */
+static void *empty_body(intr_ctx *ctx, void *arg)
+{
+	return arg;
+}
+
+/* Pinned: the whole round trip on the canceller's CPU.  The pool hands
+ * the worker that finished last to the next call, so the empty calls after
+ * this one run on the worker it pinned. */
+static void *pin_body(intr_ctx *ctx, void *arg)
+{
+	pin_self(0);
+	return arg;
+}
+
+static void *empty_thread(void *arg)
+{
+	return arg;
+}
+
+/* The other half of the ping-pong: odd values are pings, -1 ends it. */
+static void *pong(void *arg)
+{
+	atomic_int *w = arg;
+	int v;
+
+	if (opt.pin)
+		pin_self(0);
+	for (;;) {
+		v = atomic_load(w);
+		if (v < 0)
+			break;
+		if (v & 1) {
+			atomic_store(w, v + 1);
+			futex_wake(w);
+			continue;
+		}
+		futex_wait(w, v, 0);
+	}
+	return NULL;
+}
+
+static uint64_t ping(atomic_int *w, int *seq)
+{
+	uint64_t t = now_ns();
+	int v = *seq + 1;
+
+	atomic_store(w, v);
+	futex_wake(w);
+	while (atomic_load(w) == v)
+		futex_wait(w, v, 0);
+	*seq = v + 1;
+	return now_ns() - t;
+}
+
+unsigned measure_overhead(void)
+{
+	struct series *run, *create, *futex;
+	unsigned i, n = opt.loops * 10, failures = 0;
+	atomic_int word = 0;
+	pthread_t th;
+	int seq = 0, r;
+
+	if (n < 100)
+		n = 100;
+	futex = series_new("overhead", "", "futex ping-pong", "round",
+			   "floor: two threads, futex wake and wait, one round trip");
+	run = series_new("overhead", "", "run_interruptible", "round",
+			 "empty body, NULL token, warm pool");
+	create = series_new("overhead", "", "pthread_create+join", "round",
+			    "an empty thread, default attributes");
+	run->floor = futex;
+	create->floor = futex;
+	futex->floor = futex;
+
+	if (pthread_create(&th, NULL, pong, &word)) {
+		fprintf(stderr, "intr-latency: cannot start a thread\n");
+		return 1;
+	}
+	/* A bound for the whole phase: nothing here can be rescued. */
+	watch_arm(60000 + n / 10, NULL, NULL);
+	if (opt.pin)
+		run_interruptible(NULL, pin_body, NULL, NULL);
+	for (i = 0; i < 100; i++) {
+		run_interruptible(NULL, empty_body, NULL, NULL);
+		ping(&word, &seq);
+	}
+	for (i = 0; i < n; i++) {
+		pthread_t t;
+		uint64_t t0;
+
+		series_add(futex, ping(&word, &seq));
+
+		t0 = now_ns();
+		r = run_interruptible(NULL, empty_body, NULL, NULL);
+		if (r) {
+			run->failures++;
+			failures++;
+		} else {
+			series_add(run, now_ns() - t0);
+		}
+
+		t0 = now_ns();
+		r = pthread_create(&t, NULL, empty_thread, NULL);
+		if (r || pthread_join(t, NULL)) {
+			create->failures++;
+			failures++;
+		} else {
+			series_add(create, now_ns() - t0);
+		}
+	}
+	atomic_store(&word, -1);
+	futex_wake(&word);
+	pthread_join(th, NULL);
+	watch_disarm();
+	return failures;
+}
+
+/* ------------------------------------------------------------ scale */
+struct scale_call {
+	int fd;
+	atomic_int tid;
+	uint64_t t_body;
+	bool cancelled;
+};
+
+static void *scale_body(intr_ctx *ctx, void *arg)
+{
+	struct scale_call *c = arg;
+	ssize_t r;
+	char b;
+
+	atomic_store(&c->tid, lat_gettid());
+	r = intr_read(ctx, c->fd, &b, 1);
+	c->t_body = now_ns();
+	c->cancelled = r == -ECANCELED;
+	return NULL;
+}
+
+static long rss_bytes(void)
+{
+	unsigned long size, res;
+	FILE *f = fopen("/proc/self/statm", "r");
+	int n;
+
+	if (!f)
+		return -1;
+	n = fscanf(f, "%lu %lu", &size, &res);
+	fclose(f);
+	return n == 2 ? (long)(res * (unsigned long)sysconf(_SC_PAGESIZE)) : -1;
+}
+
+struct scale_rescue {
+	int fd;
+	unsigned n;
+};
+
+static void scale_rescue(void *arg)
+{
+	struct scale_rescue *r = arg;
+	unsigned i;
+
+	for (i = 0; i < r->n; i++)
+		if (write(r->fd, "x", 1) < 0)
+			break;
+}
+
+/* One round; returns 0 or -1 (a call not started, not blocked, or not
+ * cancelled). */
+static int scale_round(struct scale_result *res, unsigned round,
+		       int pipefd[2])
+{
+	unsigned n = res->calls, started = 0, i;
+	struct scale_rescue rs = { .fd = pipefd[1], .n = n };
+	struct scale_call *calls;
+	intr_task **tasks;
+	intr_token *tok;
+	uint64_t t0, end, last = 0;
+	long rss0, rss1;
+	int ret = 0, r;
+
+	calls = calloc(n, sizeof(*calls));
+	tasks = calloc(n, sizeof(*tasks));
+	if (!calls || !tasks || intr_token_new(&tok, NULL)) {
+		free(calls);
+		free(tasks);
+		return -1;
+	}
+	watch_arm(60000, scale_rescue, &rs);
+	rss0 = rss_bytes();
+	for (i = 0; i < n; i++) {
+		calls[i].fd = pipefd[0];
+		r = intr_spawn(&tasks[i], tok, scale_body, &calls[i]);
+		if (r) {
+			fprintf(stderr, "intr-latency: scale: call %u: %s\n", i,
+				strerror(-r));
+			ret = -1;
+			break;
+		}
+		started++;
+	}
+	/* Every call asleep in the kernel, within a bound. */
+	end = now_ns() + 30000000000ull;
+	for (i = 0; i < started && !ret; i++) {
+		pid_t tid;
+
+		while (!(tid = atomic_load(&calls[i].tid)) ||
+		       blocked_syscall(tid) < 0) {
+			if (now_ns() > end) {
+				fprintf(stderr, "intr-latency: scale: call %u never blocked\n", i);
+				ret = -1;
+				break;
+			}
+			sleep_ns(100000);
+		}
+	}
+	rss1 = rss_bytes();
+	if (round == 0)
+		res->rss_per_call = started && rss0 >= 0 && rss1 >= 0 ?
+				    (rss1 - rss0) / (long)started : -1;
+
+	t0 = now_ns();
+	intr_token_cancel(tok);
+	for (i = 0; i < started; i++)
+		intr_join(tasks[i], NULL);
+	res->last_return_ns[round] = now_ns() - t0;
+	if (watch_disarm())
+		ret = -1;
+	res->cancelled[round] = 0;
+	for (i = 0; i < started; i++) {
+		if (calls[i].cancelled)
+			res->cancelled[round]++;
+		if (calls[i].t_body > last)
+			last = calls[i].t_body;
+	}
+	res->last_body_ns[round] = last > t0 ? last - t0 : 0;
+	if (res->cancelled[round] != n)
+		ret = -1;
+	intr_token_free(tok);
+	free(calls);
+	free(tasks);
+	return ret;
+}
+
+unsigned measure_scale(struct scale_result *res)
+{
+	unsigned rounds = opt.scale_rounds, i, failures = 0;
+	pthread_attr_t a;
+	int pipefd[2];
+
+	memset(res, 0, sizeof(*res));
+	res->calls = opt.threads;
+	if (!rounds)
+		rounds = 1;
+	if (rounds > 16)
+		rounds = 16;
+	if (pthread_getattr_default_np(&a) == 0) {
+		pthread_attr_getstacksize(&a, &res->stack_reserved);
+		pthread_attr_destroy(&a);
+	}
+	if (pipe(pipefd))
+		return 1;
+	res->ok = true;
+	for (i = 0; i < rounds; i++) {
+		progress("scale: round %u/%u\r", i + 1, rounds);
+		if (scale_round(res, i, pipefd)) {
+			res->ok = false;
+			failures++;
+		}
+		res->rounds = i + 1;
+	}
+	close(pipefd[0]);
+	close(pipefd[1]);
+	return failures;
+}

@@ -1,0 +1,648 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * intr-latency: samples, percentiles and every form of output (tables,
+ * histogram, targets, JSON, CSV), and the small system helpers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <interruptible.h>
+
+#include "lat.h"
+
+#define MAX_SERIES 256
+
+static struct series *all[MAX_SERIES];
+static unsigned nall;
+
+/* ------------------------------------------------------------ helpers */
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+pid_t lat_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u),
+	};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+int futex_wait(atomic_int *w, int val, uint64_t timeout_ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(timeout_ns / 1000000000u),
+		.tv_nsec = (long)(timeout_ns % 1000000000u),
+	};
+
+	return (int)syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val,
+			    timeout_ns ? &ts : NULL, NULL, 0);
+}
+
+void futex_wake(atomic_int *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void pin_self(int which)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(n > 1 ? which : 0, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static int read_task_file(pid_t tid, const char *name, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return 0;
+}
+
+long blocked_syscall(pid_t tid)
+{
+	char buf[256];
+
+	if (read_task_file(tid, "syscall", buf, sizeof(buf)))
+		return -1;
+	if (!strncmp(buf, "running", 7))
+		return -2;
+	return strtol(buf, NULL, 10);
+}
+
+int thread_cost(pid_t tid, uint64_t *cpu_ns, long *switches)
+{
+	char buf[2048], *s;
+	long v = 0, nv = 0;
+
+	if (read_task_file(tid, "schedstat", buf, sizeof(buf)))
+		return -1;
+	*cpu_ns = strtoull(buf, NULL, 10);
+	if (read_task_file(tid, "status", buf, sizeof(buf)))
+		return -1;
+	s = strstr(buf, "\nvoluntary_ctxt_switches:");
+	if (s)
+		v = strtol(s + 25, NULL, 10);
+	s = strstr(buf, "\nnonvoluntary_ctxt_switches:");
+	if (s)
+		nv = strtol(s + 28, NULL, 10);
+	*switches = v + nv;
+	return 0;
+}
+
+void progress(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (opt.quiet || !isatty(STDERR_FILENO))
+		return;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------ series */
+struct series *series_new(const char *section, const char *call,
+			  const char *method, const char *stage,
+			  const char *note)
+{
+	struct series *s;
+
+	if (nall == MAX_SERIES)
+		abort();
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		abort();
+	s->section = section;
+	s->call = call;
+	s->method = method;
+	s->stage = stage;
+	s->note = note;
+	all[nall++] = s;
+	return s;
+}
+
+void series_add(struct series *s, uint64_t ns)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 256;
+		s->v = realloc(s->v, s->cap * sizeof(*s->v));
+		if (!s->v)
+			abort();
+	}
+	s->v[s->n++] = ns;
+	s->sorted = false;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile; q in [0, 1]. */
+uint64_t series_pct(struct series *s, double q)
+{
+	size_t i;
+
+	if (!s->n)
+		return 0;
+	if (!s->sorted) {
+		qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
+		s->sorted = true;
+	}
+	i = (size_t)ceil(q * s->n);
+	if (i > 0)
+		i--;
+	if (i >= s->n)
+		i = s->n - 1;
+	return s->v[i];
+}
+
+struct series *series_find(const char *section, const char *call,
+			   const char *method, const char *stage)
+{
+	unsigned i;
+
+	for (i = 0; i < nall; i++) {
+		struct series *s = all[i];
+
+		if (!strcmp(s->section, section) && !strcmp(s->call, call) &&
+		    !strcmp(s->method, method) && !strcmp(s->stage, stage) &&
+		    s->n)
+			return s;
+	}
+	return NULL;
+}
+
+static double ratio_of(struct series *s)
+{
+	uint64_t f;
+
+	if (!s->floor || !s->floor->n || !s->n)
+		return NAN;
+	f = series_pct(s->floor, 0.5);
+	return f ? (double)series_pct(s, 0.5) / (double)f : NAN;
+}
+
+/* ------------------------------------------------------------ tables */
+static const double pcts[] = { 0.0, 0.5, 0.9, 0.99, 0.999, 1.0 };
+
+void print_table(const char *title, const char *section, const char *call)
+{
+	const char *last_note_method = "";
+	unsigned i, j;
+
+	printf("\n%s\n", title);
+	printf("  %-19s %-7s %6s %9s %9s %9s %9s %9s %9s %7s %5s\n", "method",
+	       "stage", "n", "min", "p50", "p90", "p99", "p99.9", "max",
+	       "x floor", "lost");
+	for (i = 0; i < nall; i++) {
+		struct series *s = all[i];
+		double r;
+
+		if (strcmp(s->section, section) || strcmp(s->call, call))
+			continue;
+		if (!strcmp(s->stage, "-")) {
+			printf("  %-19s %-7s %s\n", s->method, "-", s->note);
+			continue;
+		}
+		printf("  %-19s %-7s %6u", s->method, s->stage, s->n);
+		for (j = 0; j < sizeof(pcts) / sizeof(pcts[0]); j++) {
+			if (s->n)
+				printf(" %9.1f", series_pct(s, pcts[j]) / 1e3);
+			else
+				printf(" %9s", "-");
+		}
+		r = ratio_of(s);
+		if (isnan(r))
+			printf(" %7s", "-");
+		else if (r >= 1000)
+			printf(" %7.0f", r);
+		else
+			printf(" %7.2f", r);
+		printf(" %5u\n", s->failures);
+	}
+	/* Notes, once per method, in table order. */
+	for (i = 0; i < nall; i++) {
+		struct series *s = all[i];
+
+		if (strcmp(s->section, section) || strcmp(s->call, call) ||
+		    !s->note || !strcmp(s->stage, "-") ||
+		    !strcmp(s->method, last_note_method))
+			continue;
+		printf("    %s: %s\n", s->method, s->note);
+		last_note_method = s->method;
+	}
+}
+
+static const double bucket_us[] = {
+	1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4,
+	1e5, 2e5, 5e5,
+};
+#define NBUCKETS (sizeof(bucket_us) / sizeof(bucket_us[0]) + 1)
+
+void print_histogram(const char *section, const char *call)
+{
+	unsigned i, j, k;
+
+	printf("  histogram (count of samples <= us; last column: more)\n");
+	printf("  %-22s", "method/stage");
+	for (j = 0; j < NBUCKETS - 1; j++) {
+		if (bucket_us[j] >= 1e3)
+			printf(" %5gk", bucket_us[j] / 1e3);
+		else
+			printf(" %6g", bucket_us[j]);
+	}
+	printf(" %6s\n", ">");
+	for (i = 0; i < nall; i++) {
+		struct series *s = all[i];
+		unsigned count[NBUCKETS] = { 0 };
+		char label[64];
+
+		if (strcmp(s->section, section) || strcmp(s->call, call) ||
+		    !s->n)
+			continue;
+		for (k = 0; k < s->n; k++) {
+			double us = s->v[k] / 1e3;
+
+			for (j = 0; j < NBUCKETS - 1 && us > bucket_us[j]; j++)
+				;
+			count[j]++;
+		}
+		snprintf(label, sizeof(label), "%s/%s", s->method, s->stage);
+		printf("  %-22s", label);
+		for (j = 0; j < NBUCKETS; j++)
+			printf(" %6u", count[j]);
+		printf("\n");
+	}
+}
+
+static double idle_wakeups(const struct idle_result *r)
+{
+	/* Going to sleep for the interval is not a wake-up; every switch
+	 * after it is one (the thread woke, ran, and slept again). */
+	return (double)r->switches;
+}
+
+void print_idle(const struct idle_result *r, unsigned n)
+{
+	unsigned i;
+
+	printf("\ncost while blocked (the waiting thread, over a blocked interval)\n");
+	printf("  %-20s %-15s %9s %11s %9s %11s\n", "call", "method",
+	       "interval", "cpu us", "wake-ups", "wake-ups/s");
+	for (i = 0; i < n; i++) {
+		if (!r[i].ok) {
+			printf("  %-20s %-15s %9s\n", r[i].call, r[i].method,
+			       "failed");
+			continue;
+		}
+		printf("  %-20s %-15s %7.0fms %11.1f %9.0f %11.1f\n", r[i].call,
+		       r[i].method, r[i].interval_ns / 1e6, r[i].cpu_ns / 1e3,
+		       idle_wakeups(&r[i]),
+		       idle_wakeups(&r[i]) * 1e9 / (double)r[i].interval_ns);
+	}
+	printf("    cpu: /proc/self/task/TID/schedstat; wake-ups: voluntary + involuntary\n"
+	       "    context switches of that thread (/proc/self/task/TID/status)\n");
+}
+
+static int cmp_u64_plain(const void *a, const void *b)
+{
+	return cmp_u64(a, b);
+}
+
+static uint64_t scale_median(const uint64_t *v, unsigned n)
+{
+	uint64_t tmp[16];
+
+	memcpy(tmp, v, n * sizeof(*v));
+	qsort(tmp, n, sizeof(*tmp), cmp_u64_plain);
+	return tmp[(n - 1) / 2];
+}
+
+void print_scale(const struct scale_result *r)
+{
+	unsigned i;
+
+	printf("\nscale: %u calls blocked in intr_read on one token, one intr_token_cancel\n",
+	       r->calls);
+	if (!r->rounds) {
+		printf("  failed\n");
+		return;
+	}
+	printf("  %-6s %18s %18s %10s\n", "round", "last body back ms",
+	       "last join ms", "cancelled");
+	for (i = 0; i < r->rounds; i++)
+		printf("  %-6u %18.2f %18.2f %10u\n", i + 1,
+		       r->last_body_ns[i] / 1e6, r->last_return_ns[i] / 1e6,
+		       r->cancelled[i]);
+	printf("  memory per blocked call: %ld bytes resident (RSS delta / calls, round 1),\n"
+	       "  %zu KiB of address space reserved per worker stack\n",
+	       r->rss_per_call, r->stack_reserved / 1024);
+}
+
+/* ------------------------------------------------------------ targets */
+struct target {
+	char name[96];
+	double value, limit;
+	bool at_least;		/* value >= limit; else value <= limit */
+	bool measured;
+};
+
+static struct target targets[32];
+static unsigned ntargets;
+
+static void target_add(bool measured, double value, double limit,
+		       bool at_least, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void target_add(bool measured, double value, double limit,
+		       bool at_least, const char *fmt, ...)
+{
+	struct target *t;
+	va_list ap;
+
+	if (ntargets == sizeof(targets) / sizeof(targets[0]))
+		return;
+	t = &targets[ntargets++];
+	va_start(ap, fmt);
+	vsnprintf(t->name, sizeof(t->name), fmt, ap);
+	va_end(ap);
+	t->measured = measured && !isnan(value);
+	t->value = value;
+	t->limit = limit;
+	t->at_least = at_least;
+}
+
+static bool target_pass(const struct target *t)
+{
+	return t->at_least ? t->value >= t->limit : t->value <= t->limit;
+}
+
+static double p50_ratio(struct series *a, struct series *b)
+{
+	uint64_t d;
+
+	if (!a || !b)
+		return NAN;
+	d = series_pct(b, 0.5);
+	return d ? (double)series_pct(a, 0.5) / (double)d : NAN;
+}
+
+static void compute_targets(const struct idle_result *idle, unsigned nidle,
+			    const struct scale_result *scale)
+{
+	struct series *run, *futex, *create;
+	unsigned c, i;
+
+	ntargets = 0;
+	for (c = 0; c < NCALLS; c++) {
+		struct series *in, *k, *f;
+
+		if (c == CALL_COND)
+			continue;	/* not the signal path */
+		in = series_find("cancel", call_name[c], "intr", "body");
+		if (!in)
+			continue;
+		k = series_find("cancel", call_name[c], "kill", "body");
+		f = series_find("cancel", call_name[c], "eventfd", "body");
+		target_add(k != NULL, p50_ratio(in, k), 1.1, false,
+			   "%s: cancel p50 / raw pthread_kill p50", call_name[c]);
+		target_add(f != NULL, p50_ratio(in, f), 1.3, false,
+			   "%s: cancel p50 / eventfd floor p50", call_name[c]);
+	}
+	run = series_find("overhead", "", "run_interruptible", "round");
+	futex = series_find("overhead", "", "futex ping-pong", "round");
+	create = series_find("overhead", "", "pthread_create+join", "round");
+	if (run) {
+		target_add(futex != NULL, p50_ratio(run, futex), 1.5, false,
+			   "run_interruptible p50 / futex ping-pong p50");
+		target_add(create != NULL, p50_ratio(create, run), 3.0, true,
+			   "pthread_create+join p50 / run_interruptible p50");
+	}
+	for (i = 0; i < nidle; i++) {
+		if (strcmp(idle[i].method, "intr"))
+			continue;
+		target_add(idle[i].ok, idle_wakeups(&idle[i]), 0, false,
+			   "%s: wake-ups while blocked (intr)", idle[i].call);
+	}
+	if (scale && scale->calls) {
+		target_add(scale->ok && scale->rounds,
+			   scale->rounds ? scale_median(scale->last_return_ns,
+							scale->rounds) / 1e6 : NAN,
+			   50, false, "%u calls: last returned, ms (median round)",
+			   scale->calls);
+	}
+}
+
+void print_targets(const struct idle_result *idle, unsigned nidle,
+		   const struct scale_result *scale)
+{
+	unsigned i;
+
+	compute_targets(idle, nidle, scale);
+	if (!ntargets)
+		return;
+	printf("\ntargets (informational, ratios from this run; the exit status ignores them)\n");
+	for (i = 0; i < ntargets; i++) {
+		struct target *t = &targets[i];
+
+		if (!t->measured) {
+			printf("  %-52s %8s %s %-6g %s\n", t->name, "-",
+			       t->at_least ? ">=" : "<=", t->limit,
+			       "not measured");
+			continue;
+		}
+		printf("  %-52s %8.2f %s %-6g %s\n", t->name, t->value,
+		       t->at_least ? ">=" : "<=", t->limit,
+		       target_pass(t) ? "PASS" : "MISS");
+	}
+}
+
+/* ------------------------------------------------------------ files */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+	if (isnan(v) || isinf(v))
+		fputs("null", f);
+	else
+		fprintf(f, "%.4f", v);
+}
+
+static void json_series(FILE *f, const char *section)
+{
+	bool first = true;
+	unsigned i;
+
+	for (i = 0; i < nall; i++) {
+		struct series *s = all[i];
+
+		if (strcmp(s->section, section))
+			continue;
+		fprintf(f, "%s\n    {\"call\": ", first ? "" : ",");
+		first = false;
+		json_str(f, s->call);
+		fprintf(f, ", \"method\": ");
+		json_str(f, s->method);
+		fprintf(f, ", \"stage\": ");
+		json_str(f, s->stage);
+		fprintf(f, ", \"n\": %u, \"failures\": %u", s->n, s->failures);
+		if (s->n)
+			fprintf(f, ", \"min_ns\": %llu, \"p50_ns\": %llu, \"p90_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu, \"max_ns\": %llu",
+				(unsigned long long)series_pct(s, 0),
+				(unsigned long long)series_pct(s, 0.5),
+				(unsigned long long)series_pct(s, 0.9),
+				(unsigned long long)series_pct(s, 0.99),
+				(unsigned long long)series_pct(s, 0.999),
+				(unsigned long long)series_pct(s, 1));
+		fprintf(f, ", \"ratio_floor\": ");
+		json_num(f, ratio_of(s));
+		fprintf(f, ", \"note\": ");
+		json_str(f, s->note ? s->note : "");
+		fputc('}', f);
+	}
+}
+
+int write_json(const char *path, const struct idle_result *idle,
+	       unsigned nidle, const struct scale_result *scale)
+{
+	FILE *f = fopen(path, "w");
+	unsigned i;
+
+	if (!f)
+		return -errno;
+	compute_targets(idle, nidle, scale);
+	fprintf(f, "{\n  \"tool\": \"intr-latency\",\n  \"version\": ");
+	json_str(f, INTR_VERSION);
+	fprintf(f, ",\n  \"library_version\": ");
+	json_str(f, intr_version());
+	fprintf(f, ",\n  \"cpus\": %ld,\n", sysconf(_SC_NPROCESSORS_ONLN));
+	fprintf(f, "  \"options\": {\"loops\": %u, \"poll_loops\": %u, \"timeout_poll_ms\": %u, \"idle_ms\": %u, \"threads\": %u, \"resend_us\": %u, \"pin\": %s, \"signal\": %d, \"raw_signal\": %d},\n",
+		opt.loops, opt.poll_loops, opt.timeout_poll_ms, opt.idle_ms,
+		opt.threads, opt.resend_us, opt.pin ? "true" : "false", opt.lib_signo,
+		opt.raw_signo);
+	fprintf(f, "  \"cancel\": [");
+	json_series(f, "cancel");
+	fprintf(f, "\n  ],\n  \"overhead\": [");
+	json_series(f, "overhead");
+	fprintf(f, "\n  ],\n  \"idle\": [");
+	for (i = 0; i < nidle; i++) {
+		fprintf(f, "%s\n    {\"call\": ", i ? "," : "");
+		json_str(f, idle[i].call);
+		fprintf(f, ", \"method\": ");
+		json_str(f, idle[i].method);
+		fprintf(f, ", \"ok\": %s, \"interval_ns\": %llu, \"cpu_ns\": %llu, \"wakeups\": %ld, \"wakeups_per_s\": ",
+			idle[i].ok ? "true" : "false",
+			(unsigned long long)idle[i].interval_ns,
+			(unsigned long long)idle[i].cpu_ns, idle[i].switches);
+		json_num(f, idle[i].interval_ns ?
+			 idle_wakeups(&idle[i]) * 1e9 / (double)idle[i].interval_ns : NAN);
+		fputc('}', f);
+	}
+	fprintf(f, "\n  ],\n  \"scale\": ");
+	if (scale && scale->calls) {
+		fprintf(f, "{\"calls\": %u, \"ok\": %s, \"rss_per_call_bytes\": %ld, \"stack_reserved_bytes\": %zu, \"rounds\": [",
+			scale->calls, scale->ok ? "true" : "false",
+			scale->rss_per_call, scale->stack_reserved);
+		for (i = 0; i < scale->rounds; i++)
+			fprintf(f, "%s{\"last_body_ns\": %llu, \"last_return_ns\": %llu, \"cancelled\": %u}",
+				i ? ", " : "",
+				(unsigned long long)scale->last_body_ns[i],
+				(unsigned long long)scale->last_return_ns[i],
+				scale->cancelled[i]);
+		fprintf(f, "]}");
+	} else {
+		fprintf(f, "null");
+	}
+	fprintf(f, ",\n  \"targets\": [");
+	for (i = 0; i < ntargets; i++) {
+		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
+		json_str(f, targets[i].name);
+		fprintf(f, ", \"value\": ");
+		json_num(f, targets[i].measured ? targets[i].value : NAN);
+		fprintf(f, ", \"limit\": ");
+		json_num(f, targets[i].limit);
+		fprintf(f, ", \"at_least\": %s, \"pass\": %s}",
+			targets[i].at_least ? "true" : "false",
+			!targets[i].measured ? "null" :
+			target_pass(&targets[i]) ? "true" : "false");
+	}
+	fprintf(f, "\n  ]\n}\n");
+	if (fclose(f))
+		return -errno;
+	return 0;
+}
+
+int write_csv(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	unsigned i, k;
+
+	if (!f)
+		return -errno;
+	/* Every sample; within a series in ascending order (i is the rank). */
+	fprintf(f, "section,call,method,stage,i,ns\n");
+	for (i = 0; i < nall; i++) {
+		struct series *s = all[i];
+
+		series_pct(s, 0);	/* sorts */
+		for (k = 0; k < s->n; k++)
+			fprintf(f, "%s,%s,%s,%s,%u,%llu\n", s->section,
+				s->call, s->method, s->stage, k,
+				(unsigned long long)s->v[k]);
+	}
+	if (fclose(f))
+		return -errno;
+	return 0;
+}

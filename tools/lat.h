@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * intr-latency: declarations shared by the tool's files.
+ *
+ *   intr-latency.c  options, the order of the sections, exit status
+ *   lat-cancel.c    cancel latency: the library and its peers on one call
+ *   lat-cost.c      cost while blocked, call overhead, scale
+ *   lat-stats.c     samples, percentiles, tables, histogram, JSON, CSV
+ */
+#ifndef INTR_LATENCY_H
+#define INTR_LATENCY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* The blocking calls a waiter can be stopped in. */
+enum lat_call {
+	CALL_URING,		/* intr_uring_wait_cqe */
+	CALL_URING_RAW,		/* liburing's io_uring_wait_cqe */
+	CALL_READ,		/* intr_read on a pipe */
+	CALL_READ_RAW,		/* read() on a pipe */
+	CALL_POLL,		/* intr_poll */
+	CALL_SLEEP,		/* intr_sleep */
+	CALL_COND,		/* intr_cond_wait */
+	NCALLS
+};
+
+/* How the blocked waiter is stopped. */
+enum lat_method {
+	M_EVENTFD,		/* floor: eventfd write wakes a blocked read */
+	M_KILL,			/* pthread_kill -> EINTR, no library */
+	M_NOP,			/* NOP submitted to the waiter's ring */
+	M_MSGRING,		/* MSG_RING from the canceller's own ring */
+	M_INTR,			/* intr_token_cancel */
+	M_POLL,			/* the waiter polls a flag with a timeout */
+	M_PCANCEL,		/* pthread_cancel: kills the body */
+	NMETHODS
+};
+
+enum lat_stage { ST_BODY, ST_FINAL, ST_RETURN, NSTAGES };
+
+enum lat_section {
+	SEC_CANCEL = 1, SEC_IDLE = 2, SEC_OVERHEAD = 4, SEC_SCALE = 8,
+};
+
+struct lat_opts {
+	unsigned loops;			/* -n */
+	unsigned poll_loops;		/* --poll-loops */
+	unsigned timeout_poll_ms;	/* --timeout-poll-ms */
+	unsigned idle_ms;		/* --idle-ms */
+	unsigned threads;		/* -t: scale */
+	unsigned scale_rounds;		/* --scale-rounds */
+	unsigned resend_us;		/* --resend-us, 0: the library's */
+	unsigned calls;			/* bit per enum lat_call */
+	unsigned methods;		/* bit per enum lat_method */
+	unsigned sections;		/* enum lat_section bits */
+	bool pin, quiet, histogram;
+	const char *json, *csv;
+	const char *drop;		/* INTR_LATENCY_DROP: a method whose
+					 * stop is not sent (self-check) */
+	int lib_signo, raw_signo;
+};
+
+extern struct lat_opts opt;
+
+/* A series of samples (ns) and what it is. */
+struct series {
+	const char *section;		/* "cancel", "overhead" */
+	const char *call;		/* display name, or "" */
+	const char *method;
+	const char *stage;		/* "body", "final", "return", "round" */
+	const char *note;
+	uint64_t *v;
+	unsigned n, cap;
+	unsigned failures;
+	bool sorted;
+	struct series *floor;		/* ratio of p50s; NULL: none */
+};
+
+struct idle_result {
+	const char *call, *method;
+	uint64_t interval_ns, cpu_ns;
+	long switches;			/* voluntary + involuntary */
+	bool ok;
+};
+
+struct scale_result {
+	unsigned calls, rounds;
+	uint64_t last_body_ns[16];	/* per round: last body back */
+	uint64_t last_return_ns[16];	/* per round: last join returned */
+	unsigned cancelled[16];		/* per round: calls that saw it */
+	long rss_per_call;		/* bytes, round 1 */
+	size_t stack_reserved;		/* bytes of address space per worker */
+	bool ok;
+};
+
+/* lat-stats.c */
+struct series *series_new(const char *section, const char *call,
+			  const char *method, const char *stage,
+			  const char *note);
+void series_add(struct series *s, uint64_t ns);
+uint64_t series_pct(struct series *s, double q);
+struct series *series_find(const char *section, const char *call,
+			   const char *method, const char *stage);
+void print_table(const char *title, const char *section, const char *call);
+void print_histogram(const char *section, const char *call);
+void print_idle(const struct idle_result *r, unsigned n);
+void print_scale(const struct scale_result *r);
+void print_targets(const struct idle_result *idle, unsigned nidle,
+		   const struct scale_result *scale);
+int write_json(const char *path, const struct idle_result *idle,
+	       unsigned nidle, const struct scale_result *scale);
+int write_csv(const char *path);
+
+/* lat-cancel.c */
+extern const char *const call_name[NCALLS];
+extern const char *const call_short[NCALLS];
+extern const char *const method_name[NMETHODS];
+bool method_applies(enum lat_method m, enum lat_call c);
+const char *method_note(enum lat_method m);
+/* Measure cancel latency of every selected method on call c.  Returns the
+ * number of failed iterations. */
+unsigned measure_cancel(enum lat_call c);
+/* One blocked interval of idle_ms for method m on call c. */
+int measure_idle(enum lat_call c, enum lat_method m, struct idle_result *r);
+void watchdog_start(void);
+int raw_signal_install(void);
+/* Bound the current phase: after ms, rescue() (may be NULL: give up). */
+void watch_arm(unsigned ms, void (*rescue)(void *), void *arg);
+bool watch_disarm(void);		/* true if it fired */
+
+/* lat-cost.c */
+unsigned measure_overhead(void);
+unsigned measure_scale(struct scale_result *r);
+
+/* helpers (lat-stats.c) */
+uint64_t now_ns(void);
+pid_t lat_gettid(void);
+void sleep_ns(uint64_t ns);
+int futex_wait(atomic_int *w, int val, uint64_t timeout_ns);
+void futex_wake(atomic_int *w);
+void pin_self(int which);		/* 0: canceller, 1: waiter */
+/* The system call tid is blocked in, -1 if none, -2 if running. */
+long blocked_syscall(pid_t tid);
+int thread_cost(pid_t tid, uint64_t *cpu_ns, long *switches);
+void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* INTR_LATENCY_H */
