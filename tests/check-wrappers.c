@@ -55,7 +55,14 @@
 #define RACE_ITERS	20000		/* syscall, read, data, cond, sleep */
 #define SIDE_ITERS	3000		/* poll, accept, write */
 #define ONCANCEL_ITERS	5000
-#define LONG_SLEEP_NS	10000000ull	/* 10 ms: only a cancel ends it early */
+/*
+ * A cancelled sleep lasts 2 s, longer than the 1 s re-send: a cancel the
+ * window lost shows as a slow call (over 500 ms), and a machine stall has
+ * to last 2 s to let the sleep end by itself before its cancel lands.
+ * (With 10 ms, a run-queue wait of 10 ms on a loaded machine was enough
+ * for the kernel to finish the sleep first and return 0.)
+ */
+#define LONG_SLEEP_NS	2000000000ull
 #define SHORT_SLEEP_NS	100000ull	/* 100 us */
 #define SHORT_SLEEPS	2000
 #define DATA_MAX	8192		/* bytes per data iteration (< pipe) */
@@ -832,7 +839,7 @@ static void *sleep_body(intr_ctx *ctx, void *p)
 	return it;
 }
 
-/* 10 ms sleeps are cancelled; released iterations sleep 0-50 us. */
+/* Long sleeps are cancelled; released iterations sleep 0-50 us. */
 static void sleep_prepare(struct race_iter *it)
 {
 	if (it->w == W_AFTER || it->w == W_AFTER_RACE)
