@@ -30,6 +30,17 @@ struct slot {
 static struct slot *tab;
 static size_t cap;	/* a power of two, or 0 */
 static size_t used;
+/* How many more handles fit before intr__handles_reserve() would grow the
+ * table: cap / 2 - used, kept under the lock.  Read without it, as a hint
+ * that lets a reserve skip the lock; intr__handle_add() decides. */
+static atomic_size_t room;
+
+/* Tree lock held, after used or cap changed. */
+static void note_room(void)
+{
+	atomic_store_explicit(&room, cap / 2 > used ? cap / 2 - used : 0,
+			      memory_order_relaxed);
+}
 
 static size_t hash(const void *p)
 {
@@ -59,6 +70,7 @@ static struct slot *swap_in(struct slot *fresh, size_t ncap)
 
 	tab = fresh;
 	cap = ncap;
+	note_room();
 	for (i = 0; i < ocap; i++)
 		if (old[i].p)
 			tab[find(old[i].p)] = old[i];
@@ -71,6 +83,10 @@ int intr__handles_reserve(unsigned n)
 	size_t ncap, have;
 	sigset_t ss;
 
+	/* Room enough, as last seen: no lock.  Should it be gone by the
+	 * time the caller adds, the add refuses and the caller comes back. */
+	if (atomic_load_explicit(&room, memory_order_relaxed) >= n)
+		return 0;
 	for (;;) {
 		intr__tree_lock(&ss);
 		have = cap;	/* cap is the lock's: compare with a copy */
@@ -102,8 +118,10 @@ int intr__handle_add(const void *p, enum intr__kind kind)
 	if ((used + 1) * 4 > cap * 3)
 		return -ENOSPC;
 	i = find(p);
-	if (!tab[i].p)
+	if (!tab[i].p) {
 		used++;
+		note_room();
+	}
 	tab[i].p = p;
 	tab[i].kind = kind;
 	return 0;
@@ -130,6 +148,7 @@ void intr__handle_del(const void *p)
 		return;
 	tab[i].p = NULL;
 	used--;
+	note_room();
 	/* Shift back the entries of the run after i that probed past it. */
 	for (j = (i + 1) & (cap - 1); tab[j].p; j = (j + 1) & (cap - 1)) {
 		home = hash(tab[j].p) & (cap - 1);
@@ -165,6 +184,7 @@ void intr__handles_free(void)
 		old = tab;
 		tab = NULL;
 		cap = 0;
+		note_room();
 	}
 	intr__tree_unlock(&ss);
 	free(old);
