@@ -284,8 +284,15 @@ INTR_API int run_interruptible(intr_token *tok, intr_fn fn, void *arg,
 	intr_task *t;
 	int ret;
 
+	int e;
+
 	ret = intr_spawn(&t, tok, fn, arg);
 	if (ret)
 		return ret;
-	return intr_join(t, result);
+	/* No claim: t was never handed out, so no other join can have it,
+	 * and it is not the call running on this thread. */
+	e = errno;
+	ret = finish_join(t, result);
+	errno = e;
+	return ret;
 }
