@@ -66,6 +66,9 @@ static struct sigaction ours;
 /* How deep this thread is in passing a foreign signal down the chain. */
 static INTR_TLS int passing;
 static pid_t self_pid;
+/* si_uid of the signals we send: informational only (the handler matches
+ * pid and cookie), so read once rather than on every cancel. */
+static uid_t self_uid;
 
 static const struct {
 	const char *name;
@@ -274,6 +277,7 @@ int intr__signal_install(int signo)
 	atomic_store(&nprev, 1);
 	intr__signo = signo;
 	self_pid = getpid();
+	self_uid = getuid();
 	sigfillset(&intr__quiet_mask);
 	for (i = 1; i <= SIGSYS; i++)
 		if (is_fault(i))
@@ -370,7 +374,7 @@ int intr__signal_send(pid_t tid, uint64_t cookie)
 	si.si_signo = intr__signo;
 	si.si_code = SI_QUEUE;
 	si.si_pid = self_pid;
-	si.si_uid = getuid();
+	si.si_uid = self_uid;
 	si.si_value.sival_ptr = (void *)encode(cookie);
 	if (intr__fault(INTR_SITE_SIGNAL_SEND))
 		r = intr__fault_sigqueue(self_pid, tid, intr__signo, &si);
