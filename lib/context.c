@@ -85,7 +85,7 @@ int intr__context_capture(struct intr_task *t)
 	t->ctx_els = els;
 	if (!els)
 		return 0;
-	t->ctx_vals = malloc(2 * els->n * sizeof(void *));
+	t->ctx_vals = malloc(2 * (size_t)els->n * sizeof(void *));
 	if (!t->ctx_vals) {
 		t->ctx_els = NULL;
 		return -ENOMEM;

@@ -20,9 +20,9 @@
 #include <sys/types.h>
 
 #define WAIT_MS		5000	/* bound on every wait */
-#define SIGINT_ITERS	1000
+#define SIGINT_ITERS	((int)h_scale(1000))
 #define FOREIGN_ROUNDS	25	/* x4 foreign signals */
-#define RT_ITERS	2000
+#define RT_ITERS	((int)h_scale(2000))
 #define MANY		16
 #define MAX_SPIN_NS	50000
 #define TEST_TIMEOUT	60
@@ -739,7 +739,19 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, signal_cancel_from_sigint_handler);
 	tc = h_tcase(s, "foreign", TEST_TIMEOUT);
 	tcase_add_test(tc, signal_app_handler_gets_foreign);
-	tcase_add_test(tc, signal_app_sigqueue_values);
+	/*
+	 * Not where signal delivery is emulated.  ThreadSanitizer catches
+	 * every signal itself and keeps one pending slot per signal number
+	 * and thread until the thread's next synchronisation point;
+	 * valgrind keeps signals blocked in the kernel and collects them
+	 * at its scheduling points.  Under both, a few of 4096 back-to-back
+	 * sigqueue() payloads are dropped or run out of order before any
+	 * handler of the program sees them.
+	 */
+#ifndef __SANITIZE_THREAD__
+	if (!h_under_valgrind())
+		tcase_add_test(tc, signal_app_sigqueue_values);
+#endif
 	tcase_add_test(tc, signal_ign_foreign_harmless);
 	tcase_add_test(tc, signal_process_kill_many_bodies);
 	tc = h_tcase(s, "choice", TEST_TIMEOUT);
