@@ -1727,8 +1727,13 @@ static void *errors_body(intr_ctx *ctx, void *p)
 	CALL(f, n, intr_write(ctx, fds[0], "x", 1));
 	BCHECK(f, n == -EBADF, "intr_write(read end) returned %zd", n);
 	write_char(fds[1], 'e');
-	CALL(f, n, intr_read(ctx, fds[0], (void *)8, 1));
-	BCHECK(f, n == -EFAULT, "intr_read(bad buffer) returned %zd", n);
+	/* The bad pointers are the point of these calls, and memcheck
+	 * reports them: not under valgrind. */
+	if (!h_under_valgrind()) {
+		CALL(f, n, intr_read(ctx, fds[0], (void *)8, 1));
+		BCHECK(f, n == -EFAULT, "intr_read(bad buffer) returned %zd",
+		       n);
+	}
 
 	CALL(f, lr, intr_syscall(ctx, SYS_read, -1L, (long)buf, 1L));
 	BCHECK(f, lr == -EBADF, "intr_syscall(SYS_read, -1) returned %ld", lr);
@@ -1752,8 +1757,10 @@ static void *errors_body(intr_ctx *ctx, void *p)
 	BCHECK(f, r == 1 && pfd.revents == POLLNVAL,
 	       "intr_poll(closed fd) returned %d, revents %#x", r,
 	       pfd.revents);
-	CALL(f, r, intr_poll(ctx, (struct pollfd *)8, 1, 0));
-	BCHECK(f, r == -EFAULT, "intr_poll(bad array) returned %d", r);
+	if (!h_under_valgrind()) {
+		CALL(f, r, intr_poll(ctx, (struct pollfd *)8, 1, 0));
+		BCHECK(f, r == -EFAULT, "intr_poll(bad array) returned %d", r);
+	}
 
 	BCHECK(f, !intr_cancelled(ctx), "uncancelled call reads cancelled");
 	h_close_pipe(fds);
@@ -2059,6 +2066,7 @@ static void *foreign_a_body(intr_ctx *ctx, void *p)
 	struct foreign *fo = p;
 
 	fo->o->ctx = ctx;
+	H_HAPPENS_BEFORE(&fo->a_ready);
 	atomic_store(&fo->a_ready, 1);
 	BCHECK(&fo->o->f, h_wait_atomic(&fo->b_done, 1, WAIT_MS),
 	       "B never done");

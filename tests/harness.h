@@ -286,7 +286,9 @@ static inline bool h_task_done(intr_task *t)
 	return poll(&p, 1, 0) > 0;
 }
 
-/* Wait, bounded, until *v >= at_least.  No Check. */
+/* Wait, bounded, until *v >= at_least.  No Check.  Under helgrind, the
+ * store that raised *v must follow H_HAPPENS_BEFORE(v) to order what came
+ * before it. */
 static inline bool h_wait_atomic(atomic_int *v, int at_least, unsigned ms)
 {
 	uint64_t end = h_deadline(ms);
@@ -298,6 +300,7 @@ static inline bool h_wait_atomic(atomic_int *v, int at_least, unsigned ms)
 			return false;
 		nanosleep(&ts, NULL);
 	}
+	H_HAPPENS_AFTER(v);
 	return true;
 }
 
@@ -309,6 +312,7 @@ static inline bool h_spin_atomic(atomic_int *v, int at_least, unsigned ms)
 	while (atomic_load(v) < at_least)
 		if (h_passed(end))
 			return false;
+	H_HAPPENS_AFTER(v);
 	return true;
 }
 
