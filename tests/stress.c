@@ -169,6 +169,23 @@ static atomic_long n_calls, n_kind[K_NR], n_cancelled, n_completed;
 static atomic_long n_deadlines_fired, n_depth[MAX_DEPTH + 1], n_wakes;
 static atomic_long n_eintr_cancelled;
 
+/* The invariants' lines and the total; returns the number failed. */
+static long print_invariants(void)
+{
+	long passed = 0, failed = 0;
+	int i;
+
+	for (i = 0; i < I_NR; i++) {
+		printf("%s: %ld passed, %ld failed\n", inv_name[i],
+		       atomic_load(&inv_pass[i]), atomic_load(&inv_fail[i]));
+		passed += atomic_load(&inv_pass[i]);
+		failed += atomic_load(&inv_fail[i]);
+	}
+	printf("%ld passed, %ld failed\n", passed, failed);
+	fflush(stdout);
+	return failed;
+}
+
 /* ------------------------------------------------------------ calls */
 
 /*
@@ -566,6 +583,9 @@ static void *body(intr_ctx *ctx, void *p)
 		for (;;) {
 			if (intr_cancelled(ctx))
 				break;
+			/* sometimes a gap, so the signal lands in it */
+			if (below(&r->r, 2))
+				spin_ns(below(&r->r, 50000));
 			n = read(r->fds[0], buf, sizeof(buf));
 			if (n > 0) {
 				r->got += (int)n;
@@ -711,7 +731,7 @@ static void join_bounded(struct call *c, uint64_t since, enum plan plan)
 			      "affected %d, forever %d) did not return within "
 			      "10 s", kind_name[c->rec.kind], plan_name[plan],
 			      c->rec.affected, c->rec.forever);
-			fflush(stdout);
+			print_invariants();
 			_exit(1);
 		}
 		if (poll(&pfd, 1, (int)(left / 1000000) + 1) > 0)
@@ -894,7 +914,6 @@ int main(int argc, char **argv)
 	struct intr_config cfg;
 	const char *env = getenv("STRESS_SECONDS");
 	const char *seed_env = getenv("INTR_TEST_SEED");
-	long passed = 0, failed = 0;
 	unsigned seconds = env && *env ? (unsigned)atoi(env) : 60;
 	uint64_t seed, t0, elapsed;
 	int i, idle, end_threads;
@@ -966,12 +985,5 @@ int main(int argc, char **argv)
 	for (i = 0; i <= MAX_DEPTH; i++)
 		printf(" [%d: %ld]", i, atomic_load(&n_depth[i]));
 	printf("\nthreads when idle: %d before, %d after\n", idle, end_threads);
-	for (i = 0; i < I_NR; i++) {
-		printf("%s: %ld passed, %ld failed\n", inv_name[i],
-		       atomic_load(&inv_pass[i]), atomic_load(&inv_fail[i]));
-		passed += atomic_load(&inv_pass[i]);
-		failed += atomic_load(&inv_fail[i]);
-	}
-	printf("%ld passed, %ld failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return print_invariants() ? 1 : 0;
 }
