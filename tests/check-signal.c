@@ -736,12 +736,7 @@ static Suite *make_suite(void)
 	TCase *tc;
 
 	tc = h_tcase(s, "sigint", TEST_TIMEOUT);
-	/* Not under valgrind: it collects process-directed signals itself,
-	 * and a SIGINT for the one thread that has it open (waiting in a
-	 * raw futex call) was seen never to arrive there, hanging the test
-	 * past its bounds.  It runs natively, under ASan and under TSan. */
-	if (!h_under_valgrind())
-		tcase_add_test(tc, signal_cancel_from_sigint_handler);
+	tcase_add_test(tc, signal_cancel_from_sigint_handler);
 	tc = h_tcase(s, "foreign", TEST_TIMEOUT);
 	tcase_add_test(tc, signal_app_handler_gets_foreign);
 	/*

@@ -7,7 +7,9 @@
 # Check's forked tests run under it (CK_FORK stays on: every test keeps its
 # own process, and a report in one fails that test through
 # --error-exitcode).  --trace-children stays off: the only program a test
-# executes is /bin/true, none of ours.
+# executes is /bin/true, none of ours.  --fair-sched: the tests busy-wait
+# for other threads, and valgrind runs one thread at a time; without a fair
+# hand-off of its lock a spinning thread can starve the one it waits for.
 set -u
 tool=$1
 shift
@@ -17,13 +19,14 @@ fi
 supp=$(dirname "$0")/valgrind.supp
 case $tool in
 memcheck)
-	exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+	exec valgrind --tool=memcheck --fair-sched=yes --error-exitcode=99 \
+		--leak-check=full \
 		--errors-for-leak-kinds=definite,indirect \
 		--show-leak-kinds=definite,indirect \
 		--suppressions="$supp" --quiet "$@"
 	;;
 helgrind)
-	exec valgrind --tool=helgrind --error-exitcode=99 \
+	exec valgrind --tool=helgrind --fair-sched=yes --error-exitcode=99 \
 		--suppressions="$supp" --quiet "$@"
 	;;
 *)
