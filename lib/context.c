@@ -71,6 +71,7 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 	if (n)
 		memcpy(fresh->el, old->el, n * sizeof(fresh->el[0]));
 	fresh->el[n] = *el;
+	intr__hg_before(&current);
 	atomic_store(&current, fresh);
 out:
 	pthread_mutex_unlock(&add_mu);
@@ -83,11 +84,12 @@ int intr__context_capture(struct intr_task *t)
 	const struct elements *els = atomic_load(&current);
 	unsigned i;
 
+	intr__hg_after(&current);
 	t->ctx_els = els;
 	if (!els)
 		return 0;
 	t->ctx_vals = intr__malloc(INTR_SITE_CONTEXT_CAPTURE,
-				   2 * els->n * sizeof(void *));
+				   2 * (size_t)els->n * sizeof(void *));
 	if (!t->ctx_vals) {
 		t->ctx_els = NULL;
 		return -ENOMEM;

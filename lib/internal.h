@@ -50,6 +50,17 @@ void intr__tree_lock_blocked(void);
 void intr__tree_unlock_blocked(void);
 void intr__tree_lock_reset(void);
 
+/* Orderings made by atomics alone, named for helgrind, which sees only
+ * locks: in the checker build (-DINTR_VALGRIND) only. */
+#ifdef INTR_VALGRIND
+#include <valgrind/helgrind.h>
+#define intr__hg_before(p)	ANNOTATE_HAPPENS_BEFORE(p)
+#define intr__hg_after(p)	ANNOTATE_HAPPENS_AFTER(p)
+#else
+#define intr__hg_before(p)	do { } while (0)
+#define intr__hg_after(p)	do { } while (0)
+#endif
+
 int intr__futex_wait(atomic_int *addr, int val, const struct timespec *abs);
 void intr__futex_wake(atomic_int *addr, int n);
 uint64_t intr__now_ns(void);

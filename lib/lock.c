@@ -19,6 +19,24 @@
 
 #include "internal.h"
 
+/*
+ * Helgrind sees pthread mutexes, not a lock made of a futex: the checker
+ * build (-DINTR_VALGRIND) tells it where the lock is taken and released.
+ * Release builds have no trace of it.
+ */
+#ifdef INTR_VALGRIND
+#include <valgrind/helgrind.h>
+#define hg_lock_pre(l)		VALGRIND_HG_MUTEX_LOCK_PRE(l, 0)
+#define hg_lock_post(l)		VALGRIND_HG_MUTEX_LOCK_POST(l)
+#define hg_unlock_pre(l)	VALGRIND_HG_MUTEX_UNLOCK_PRE(l)
+#define hg_unlock_post(l)	VALGRIND_HG_MUTEX_UNLOCK_POST(l)
+#else
+#define hg_lock_pre(l)		do { } while (0)
+#define hg_lock_post(l)		do { } while (0)
+#define hg_unlock_pre(l)	do { } while (0)
+#define hg_unlock_post(l)	do { } while (0)
+#endif
+
 static struct intr__lock tree;
 
 int intr__futex_wait(atomic_int *addr, int val, const struct timespec *abs)
@@ -60,7 +78,7 @@ pid_t intr__gettid(void)
 	return (pid_t)syscall(SYS_gettid);
 }
 
-void intr__lock_acquire(struct intr__lock *l)
+static void lock_take(struct intr__lock *l)
 {
 	int c = 0;
 	int spins;
@@ -83,10 +101,19 @@ void intr__lock_acquire(struct intr__lock *l)
 	}
 }
 
+void intr__lock_acquire(struct intr__lock *l)
+{
+	hg_lock_pre(l);
+	lock_take(l);
+	hg_lock_post(l);
+}
+
 void intr__lock_release(struct intr__lock *l)
 {
+	hg_unlock_pre(l);
 	if (atomic_exchange(&l->word, 0) == 2)
 		intr__futex_wake(&l->word, 1);
+	hg_unlock_post(l);
 }
 
 void intr__tree_lock(sigset_t *saved)
@@ -117,5 +144,8 @@ void intr__tree_unlock_blocked(void)
 /* In a child after fork(): the parent's holder does not exist here. */
 void intr__tree_lock_reset(void)
 {
+	/* fork_prepare took it on the thread that forked, this one. */
+	hg_unlock_pre(&tree);
 	atomic_store(&tree.word, 0);
+	hg_unlock_post(&tree);
 }

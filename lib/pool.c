@@ -28,6 +28,7 @@
 
 struct worker {
 	struct worker *next;		/* idle list */
+	struct worker *all_next;	/* list of every worker */
 	pthread_cond_t cv;
 	struct intr_task *task;		/* pool lock */
 	pthread_t th;			/* pool lock */
@@ -35,12 +36,27 @@ struct worker {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct worker *idle;
+static struct worker *all;		/* so a child after fork can free them */
 static unsigned nworkers;		/* live worker threads */
 static bool quitting;			/* intr__pool_stop: idle workers leave */
 static bool have_ended;			/* ended is a worker not joined yet */
 static pthread_t ended;
 
 INTR_TLS bool intr__is_worker;
+static INTR_TLS struct worker *self;
+
+/* Take w off the list of every worker.  Pool lock. */
+static void all_del(struct worker *w)
+{
+	struct worker **pp;
+
+	for (pp = &all; *pp; pp = &(*pp)->all_next) {
+		if (*pp == w) {
+			*pp = w->all_next;
+			return;
+		}
+	}
+}
 
 void intr__pool_lock(void)
 {
@@ -74,6 +90,7 @@ static void *worker_main(void *p)
 	pthread_t prev;
 
 	intr__is_worker = true;
+	self = w;
 	pthread_mutex_lock(&mu);
 	w->th = pthread_self();
 	for (;;) {
@@ -111,6 +128,7 @@ static void *worker_main(void *p)
 					break;
 				}
 			}
+			all_del(w);
 			nworkers--;
 			/* The worker that left before us is joined here, and
 			 * we by the next one to leave (or intr__pool_stop). */
@@ -166,12 +184,19 @@ int intr__pool_submit(struct intr_task *t)
 	if (ret)
 		goto undo_free;
 	w->task = t;
+	pthread_mutex_lock(&mu);
+	w->all_next = all;
+	all = w;
+	pthread_mutex_unlock(&mu);
 	ret = intr__create_thread(INTR_SITE_WORKER_THREAD, worker_main, w, &th);
 	if (ret)
-		goto undo_cond;
+		goto undo_all;
 	return 0;
 
-undo_cond:
+undo_all:
+	pthread_mutex_lock(&mu);
+	all_del(w);
+	pthread_mutex_unlock(&mu);
 	pthread_cond_destroy(&w->cv);
 undo_free:
 	free(w);
@@ -183,18 +208,24 @@ undo:
 }
 
 /* In the child after fork(): no worker thread survived, but for this one
- * if a worker forked (it goes on as the child's only worker). */
+ * if a worker forked (it goes on as the child's only worker).  The others'
+ * records, idle or busy, are freed: no thread is left to use them. */
 void intr__pool_after_fork(void)
 {
 	struct worker *w, *n;
+	struct worker *keep = intr__is_worker ? self : NULL;
 
 	pthread_mutex_init(&mu, NULL);
-	for (w = idle; w; w = n) {
-		n = w->next;
-		free(w);
+	for (w = all; w; w = n) {
+		n = w->all_next;
+		if (w != keep)
+			free(w);
 	}
 	idle = NULL;
-	nworkers = intr__is_worker ? 1 : 0;
+	all = keep;
+	if (keep)
+		keep->all_next = NULL;
+	nworkers = keep ? 1 : 0;
 	/* The parent's threads: nothing to join here. */
 	have_ended = false;
 }
@@ -235,6 +266,9 @@ int intr__pool_stop(void)
 		w = list;
 		list = w->next;
 		pthread_join(w->th, NULL);
+		pthread_mutex_lock(&mu);
+		all_del(w);
+		pthread_mutex_unlock(&mu);
 		pthread_cond_destroy(&w->cv);
 		free(w);
 	}

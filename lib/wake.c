@@ -74,7 +74,10 @@ static int add(struct intr_task *t, struct intr__waker *w)
 		t->wakers = w;
 	}
 	intr__tree_unlock(&ss);
-	return reason ? intr__acknowledge(t) : 0;
+	if (!reason)
+		return 0;
+	intr__acknowledge(t);
+	return reason;
 }
 
 /* Take w back from t; false if the wake-up thread has taken it. */

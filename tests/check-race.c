@@ -229,7 +229,7 @@ START_TEST(race_plain_read)
 	h_rng_seed(&r, "race_plain_read");
 	pinned = pin_setup();
 	configure(0, RESEND_US);
-	for (i = 0; i < RACE_ITERS; i++) {
+	for (i = 0; i < h_scale(RACE_ITERS); i++) {
 		enum when w = pick_when(&r, true);
 		bool by_task = (w == W_RIGHT_AFTER || w == W_AT) &&
 			       h_rng_below(&r, 4) == 0;
@@ -283,7 +283,7 @@ START_TEST(race_plain_read)
 		h_close_pipe(fds);
 	}
 	print_plain_tally("race_plain_read", &t);
-	assert_tally(&t, pinned);
+	assert_tally(&t, pinned && h_full_scale());
 }
 END_TEST
 
@@ -436,7 +436,7 @@ static void race_uring(const char *name, bool data)
 	ret = io_uring_queue_init(8, &ring, 0);
 	ck_assert_msg(ret == 0, "io_uring_queue_init: %s", strerror(-ret));
 
-	for (i = 0; i < RACE_ITERS; i++) {
+	for (i = 0; i < h_scale(RACE_ITERS); i++) {
 		enum when w = pick_when(&r, true);
 		uint64_t spin = h_rng_below(&r, MAX_SPIN_NS + 1);
 		struct ur_arg a = { .ring = &ring,
@@ -538,7 +538,7 @@ static void race_uring(const char *name, bool data)
 		      "stop CQEs: %ld seen + %ld drained != %ld submitted",
 		      nc.stop_seen, nc.stop_drained, nc.stop_submitted);
 	ck_assert_int_eq(nc.other, 0);
-	assert_tally(&t, pinned);
+	assert_tally(&t, pinned && h_full_scale());
 }
 
 START_TEST(race_uring_wait_cqe)
@@ -586,7 +586,7 @@ START_TEST(race_no_stale_interrupt)
 	h_rng_seed(&r, "race_no_stale_interrupt");
 	pinned = pin_setup();
 	configure(1, 20);
-	for (i = 0; i < RACE_ITERS; i++) {
+	for (i = 0; i < h_scale(RACE_ITERS); i++) {
 		/* A released by a byte then cancelled, or cancelled blocked */
 		bool released = h_rng_below(&r, 2);
 		enum when w = released ? W_AFTER_RACE : W_AT;
@@ -651,7 +651,7 @@ START_TEST(race_no_stale_interrupt)
 		      "intr_cancelled() true %ld times in a never-cancelled call",
 		      b_cancelled);
 	ck_assert_msg(b_bad == 0, "%ld uncancelled calls went wrong", b_bad);
-	assert_tally(&t, pinned);
+	assert_tally(&t, pinned && h_full_scale());
 }
 END_TEST
 
@@ -715,7 +715,7 @@ START_TEST(race_data_read)
 	h_rng_seed(&r, "race_data_read");
 	pin_setup();
 	configure(0, RESEND_US);
-	for (i = 0; i < RACE_ITERS; i++) {
+	for (i = 0; i < h_scale(RACE_ITERS); i++) {
 		enum when w = pick_when(&r, true);
 		uint64_t spin = h_rng_below(&r, MAX_SPIN_NS + 1);
 		bool writer_first = h_rng_below(&r, 2);

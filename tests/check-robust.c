@@ -143,7 +143,7 @@ START_TEST(finalizer_changes_mask)
 	atomic_store(&shooting, 1);
 	ck_assert_int_eq(pthread_create(&th, NULL, shooter, NULL), 0);
 	/* A deadlock shows as the test's timeout. */
-	for (i = 0; i < 100000; i++)
+	for (i = 0; i < h_scale(100000); i++)
 		ck_assert_int_ge(run_interruptible(NULL, fin_body, NULL, NULL),
 				 0);
 	atomic_store(&shooting, 0);
@@ -224,7 +224,7 @@ START_TEST(signal_details_lost)
 
 	signal(SIGUSR1, SIG_DFL);
 	ck_assert_int_eq(setrlimit(RLIMIT_SIGPENDING, &rl), 0);
-	for (i = 0; i < 200; i++) {
+	for (i = 0; i < h_scale(200); i++) {
 		intr_token *tok = h_new_token(NULL);
 		struct reader r;
 		intr_task *t;
@@ -340,7 +340,13 @@ static Suite *make_suite(void)
 	tc = h_tcase(s, "wakeups", TEST_TIMEOUT);
 	tcase_add_test(tc, deadline_while_wakeup_blocks);
 	tc = h_tcase(s, "signals", TEST_TIMEOUT);
-	tcase_add_test(tc, signal_details_lost);
+	/* Not under valgrind, which takes every signal itself and hands it
+	 * on: with no room to queue signal details (the point of the test)
+	 * the interrupt never reaches the library's handler there, and the
+	 * cancelled call waits for ever.  It runs natively, under ASan and
+	 * under TSan. */
+	if (!h_under_valgrind())
+		tcase_add_test(tc, signal_details_lost);
 	tc = h_tcase(s, "fork", TEST_TIMEOUT);
 	tcase_add_test(tc, fork_ends_parents_calls);
 	tcase_add_test(tc, fork_from_body);

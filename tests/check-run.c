@@ -254,8 +254,11 @@ START_TEST(test_run_deadline)
 	void *res = NULL;
 
 	job_init(&j);
-	ck_assert_int_eq(intr_token_cancel_after(tok, 50 * 1000000ull), 0);
 	ck_assert_int_eq(intr_spawn(&t, tok, job_body, &j), 0);
+	/* Armed once the body runs: on a loaded machine a deadline set
+	 * before the spawn may fire before the body starts. */
+	job_wait_up(&j);
+	ck_assert_int_eq(intr_token_cancel_after(tok, 50 * 1000000ull), 0);
 	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ETIMEDOUT);
 	ck_assert_ptr_eq(res, BODY_CANCELLED);
 	ck_assert_int_eq(j.reason, -ETIMEDOUT);

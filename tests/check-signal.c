@@ -20,9 +20,9 @@
 #include <sys/types.h>
 
 #define WAIT_MS		5000	/* bound on every wait */
-#define SIGINT_ITERS	1000
+#define SIGINT_ITERS	((int)h_scale(1000))
 #define FOREIGN_ROUNDS	25	/* x4 foreign signals */
-#define RT_ITERS	2000
+#define RT_ITERS	((int)h_scale(2000))
 #define MANY		16
 #define MAX_SPIN_NS	50000
 #define TEST_TIMEOUT	60
@@ -479,11 +479,17 @@ START_TEST(signal_ign_foreign_harmless)
 	start_blocked(&b, fds, tok, &task);
 	for (f = 0; f < F_NR; f++) {
 		int before = atomic_load(&b.eintr);
+		bool seen = false;
+		int k;
 
-		send_foreign((enum foreign)f, &b);
-		/* the signal interrupts the read (proof it was delivered) */
-		ck_assert_msg(h_wait_atomic(&b.eintr, before + 1, WAIT_MS),
-			      "%s: no EINTR in the body within %d ms",
+		/* The signal interrupts the read (proof it was delivered).
+		 * One that lands while the body is between two reads
+		 * interrupts nothing: send again, every 50 ms. */
+		for (k = 0; k < WAIT_MS / 50 && !seen; k++) {
+			send_foreign((enum foreign)f, &b);
+			seen = h_wait_atomic(&b.eintr, before + 1, 50);
+		}
+		ck_assert_msg(seen, "%s: no EINTR in the body within %d ms",
 			      foreign_name[f], WAIT_MS);
 	}
 	/* still alive, and the call was not cancelled */
@@ -739,7 +745,14 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, signal_cancel_from_sigint_handler);
 	tc = h_tcase(s, "foreign", TEST_TIMEOUT);
 	tcase_add_test(tc, signal_app_handler_gets_foreign);
+#ifndef __SANITIZE_THREAD__
+	/* Not under ThreadSanitizer: it catches every signal itself and
+	 * keeps one pending slot per signal number and thread until the
+	 * thread's next synchronisation point, so a few of 4096 back-to-back
+	 * sigqueue() payloads are dropped or handled out of order before
+	 * any handler of the program sees them. */
 	tcase_add_test(tc, signal_app_sigqueue_values);
+#endif
 	tcase_add_test(tc, signal_ign_foreign_harmless);
 	tcase_add_test(tc, signal_process_kill_many_bodies);
 	tc = h_tcase(s, "choice", TEST_TIMEOUT);

@@ -60,7 +60,8 @@
  * window lost shows as a slow call (over 500 ms), and a machine stall has
  * to last 2 s to let the sleep end by itself before its cancel lands.
  * (With 10 ms, a run-queue wait of 10 ms on a loaded machine was enough
- * for the kernel to finish the sleep first and return 0.)
+ * for the kernel to finish the sleep first and return 0; a deadline
+ * fired by a loaded service thread may also come 10 ms late.)
  */
 #define LONG_SLEEP_NS	2000000000ull
 #define SHORT_SLEEP_NS	100000ull	/* 100 us */
@@ -361,7 +362,7 @@ static void run_race(const struct race_case *rc, bool gap_required)
 	canaries_start();
 	if (rc->test_init)
 		rc->test_init();
-	for (i = 0; i < rc->iters; i++) {
+	for (i = 0; i < h_scale(rc->iters); i++) {
 		struct race_iter it;
 		uint64_t c_start = 0, t_cancel = 0, t0, dur;
 		void *res = &t;		/* must be overwritten */
@@ -455,7 +456,7 @@ static void run_race(const struct race_case *rc, bool gap_required)
 	if (rc->test_fini)
 		rc->test_fini();
 	print_tally(rc->name, &t);
-	if (pinned && gap_required)
+	if (pinned && gap_required && h_full_scale())
 		ck_assert_msg(t.in_gap > 0,
 			      "no cancel landed between the body's start and "
 			      "its wrapper: the wrapper's own check was not "
@@ -1732,8 +1733,13 @@ static void *errors_body(intr_ctx *ctx, void *p)
 	CALL(f, n, intr_write(ctx, fds[0], "x", 1));
 	BCHECK(f, n == -EBADF, "intr_write(read end) returned %zd", n);
 	write_char(fds[1], 'e');
-	CALL(f, n, intr_read(ctx, fds[0], (void *)8, 1));
-	BCHECK(f, n == -EFAULT, "intr_read(bad buffer) returned %zd", n);
+	/* The bad pointers are the point of these calls, and memcheck
+	 * reports them: not under valgrind. */
+	if (!h_under_valgrind()) {
+		CALL(f, n, intr_read(ctx, fds[0], (void *)8, 1));
+		BCHECK(f, n == -EFAULT, "intr_read(bad buffer) returned %zd",
+		       n);
+	}
 
 	CALL(f, lr, intr_syscall(ctx, SYS_read, -1L, (long)buf, 1L));
 	BCHECK(f, lr == -EBADF, "intr_syscall(SYS_read, -1) returned %ld", lr);
@@ -1757,8 +1763,10 @@ static void *errors_body(intr_ctx *ctx, void *p)
 	BCHECK(f, r == 1 && pfd.revents == POLLNVAL,
 	       "intr_poll(closed fd) returned %d, revents %#x", r,
 	       pfd.revents);
-	CALL(f, r, intr_poll(ctx, (struct pollfd *)8, 1, 0));
-	BCHECK(f, r == -EFAULT, "intr_poll(bad array) returned %d", r);
+	if (!h_under_valgrind()) {
+		CALL(f, r, intr_poll(ctx, (struct pollfd *)8, 1, 0));
+		BCHECK(f, r == -EFAULT, "intr_poll(bad array) returned %d", r);
+	}
 
 	BCHECK(f, !intr_cancelled(ctx), "uncancelled call reads cancelled");
 	h_close_pipe(fds);
@@ -2064,6 +2072,7 @@ static void *foreign_a_body(intr_ctx *ctx, void *p)
 	struct foreign *fo = p;
 
 	fo->o->ctx = ctx;
+	H_HAPPENS_BEFORE(&fo->a_ready);
 	atomic_store(&fo->a_ready, 1);
 	BCHECK(&fo->o->f, h_wait_atomic(&fo->b_done, 1, WAIT_MS),
 	       "B never done");
