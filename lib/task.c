@@ -158,7 +158,7 @@ static int claim(struct intr_task *t, bool only_if_done)
 	sigset_t ss;
 	int ret = 0;
 
-	if (t && t == intr__current)
+	if (!t || t == intr__current)
 		return -EINVAL;
 	intr__tree_lock(&ss);
 	if (!intr__handle_live(t, INTR_H_TASK) || t->joining)
