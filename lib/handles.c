@@ -85,6 +85,7 @@ int intr__handles_reserve(unsigned n)
 
 	/* Room enough, as last seen: no lock.  Should it be gone by the
 	 * time the caller adds, the add refuses and the caller comes back. */
+	intr__hg_benign(&room);
 	if (atomic_load_explicit(&room, memory_order_relaxed) >= n)
 		return 0;
 	for (;;) {

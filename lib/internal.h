@@ -56,9 +56,12 @@ void intr__tree_lock_reset(void);
 #include <valgrind/helgrind.h>
 #define intr__hg_before(p)	ANNOTATE_HAPPENS_BEFORE(p)
 #define intr__hg_after(p)	ANNOTATE_HAPPENS_AFTER(p)
+/* An atomic read on purpose without ordering (a hint): not a race. */
+#define intr__hg_benign(p)	VALGRIND_HG_DISABLE_CHECKING(p, sizeof(*(p)))
 #else
 #define intr__hg_before(p)	do { } while (0)
 #define intr__hg_after(p)	do { } while (0)
+#define intr__hg_benign(p)	do { } while (0)
 #endif
 
 int intr__futex_wait(atomic_int *addr, int val, const struct timespec *abs);

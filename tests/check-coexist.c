@@ -611,6 +611,8 @@ static int wait_exit(pid_t pid)
 	return WEXITSTATUS(st);
 }
 
+static char self_path[4096] = "/proc/self/exe";
+
 static void *fork_exec_body(intr_ctx *ctx, void *arg)
 {
 	pid_t pid;
@@ -619,7 +621,7 @@ static void *fork_exec_body(intr_ctx *ctx, void *arg)
 	(void)arg;
 	pid = fork();
 	if (pid == 0) {
-		execve("/proc/self/exe", child_argv, child_envp);
+		execve(self_path, child_argv, child_envp);
 		_exit(127);
 	}
 	return (void *)(intptr_t)pid;
@@ -648,7 +650,7 @@ START_TEST(fork_exec)
 			pid = fork();
 			ck_assert_int_ge(pid, 0);
 			if (pid == 0) {
-				execve("/proc/self/exe", child_argv,
+				execve(self_path, child_argv,
 				       child_envp);
 				_exit(127);
 			}
@@ -844,7 +846,15 @@ static Suite *make_suite(void)
 
 int main(void)
 {
+	ssize_t n;
+
 	if (getenv(CHILD_ENV))
 		return child_main();
+	/* Resolved now: under valgrind, /proc/self/exe names valgrind's own
+	 * program to execve(), while readlink() of it is answered with the
+	 * test's path. */
+	n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
+	if (n > 0)
+		self_path[n] = 0;
 	return h_run_suite(make_suite());
 }

@@ -872,11 +872,15 @@ static int count_lines(const char *s)
 }
 
 /* A body blocked in read(), cancelled: proves the signal in use works. */
+static atomic_int block_up;
+
+/* Says it runs, then blocks until cancelled. */
 static void *block_body(intr_ctx *ctx, void *arg)
 {
 	int *fds = arg;
 	char b;
 
+	atomic_store(&block_up, 1);
 	return intr_read(ctx, fds[0], &b, 1) == -ECANCELED ? BODY_CANCELLED
 							   : BODY_ERROR;
 }
@@ -918,7 +922,10 @@ START_TEST(env_intr_signal)
 	ck_assert(!(sa.sa_flags & SA_RESTART));
 	h_make_pipe(fds);
 	tok = h_new_token(NULL);
+	atomic_store(&block_up, 0);
 	ck_assert_int_eq(intr_spawn(&t, tok, block_body, fds), 0);
+	/* The cancel must reach a running body, however slow the start. */
+	ck_assert(h_wait_atomic(&block_up, 1, WAIT_MS));
 	h_sleep_ms(2);
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
 	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
