@@ -45,6 +45,14 @@ void intr__task_complete(struct intr_task *t)
 		fd_signal(fd);
 	atomic_store(&t->done, 2);
 	intr__futex_wake(&t->done, INT_MAX);
+	intr__task_put(t);
+}
+
+/* Let go of one of t's two owners; the last frees it. */
+void intr__task_put(struct intr_task *t)
+{
+	if (atomic_fetch_sub(&t->refs, 1) == 1)
+		free(t);
 }
 
 /* Register t and its own token, and bind that token under tok.  -EINVAL
@@ -94,6 +102,7 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 	t->state = INTR_QUEUED;
 	atomic_init(&t->done, 0);
 	atomic_init(&t->fd, -1);
+	atomic_init(&t->refs, 2);
 	atomic_init(&t->acked, false);
 	atomic_init(&t->wake_busy, 0);
 	intr__token_init(&t->tok);
@@ -191,7 +200,7 @@ static int finish_join(struct intr_task *t, void **result)
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
 		close(fd);
-	free(t);
+	intr__task_put(t);
 	return ret;
 }
 
