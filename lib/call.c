@@ -175,15 +175,8 @@ static void end_in_child(void *p)
 {
 	struct intr_task *t = p;
 
-	if (t == intr__current)
+	if (t == intr__current || atomic_load(&t->done) == 2)
 		return;
-	if (atomic_load(&t->done) == 2) {
-		/* Released; its worker may not have let go of it yet (a
-		 * join has not: the task is still registered). */
-		if (atomic_load(&t->refs) == 2)
-			intr__task_put(t);
-		return;
-	}
 	if (t->state != INTR_DONE) {
 		if (!atomic_load(&t->tok.reason))
 			atomic_store(&t->tok.reason, -ECANCELED);
@@ -197,7 +190,6 @@ static void end_in_child(void *p)
 	t->wakers = NULL;
 	atomic_store(&t->wake_busy, 0);
 	atomic_store(&t->done, 2);
-	intr__task_put(t);	/* the completion's share: its worker is gone */
 }
 
 /* In the child after fork(): the only call that can be running is the one

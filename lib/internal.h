@@ -153,14 +153,11 @@ struct intr_task {
 	void **ctx_vals;		/* captured[n], then saved[n] */
 	bool joining;			/* tree lock */
 
-	/* Completion: 0 running, 1 result ready, 2 released by the worker.
-	 * The joiner reads the result only once it reads 2. */
+	/* Completion: 0 running, 1 result ready (joiners being woken), 2
+	 * released by the worker.  The joiner frees the task only once it
+	 * reads 2. */
 	atomic_int done;
 	atomic_int fd;			/* eventfd of intr_task_fd, or -1 */
-	/* Two owners, the completion (intr__task_complete) and the join:
-	 * the last to let go frees the task, so the completion's futex wake
-	 * never reaches memory the join already freed. */
-	atomic_int refs;
 };
 
 /* The call running on this thread (body and finalizers), or NULL. */
@@ -201,7 +198,6 @@ void intr__call_wake_done_locked(struct intr_task *t);
 void intr__wakers_run(struct intr__waker *w);
 void intr__wakers_drop(struct intr__waker *w);
 void intr__task_complete(struct intr_task *t);
-void intr__task_put(struct intr_task *t);
 
 /* --------------------------------------------------- arch/<arch>/syscall */
 /* Make system call nr unless *flag is set; -ECANCELED if it is, or if the

@@ -5,15 +5,18 @@
  * A task is registered (handles.c) from intr_spawn until its join, so a
  * joined task passed again is refused with -EINVAL.  Completion goes
  * through task->done: the worker stores 1 once the result and status are
- * final, writes the eventfd if one exists, then stores 2 and wakes waiters
- * (a futex wake names only the address: if the joiner has freed the task
- * by then, the wake is at worst a spurious one for whoever reuses it), so
- * the joiner frees the task once it reads 2.
+ * final, writes the eventfd if one exists, wakes the joiners, and only
+ * then stores 2, after which it never touches the task again.  A joiner
+ * sleeps while done is 0 and frees the task once it reads 2; between 1 and
+ * 2 there is only the wake-up system call, which it waits out yielding.
+ * (Waking after storing 2 would let a joiner free the task before the
+ * wake, which then names freed memory.)
  */
 #include "config.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -43,16 +46,8 @@ void intr__task_complete(struct intr_task *t)
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
 		fd_signal(fd);
-	atomic_store(&t->done, 2);
 	intr__futex_wake(&t->done, INT_MAX);
-	intr__task_put(t);
-}
-
-/* Let go of one of t's two owners; the last frees it. */
-void intr__task_put(struct intr_task *t)
-{
-	if (atomic_fetch_sub(&t->refs, 1) == 1)
-		free(t);
+	atomic_store(&t->done, 2);	/* the last touch of t */
 }
 
 /* Register t and its own token, and bind that token under tok.  -EINVAL
@@ -102,7 +97,6 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 	t->state = INTR_QUEUED;
 	atomic_init(&t->done, 0);
 	atomic_init(&t->fd, -1);
-	atomic_init(&t->refs, 2);
 	atomic_init(&t->acked, false);
 	atomic_init(&t->wake_busy, 0);
 	intr__token_init(&t->tok);
@@ -183,12 +177,15 @@ static int claim(struct intr_task *t, bool only_if_done)
 static int finish_join(struct intr_task *t, void **result)
 {
 	sigset_t ss;
-	int d, ret, fd;
+	int ret, fd;
 
 	/* The wait is not interrupted for good by a signal: the futex wait
 	 * returns EINTR and the loop waits again. */
-	while ((d = atomic_load(&t->done)) != 2)
-		intr__futex_wait(&t->done, d, NULL);
+	while (atomic_load(&t->done) == 0)
+		intr__futex_wait(&t->done, 0, NULL);
+	/* 1: the worker is in its wake-up call; it stores 2 right after. */
+	while (atomic_load(&t->done) != 2)
+		sched_yield();
 
 	intr__tree_lock(&ss);
 	intr__handle_del(t);
@@ -200,7 +197,7 @@ static int finish_join(struct intr_task *t, void **result)
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
 		close(fd);
-	intr__task_put(t);
+	free(t);
 	return ret;
 }
 
