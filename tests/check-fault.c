@@ -41,6 +41,8 @@
  */
 #include "config.h"
 
+#include "clock.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -82,14 +84,6 @@ static const char *self;
 static int passed, failed;
 
 /* ------------------------------------------------------------ helpers */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -179,10 +173,10 @@ static int count_dir(const char *path)
 /* Threads of this process, once they settle at want (or after ms). */
 static int threads_settle(int want, unsigned ms)
 {
-	uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
 	int n;
 
-	while ((n = count_dir("/proc/self/task")) != want && now_ns() < end)
+	while ((n = count_dir("/proc/self/task")) != want && h_now_ns() < end)
 		sleep_ms(10);
 	return n;
 }
@@ -369,10 +363,10 @@ static int child_nproc(void)
 /* Wait until *v == want, at most ms. */
 static bool wait_for(atomic_int *v, int want, unsigned ms)
 {
-	uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
 
 	while (atomic_load(v) != want) {
-		if (now_ns() > end)
+		if (h_now_ns() > end)
 			return false;
 		sleep_ms(1);
 	}
@@ -727,7 +721,7 @@ static int parse_signal(const char *s)
  * if it was killed or died of a signal. */
 static int run_child(char *const args[], char *out, size_t size)
 {
-	uint64_t end = now_ns() + (uint64_t)CHILD_BOUND_MS * 1000000u;
+	uint64_t end = h_now_ns() + (uint64_t)CHILD_BOUND_MS * 1000000u;
 	size_t len = 0;
 	int p[2], st;
 	pid_t pid;
@@ -746,7 +740,7 @@ static int run_child(char *const args[], char *out, size_t size)
 	close(p[1]);
 	for (;;) {
 		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		int left = (int)((int64_t)(end - now_ns()) / 1000000);
+		int left = (int)((int64_t)(end - h_now_ns()) / 1000000);
 
 		if (left <= 0) {
 			fprintf(stderr, "FAIL: %s %s: killed after %d ms\n",
@@ -879,7 +873,7 @@ static void sweep(void)
 	unsigned long ev[INTR_SITES] = { 0 }, inj[INTR_SITES] = { 0 };
 	unsigned long n, per_kind[INTR_FAULT_KINDS] = { 0 };
 	unsigned nsites[INTR_FAULT_KINDS] = { 0 };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = h_now_ns();
 	int st, s, k, v, missed = 0;
 
 	st = run_child(count_args, out, sizeof(out));
@@ -937,7 +931,7 @@ static void sweep(void)
 	       nsites[INTR_FAULT_FD], nsites[INTR_FAULT_SIGNAL],
 	       missed ? "some never failed" : "all failed at least once",
 	       sw.faults, sw.runs, sw.refused,
-	       (double)(now_ns() - t0) / 1e9);
+	       (double)(h_now_ns() - t0) / 1e9);
 	result(!sw.leaky, "fault sweep: %lu runs leaked (fds, threads, "
 	       "context values; memory: %s)", sw.leaky, LEAK_CHECKER);
 }

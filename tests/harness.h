@@ -31,14 +31,7 @@
 
 #include <interruptible.h>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
+#include "clock.h"
 
 /* Hand-offs through a pipe order memory as a lock would, but helgrind only
  * sees locks: the helgrind build (INTR_VALGRIND) names them. */
@@ -53,14 +46,6 @@
 
 /* ------------------------------------------------------------ time */
 
-static inline uint64_t h_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The h_now_ns() value ms milliseconds from now.  No Check. */
 static inline uint64_t h_deadline(unsigned ms)
 {
@@ -71,16 +56,6 @@ static inline uint64_t h_deadline(unsigned ms)
 static inline bool h_passed(uint64_t end)
 {
 	return (int64_t)(end - h_now_ns()) <= 0;
-}
-
-/* Busy-wait for about ns nanoseconds (for cancel offsets in the microsecond
- * range, where nanosleep's slack would hide the window being tested). */
-static inline void h_spin_ns(uint64_t ns)
-{
-	uint64_t end = h_now_ns() + ns;
-
-	while (h_now_ns() < end)
-		;
 }
 
 /* Sleep ms milliseconds, resuming after signals.  No Check. */

@@ -32,6 +32,8 @@
  */
 #include "config.h"
 
+#include "clock.h"
+
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
@@ -67,22 +69,6 @@
 #define DATA_MAX	512
 
 /* ------------------------------------------------------------ utilities */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void spin_ns(uint64_t ns)
-{
-	uint64_t end = now_ns() + ns;
-
-	while (now_ns() < end)
-		;
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -591,7 +577,7 @@ static void *body(intr_ctx *ctx, void *p)
 				break;
 			/* sometimes a gap, so the signal lands in it */
 			if (below(&r->r, 2))
-				spin_ns(below(&r->r, 50000));
+				h_spin_ns(below(&r->r, 50000));
 			n = read(r->fds[0], buf, sizeof(buf));
 			if (n > 0) {
 				r->got += (int)n;
@@ -611,12 +597,12 @@ static void *body(intr_ctx *ctx, void *p)
 		break;
 	case K_BUSY:
 		if (r->forever) {
-			uint64_t end = now_ns() + BOUND_NS;
+			uint64_t end = h_now_ns() + BOUND_NS;
 
-			while (!intr_cancelled(ctx) && now_ns() < end)
+			while (!intr_cancelled(ctx) && h_now_ns() < end)
 				;
 		} else {
-			spin_ns(below(&r->r, 100000));
+			h_spin_ns(below(&r->r, 100000));
 			r->finished = true;
 		}
 		break;
@@ -684,7 +670,7 @@ static void *canceller_main(void *p)
 			if (atomic_load(&h->state) != 1)
 				continue;
 			any = true;
-			spin_ns(h->delay_ns);
+			h_spin_ns(h->delay_ns);
 			if (intr_token_cancel(h->tok))
 				check(I_OUTCOME, false, "canceller: cancel "
 				      "refused");
@@ -734,7 +720,7 @@ static void join_bounded(struct call *c, uint64_t since, enum plan plan)
 	struct pollfd pfd = { .fd = intr_task_fd(c->task), .events = POLLIN };
 
 	for (;;) {
-		int64_t left = (int64_t)(since + BOUND_NS - now_ns());
+		int64_t left = (int64_t)(since + BOUND_NS - h_now_ns());
 
 		if (left <= 0) {
 			check(I_RETURNED, false, "a %s call (%s, depth 0, "
@@ -785,7 +771,7 @@ static void round_once(struct driver *d)
 		intr_token_cancel(t.tok[target]);
 	if (plan == P_DEADLINE && below(&d->r, 2)) {
 		intr_token_cancel_after(t.tok[target], deadline_ns + 1);
-		t_cancel = now_ns() + deadline_ns;
+		t_cancel = h_now_ns() + deadline_ns;
 	}
 
 	for (i = 0; i < ncalls; i++) {
@@ -824,9 +810,9 @@ static void round_once(struct driver *d)
 	/* feed what is still to be fed, interleaved with the cancel */
 	switch (plan) {
 	case P_DURING:
-		spin_ns(below(&d->r, 300000));
+		h_spin_ns(below(&d->r, 300000));
 		intr_token_cancel(t.tok[target]);
-		t_cancel = now_ns();
+		t_cancel = h_now_ns();
 		break;
 	case P_FOREIGN:
 		h->tok = t.tok[target];
@@ -837,7 +823,7 @@ static void round_once(struct driver *d)
 		if (!t_cancel) {
 			intr_token_cancel_after(t.tok[target],
 						deadline_ns + 1);
-			t_cancel = now_ns() + deadline_ns;
+			t_cancel = h_now_ns() + deadline_ns;
 		}
 		break;
 	default:
@@ -850,18 +836,18 @@ static void round_once(struct driver *d)
 			feed(r, r->want - r->written);
 	}
 	if (plan == P_FOREIGN) {
-		uint64_t end = now_ns() + BOUND_NS;
+		uint64_t end = h_now_ns() + BOUND_NS;
 
-		while (atomic_load(&h->state) != 2 && now_ns() < end)
+		while (atomic_load(&h->state) != 2 && h_now_ns() < end)
 			sleep_ms(0);
-		t_cancel = now_ns();
+		t_cancel = h_now_ns();
 		atomic_store(&h->state, 0);
 	}
 
 	for (i = 0; i < ncalls; i++) {
 		struct call *c = calls[i];
 
-		join_bounded(c, t_cancel ? t_cancel : now_ns(), plan);
+		join_bounded(c, t_cancel ? t_cancel : h_now_ns(), plan);
 		judge("call", &c->rec, c->ret, c->res,
 		      c->rec.ran ? (void *)c : NULL);
 	}
@@ -894,7 +880,7 @@ static void *driver_main(void *p)
 	for (i = 0; i < MAX_CALLS; i++)
 		d->ring_ok[i] = io_uring_queue_init(4, &d->rings[i], 0) == 0;
 #endif
-	while (now_ns() < d->end)
+	while (h_now_ns() < d->end)
 		round_once(d);
 #ifdef HAVE_LIBURING
 	for (i = 0; i < MAX_CALLS; i++)
@@ -925,10 +911,10 @@ static int count_threads(void)
 /* Wait (bounded by ms) until at most want threads are left. */
 static int wait_threads(int want, unsigned ms)
 {
-	uint64_t end = now_ns() + (uint64_t)ms * 1000000u;
+	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
 	int n;
 
-	while ((n = count_threads()) > want && now_ns() < end)
+	while ((n = count_threads()) > want && h_now_ns() < end)
 		sleep_ms(10);
 	return n;
 }
@@ -955,7 +941,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
 			seconds = (unsigned)atoi(argv[++i]);
 	seed = seed_env && *seed_env ? strtoull(seed_env, NULL, 0) :
-	       now_ns() ^ ((uint64_t)getpid() << 32);
+	       h_now_ns() ^ ((uint64_t)getpid() << 32);
 	printf("stress: %u s, %d drivers, seed %" PRIu64
 	       " (INTR_TEST_SEED repeats it)\n", seconds, DRIVERS, seed);
 	fflush(stdout);
@@ -979,7 +965,7 @@ int main(int argc, char **argv)
 		printf("pthread_create failed\n0 passed, 1 failed\n");
 		return 1;
 	}
-	t0 = now_ns();
+	t0 = h_now_ns();
 	for (i = 0; i < DRIVERS; i++) {
 		drivers[i].id = i;
 		drivers[i].r.s = seed + (uint64_t)i * 0x1000193;
@@ -994,7 +980,7 @@ int main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 	atomic_store(&stop_all, 1);
 	pthread_join(canceller, NULL);
-	elapsed = now_ns() - t0;
+	elapsed = h_now_ns() - t0;
 
 	end_threads = wait_threads(idle, 5000 + IDLE_MS * 10);
 	check(I_POOL, end_threads == idle, "%d threads left after the run, "

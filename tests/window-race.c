@@ -32,6 +32,8 @@
  */
 #include "config.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -50,14 +52,6 @@
 
 #include <interruptible.h>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
 
 #if !INTR_TEST_WINDOW
 int main(void)
@@ -70,22 +64,6 @@ int main(void)
 #define STEP_ROUNDS 1000
 
 static int passed, failed;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void spin_ns(uint64_t ns)
-{
-	uint64_t end = now_ns() + ns;
-
-	while (now_ns() < end)
-		;
-}
 
 static uint64_t rng_state;
 
@@ -118,20 +96,20 @@ static int join_bounded(intr_task *t, void **res, int *timed_out,
 			long *late_ms)
 {
 	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
-	uint64_t start = now_ns();
+	uint64_t start = h_now_ns();
 	uint64_t end = start + (uint64_t)JOIN_BOUND_MS * 1000000u;
 	uint64_t give_up = start + 15000000000ull;
 	int64_t left;
 
-	while ((left = (int64_t)(end - now_ns())) > 0) {
+	while ((left = (int64_t)(end - h_now_ns())) > 0) {
 		if (poll(&p, 1, (int)(left / 1000000) + 1) > 0)
 			return intr_join(t, res);
 	}
 	*timed_out = 1;
-	while ((left = (int64_t)(give_up - now_ns())) > 0)
+	while ((left = (int64_t)(give_up - h_now_ns())) > 0)
 		if (poll(&p, 1, (int)(left / 1000000) + 1) > 0)
 			break;
-	*late_ms = (long)((now_ns() - start) / 1000000);
+	*late_ms = (long)((h_now_ns() - start) / 1000000);
 	intr_task_cancel(t);	/* stop it for good: the next round is clean */
 	return intr_join(t, res);
 }
@@ -426,7 +404,7 @@ static void test_race(enum kind kind, int iters)
 			continue;
 		}
 		if (pick >= 2)
-			spin_ns(rng() % 50000);		/* at: 0-50 us */
+			h_spin_ns(rng() % 50000);		/* at: 0-50 us */
 		intr_token_cancel(tok);			/* pick 1: right after */
 		ret = join_bounded(t, &res, &timed_out, &late_ms);
 		if (timed_out) {
@@ -486,7 +464,7 @@ int main(int argc, char **argv)
 	struct intr_config cfg;
 	int k;
 
-	rng_state = seed ? strtoull(seed, NULL, 0) : now_ns();
+	rng_state = seed ? strtoull(seed, NULL, 0) : h_now_ns();
 	printf("window-race: seed %llu (INTR_TEST_SEED repeats it)\n",
 	       (unsigned long long)rng_state);
 	intr_config_default(&cfg);
