@@ -125,6 +125,7 @@ static void fork_child(void)
 static void register_atfork(void)
 {
 	atfork_err = pthread_atfork(fork_prepare, fork_parent, fork_child);
+	intr__hg_before(&atfork_err);
 }
 
 int intr__init(void)
@@ -134,6 +135,8 @@ int intr__init(void)
 	if (atomic_load(&started))
 		return 0;
 	pthread_once(&atfork_once, register_atfork);
+	/* pthread_once orders it; helgrind is told so (it cannot see it). */
+	intr__hg_after(&atfork_err);
 	if (atfork_err)
 		return -atfork_err;
 	pthread_mutex_lock(&init_mu);
