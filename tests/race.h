@@ -599,4 +599,16 @@ static inline void *writer_main(void *p)
 	return NULL;
 }
 
+/* The members every suite's struct race_iter starts with, which
+ * race-run.h reads: the body's record, when the cancel lands, the reason
+ * it stands for, the spin before it, when it had returned (0: none known)
+ * and the suite's random numbers. */
+#define RACE_ITER_COMMON						\
+	struct call a;							\
+	enum when w;							\
+	int reason;							\
+	uint64_t spin;							\
+	uint64_t t_cancel;						\
+	struct h_rng *r
+
 #endif
