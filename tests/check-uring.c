@@ -62,10 +62,6 @@
  * architecture: no re-send is needed. */
 #define RESEND_US	1000000
 
-#ifndef sigev_notify_thread_id
-#define sigev_notify_thread_id _sigev_un._tid
-#endif
-
 /* -------------------------------------------------- the race machinery */
 
 /* One iteration; the body's argument. */
@@ -808,30 +804,6 @@ static void on_sigprof(int sig)
 	atomic_fetch_add(&g_prof_total, 1);
 	if (t_in_body)
 		atomic_fetch_add(&g_prof_body, 1);
-}
-
-/* A per-thread 1 kHz SIGPROF timer aimed at the calling thread. */
-static int prof_timer_start(timer_t *tm)
-{
-	struct itimerspec its = {
-		.it_interval = { .tv_sec = 0, .tv_nsec = 1000000 },
-		.it_value = { .tv_sec = 0, .tv_nsec = 1000000 },
-	};
-	struct sigevent sev;
-
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = SIGPROF;
-	sev.sigev_notify_thread_id = h_gettid();
-	if (timer_create(CLOCK_MONOTONIC, &sev, tm) < 0)
-		return errno;
-	if (timer_settime(*tm, 0, &its, NULL) < 0) {
-		int e = errno;
-
-		timer_delete(*tm);
-		return e;
-	}
-	return 0;
 }
 
 struct prof_call {

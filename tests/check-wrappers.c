@@ -86,10 +86,6 @@
 #define RESEND_US	50
 #endif
 
-#ifndef sigev_notify_thread_id
-#define sigev_notify_thread_id _sigev_un._tid
-#endif
-
 /* ------------------------------------------------------------ helpers */
 
 /* A listening TCP socket on 127.0.0.1, port chosen by the kernel. */
@@ -1913,30 +1909,6 @@ struct prof_call {
 	bool ecanceled;
 	struct bfail *f;
 };
-
-/* A per-thread 1 kHz SIGPROF timer aimed at the calling thread. */
-static int prof_timer_start(timer_t *tm)
-{
-	struct itimerspec its = {
-		.it_interval = { .tv_sec = 0, .tv_nsec = 1000000 },
-		.it_value = { .tv_sec = 0, .tv_nsec = 1000000 },
-	};
-	struct sigevent sev;
-
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = SIGPROF;
-	sev.sigev_notify_thread_id = h_gettid();
-	if (timer_create(CLOCK_MONOTONIC, &sev, tm) < 0)
-		return errno;
-	if (timer_settime(*tm, 0, &its, NULL) < 0) {
-		int e = errno;
-
-		timer_delete(*tm);
-		return e;
-	}
-	return 0;
-}
 
 static void prof_note(struct prof_call *pc, long r)
 {

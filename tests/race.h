@@ -599,6 +599,36 @@ static inline void *writer_main(void *p)
 	return NULL;
 }
 
+/* ------------------------------------------------------------ SIGPROF */
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+/* A per-thread 1 kHz SIGPROF timer aimed at the calling thread. */
+static inline int prof_timer_start(timer_t *tm)
+{
+	struct itimerspec its = {
+		.it_interval = { .tv_sec = 0, .tv_nsec = 1000000 },
+		.it_value = { .tv_sec = 0, .tv_nsec = 1000000 },
+	};
+	struct sigevent sev;
+
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = SIGPROF;
+	sev.sigev_notify_thread_id = h_gettid();
+	if (timer_create(CLOCK_MONOTONIC, &sev, tm) < 0)
+		return errno;
+	if (timer_settime(*tm, 0, &its, NULL) < 0) {
+		int e = errno;
+
+		timer_delete(*tm);
+		return e;
+	}
+	return 0;
+}
+
 /* The members every suite's struct race_iter starts with, which
  * race-run.h reads: the body's record, when the cancel lands, the reason
  * it stands for, the spin before it, when it had returned (0: none known)
