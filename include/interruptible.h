@@ -64,7 +64,8 @@ typedef void (*intr_finalizer)(void *arg);
  * NULL) receives fn's return value.  If the token was cancelled before fn
  * started, fn does not run and *result is NULL.
  * Errors: -EINVAL (fn NULL, tok not a live token), -EAGAIN (no worker could
- * be had: max_workers reached or thread creation failed), -ENOMEM.
+ * be had: max_workers reached, thread creation failed, or the library is
+ * being unloaded), -ENOMEM.
  *
  * May be called from any thread, including from inside a body.  The body
  * runs with all signals blocked except the interrupt signal and the
