@@ -1,12 +1,14 @@
 #!/bin/sh
-# make installcheck: build the autotools consumer project in tests/consumer
-# against the installed library through pkg-config, linked shared and
-# static, and run both.  DESTDIR (optional) is where "make install" put the
+# make installcheck: check the installed interruptible.pc, build the
+# autotools consumer project in tests/consumer against the installed
+# library through pkg-config, linked shared and static, and run both.  DESTDIR (optional) is where "make install" put the
 # tree.
-# usage: install-check.sh SRCDIR LIBDIR
+# usage: install-check.sh SRCDIR LIBDIR INCLUDEDIR
 set -eu
 srcdir=$1
 libdir=$2
+includedir=$3
+status=0
 dest=${DESTDIR:-}
 PKG_CONFIG_PATH="$dest$libdir/pkgconfig"
 export PKG_CONFIG_PATH
@@ -14,13 +16,34 @@ if [ -n "$dest" ]; then
 	PKG_CONFIG_SYSROOT_DIR=$dest
 	export PKG_CONFIG_SYSROOT_DIR
 fi
+# With io_uring support, the .pc must carry configure's liburing version
+# bound, so that a static link finds the liburing the library needs.
+if [ -e "$dest$includedir/interruptible/uring.h" ]; then
+	req=$(pkg-config --print-requires-private interruptible)
+	case "$req" in
+	"liburing >= "[0-9]*)
+		echo "PASS: interruptible.pc: Requires.private: $req" ;;
+	*)
+		echo "FAIL: interruptible.pc: Requires.private: \"$req\"," \
+			"not liburing with a version bound"
+		status=1 ;;
+	esac
+	libs=$(pkg-config --static --libs interruptible)
+	case " $libs " in
+	*" -luring "*)
+		echo "PASS: pkg-config --static --libs: $libs" ;;
+	*)
+		echo "FAIL: pkg-config --static --libs lacks -luring: $libs"
+		status=1 ;;
+	esac
+fi
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cp -R "$srcdir/tests/consumer" "$tmp/src"
 chmod -R u+w "$tmp/src"
 (cd "$tmp/src" && autoreconf -fi >/dev/null 2>&1)
 
-status=0
 for kind in shared static; do
 	mkdir "$tmp/$kind"
 	opt=""
