@@ -274,10 +274,10 @@ void *intr_ctx_value(intr_ctx *ctx, const void *key);
  * Configuration
  * -------------
  * intr_config_default() fills cfg with the defaults: the interrupt signal
- * named by the environment variable INTR_SIGNAL if it is set and usable
- * (SIGUSR2, USR2, RTMIN+3, SIGRTMIN+3, a number), else SIGUSR1; no worker
- * limit; idle workers live 10 s; the system's stack size; first re-send
- * after 1000 us.
+ * named by the environment variable INTR_SIGNAL if it is set, not empty
+ * and usable (SIGUSR2, USR2, RTMIN+3, SIGRTMIN+3, a number), else SIGUSR1;
+ * no worker limit; idle workers live 10 s; the system's stack size; first
+ * re-send after 1000 us.  An unusable INTR_SIGNAL gets one line on stderr.
  *
  * Coexistence: an application may install its own handler for the
  * interrupt signal before or after the library's first use.  Before each
@@ -290,10 +290,14 @@ void *intr_ctx_value(intr_ctx *ctx, const void *key);
  *
  * intr_configure() applies cfg.  It must come before the first call that
  * needs the runtime (intr_spawn, run_interruptible, intr_token_new); after
- * that it returns -EBUSY.  -EINVAL for an unusable signal (SIGKILL, SIGSTOP,
- * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGCHLD, the signals
- * libc reserves between SIGSYS and SIGRTMIN, out of range), a resend_us of
- * 0, or a stack_size other than 0 below PTHREAD_STACK_MIN.
+ * that it returns -EBUSY.  -EINVAL for an unusable signal, a resend_us of
+ * 0, or a stack_size other than 0 below PTHREAD_STACK_MIN.  The usable
+ * signals are those that mean nothing of their own: SIGUSR1, SIGUSR2 and
+ * the real-time signals SIGRTMIN to SIGRTMAX.  Every other one belongs to
+ * the kernel (SIGSEGV, SIGPIPE, SIGALRM...), the terminal (SIGINT, SIGHUP,
+ * SIGTSTP...) or process management (SIGTERM, SIGCHLD, SIGCONT...), or
+ * cannot be caught (SIGKILL, SIGSTOP), and is refused, as are the numbers
+ * libc reserves below SIGRTMIN and those out of range.
  */
 struct intr_config {
 	int signo;		/* interrupt signal; default SIGUSR1 */

@@ -29,14 +29,15 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static int atfork_err;
 static sigset_t fork_saved;
 
-/* The signal INTR_SIGNAL names, or SIGUSR1; complains once if unusable. */
+/* The signal INTR_SIGNAL names, or SIGUSR1 (unset or empty); complains
+ * once if unusable. */
 static int env_signal(void)
 {
 	static atomic_bool warned;
 	const char *s = getenv("INTR_SIGNAL");
 	int signo;
 
-	if (!s)
+	if (!s || !*s)
 		return SIGUSR1;
 	signo = intr__signal_parse(s);
 	if (intr__signal_usable(signo))
@@ -44,9 +45,9 @@ static int env_signal(void)
 	if (!atomic_exchange(&warned, true))
 		fprintf(stderr,
 			"libinterruptible: INTR_SIGNAL=\"%s\" is not a usable "
-			"interrupt signal (want e.g. SIGUSR2, RTMIN+3 or a "
-			"number; not KILL, STOP, SEGV, BUS, FPE, ILL, TRAP, "
-			"SYS or CHLD); using SIGUSR1\n", s);
+			"interrupt signal (want SIGUSR1, SIGUSR2 or a real-time "
+			"signal: USR2, RTMIN+3, SIGRTMAX-1, a number); using "
+			"SIGUSR1\n", s);
 	return SIGUSR1;
 }
 

@@ -133,21 +133,20 @@ int intr__signal_parse(const char *s)
 	return -1;
 }
 
+/*
+ * The interrupt signal must mean nothing of its own: SIGUSR1, SIGUSR2 or a
+ * real-time signal.  Every other one is the kernel's (faults, SIGPIPE,
+ * SIGXCPU, timers, SIGKILL and SIGSTOP that cannot be caught), the
+ * terminal's (SIGINT, SIGHUP, SIGTSTP, SIGWINCH...) or process
+ * management's (SIGTERM, SIGCHLD, SIGCONT...): taking it over would break
+ * whoever sends it for that meaning.  libc keeps the numbers between
+ * SIGSYS and SIGRTMIN for itself.
+ */
 bool intr__signal_usable(int signo)
 {
-	if (signo < 1 || signo > SIGRTMAX)
-		return false;
-	/* Between the classic signals and SIGRTMIN: reserved by libc. */
-	if (signo > SIGSYS && signo < SIGRTMIN)
-		return false;
-	switch (signo) {
-	case SIGKILL: case SIGSTOP:	/* cannot be caught */
-	case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL:
-	case SIGTRAP: case SIGSYS:	/* synchronous faults */
-	case SIGCHLD:			/* owned by process management */
-		return false;
-	}
-	return true;
+	if (signo == SIGUSR1 || signo == SIGUSR2)
+		return true;
+	return signo >= SIGRTMIN && signo <= SIGRTMAX;
 }
 
 static bool is_fault(int signo)

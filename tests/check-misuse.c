@@ -742,10 +742,15 @@ START_TEST(configure_after_context_add)
 }
 END_TEST
 
+/* Only SIGUSR1, SIGUSR2 and the real-time signals may be the interrupt
+ * signal: every other one means something to the kernel, the terminal or
+ * process management. */
 static const int bad_signos[] = {
 	0, -1, SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
-	SIGSYS, SIGCHLD, 32, 33, 65, 1000, 99999, -2147483647 - 1,
-	2147483647,
+	SIGSYS, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGPIPE, SIGALRM,
+	SIGTERM, SIGSTKFLT, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG,
+	SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR,
+	32, 33, 65, 1000, 99999, -2147483647 - 1, 2147483647,
 };
 #define N_BAD_SIGNOS ((int)(sizeof(bad_signos) / sizeof(bad_signos[0])))
 
@@ -796,13 +801,15 @@ END_TEST
 /*
  * Each value: what intr_config_default() picks (0: refused, the default
  * SIGUSR1 stays and one line goes to stderr).  The usable ones are there
- * so that the refusal is seen to depend on the value.
+ * so that the refusal is seen to depend on the value.  Set but empty is
+ * the same as unset: SIGUSR1, silently.
  */
 static const struct env_case {
 	const char *value;
-	int want;		/* -1: SIGRTMIN+3; -2: SIGRTMAX-2 */
+	int want;		/* -1: SIGRTMIN+3; -2: SIGRTMAX-2; -3: SIGRTMIN;
+				   -4: SIGRTMAX */
 } env_cases[] = {
-	{ "", 0 }, { "abc", 0 }, { "-1", 0 }, { "0", 0 }, { "9", 0 },
+	{ "", SIGUSR1 }, { "abc", 0 }, { "-1", 0 }, { "0", 0 }, { "9", 0 },
 	{ "19", 0 }, { "KILL", 0 }, { "SIGKILL", 0 }, { "SIGSTOP", 0 },
 	{ "SIGSEGV", 0 }, { "11", 0 }, { "SIGBUS", 0 }, { "SIGFPE", 0 },
 	{ "SIGILL", 0 }, { "SIGTRAP", 0 }, { "SIGSYS", 0 }, { "SIGCHLD", 0 },
@@ -815,7 +822,16 @@ static const struct env_case {
 	{ "12abc", 0 }, { "+12", 0 }, { "0x0c", 0 }, { "SIGUSR2\n", 0 },
 	{ "SIGUSR2", SIGUSR2 }, { "USR2", SIGUSR2 }, { "12", SIGUSR2 },
 	{ "010", SIGUSR1 }, { "RTMIN+3", -1 }, { "SIGRTMAX-2", -2 },
-	{ "SIGTERM", SIGTERM },
+	{ "SIGUSR1", SIGUSR1 }, { "10", SIGUSR1 }, { "SIGRTMIN", -3 },
+	{ "RTMAX", -4 },
+	/* Signals with a meaning of their own are refused. */
+	{ "SIGTERM", 0 }, { "TERM", 0 }, { "15", 0 }, { "INT", 0 },
+	{ "SIGINT", 0 }, { "2", 0 }, { "PIPE", 0 }, { "13", 0 },
+	{ "HUP", 0 }, { "QUIT", 0 }, { "ABRT", 0 }, { "ALRM", 0 },
+	{ "CONT", 0 }, { "TSTP", 0 }, { "TTIN", 0 }, { "TTOU", 0 },
+	{ "URG", 0 }, { "XCPU", 0 }, { "XFSZ", 0 }, { "VTALRM", 0 },
+	{ "PROF", 0 }, { "WINCH", 0 }, { "IO", 0 }, { "PWR", 0 },
+	{ "16", 0 },
 };
 #define N_ENV_CASES ((int)(sizeof(env_cases) / sizeof(env_cases[0])))
 
@@ -889,7 +905,9 @@ START_TEST(env_intr_signal)
 {
 	const struct env_case *c = &env_cases[_i];
 	int want = c->want == -1 ? SIGRTMIN + 3 :
-		   c->want == -2 ? SIGRTMAX - 2 : c->want;
+		   c->want == -2 ? SIGRTMAX - 2 :
+		   c->want == -3 ? SIGRTMIN :
+		   c->want == -4 ? SIGRTMAX : c->want;
 	int expect = want ? want : SIGUSR1;
 	struct env_run r = { { 0, 0 }, 1 };
 	struct sigaction sa;
