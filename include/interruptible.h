@@ -65,7 +65,10 @@ typedef void (*intr_finalizer)(void *arg);
  * started, fn does not run and *result is NULL.
  * Errors: -EINVAL (fn NULL, tok not a live token), -EAGAIN (no worker could
  * be had: max_workers reached, thread creation failed, or the library is
- * being unloaded), -ENOMEM.
+ * being unloaded; or, on the first call, the library's two service threads
+ * could not be started), -ENOMEM.  A process needs room (RLIMIT_NPROC
+ * counts every thread of the user) for its own threads, the two service
+ * threads and one worker per call running at the same time.
  *
  * May be called from any thread, including from inside a body.  The body
  * runs with all signals blocked except the interrupt signal and the
