@@ -161,16 +161,31 @@ void intr__handle_del(const void *p)
 	}
 }
 
-/* Call fn on every live handle of the given kind.  fn may delete handles
- * of another kind only (deleting shifts entries).  Used in a child after
- * fork(), where no other thread exists. */
+/* Call fn on every handle of the given kind that stays live throughout.
+ * fn may delete handles but add none; it may then be called again for a
+ * handle that a deletion moved, so it must be idempotent.  Used in a child
+ * after fork(), where no other thread exists.
+ *
+ * A deletion shifts entries of its run towards the start of the run, never
+ * across an empty slot, and no empty slot is ever filled.  The walk starts
+ * at an empty slot, so that no run wraps around its start, and goes
+ * backwards: an entry not yet seen lies behind the walk, and can only move
+ * further behind it; one already seen may move behind it again, and is seen
+ * twice.  (Going forwards, a shift would move entries not yet seen to where
+ * the walk has already been.) */
 void intr__handles_each(enum intr__kind kind, void (*fn)(void *p))
 {
-	size_t i;
+	size_t start, n, i;
 
-	for (i = 0; i < cap; i++)
+	if (!cap)
+		return;
+	for (start = 0; tab[start].p; start++)
+		;	/* never more than three quarters full */
+	for (n = cap - 1; n > 0; n--) {
+		i = (start + n) & (cap - 1);
 		if (tab[i].p && tab[i].kind == (int)kind)
 			fn((void *)tab[i].p);
+	}
 }
 
 /* Unloading (config.c): free the table if no handle is left in it.  A live
