@@ -241,23 +241,24 @@ INTR_API int intr_task_cancel(intr_task *t)
 	return ret;
 }
 
+/* The whole of it under the tree lock, the eventfd's creation included (a
+ * system call, but no allocation of ours): a join claims the task and
+ * frees it under the same lock, so it is either refused here or finds the
+ * fd stored in the task, and closes it. */
 INTR_API int intr_task_fd(intr_task *t)
 {
 	int e = errno;
-	int fd, none = -1;
 	sigset_t ss;
-	bool live;
+	int fd;
 
 	intr__tree_lock(&ss);
-	live = intr__handle_live(t, INTR_H_TASK) && !t->joining;
-	intr__tree_unlock(&ss);
-	if (!live) {
+	if (!intr__handle_live(t, INTR_H_TASK) || t->joining) {
 		fd = -EINVAL;
-		goto out;
+		goto unlock;
 	}
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
-		goto out;
+		goto unlock;
 	if (intr__fault(INTR_SITE_EVENTFD)) {
 		fd = -1;
 		errno = EMFILE;
@@ -266,20 +267,17 @@ INTR_API int intr_task_fd(intr_task *t)
 	}
 	if (fd < 0) {
 		fd = -errno;
-		goto out;
+		goto unlock;
 	}
-	if (!atomic_compare_exchange_strong(&t->fd, &none, fd)) {
-		close(fd);
-		fd = none;
-		goto out;
-	}
+	atomic_store(&t->fd, fd);
 	/* The worker reads t->fd after storing done = 1, and this thread
 	 * reads done after storing t->fd (intr__task_complete): at least
 	 * one of the two sees the other and makes fd readable. */
 	atomic_thread_fence(memory_order_seq_cst);	/* see above */
 	if (atomic_load(&t->done) >= 1)
 		fd_signal(fd);
-out:
+unlock:
+	intr__tree_unlock(&ss);
 	errno = e;
 	return fd;
 }
