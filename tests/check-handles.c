@@ -11,6 +11,17 @@
  *    the join (one that reuses the number of a closed eventfd).  Under
  *    AddressSanitizer and ThreadSanitizer (make check-asan, check-tsan)
  *    the same rounds show any use of a task the join has freed.
+ * 2. Stale handles: a freed token, a joined task, the own token of an
+ *    ended call and the ctx of an ended call are refused (-EINVAL, false,
+ *    NULL) by every function that takes them, however many tokens, tasks
+ *    and calls were made since, and whatever memory the new ones got; and
+ *    the new ones, which the allocator places where the old ones were, are
+ *    untouched by what was done with the stale copies.  (The suite runs
+ *    with glibc's per-thread cache off, GLIBC_TUNABLES, so that memory
+ *    freed is what the next object of its size gets, as at its worst.)
+ * 3. fork(): every call of the parent has ended in the child: one still
+ *    running there returns -ECANCELED from intr_tryjoin, one that had
+ *    finished its own result, never -EBUSY.
  *
  * Every wait is bounded.
  */
@@ -18,6 +29,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,9 +38,14 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #define RACE_ROUNDS	20000	/* INTR_TEST_SCALE=500: 100,000 */
+#define STALE_ROUNDS	20000	/* new tokens and tasks after a free */
+#define FORK_RUNNING	40	/* the parent's calls at the fork: running */
+#define FORK_DONE	40	/* and finished, not joined */
 #define WAIT_MS		5000
+#define CHILD_WAIT_S	10
 #define TEST_TIMEOUT	300
 
 /* ------------------------------------------------------------ helpers */
@@ -44,6 +61,24 @@ static int count_fds(void)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n - 1;	/* the DIR's own */
+}
+
+/* waitpid, bounded by ms: the child is killed and the test fails if it
+ * outlives it. */
+static void wait_child(pid_t pid, int *status, unsigned ms)
+{
+	uint64_t end = h_deadline(ms);
+	pid_t r;
+
+	while ((r = waitpid(pid, status, WNOHANG)) == 0) {
+		if (h_passed(end)) {
+			kill(pid, SIGKILL);
+			waitpid(pid, status, 0);
+			ck_abort_msg("the child did not end within %u ms", ms);
+		}
+		h_sleep_ms(1);
+	}
+	ck_assert_int_eq(r, pid);
 }
 
 static void futex_wait_ne(atomic_int *w, int val, unsigned ms)
@@ -192,6 +227,296 @@ START_TEST(task_fd_join_race)
 }
 END_TEST
 
+/* ------------------------------------------------------- 2. stale handles */
+
+static const int key_a, key_b;
+
+static void *done_body(intr_ctx *ctx, void *p)
+{
+	(void)ctx;
+	return p;
+}
+
+/* Every token function on a handle that names no live token: -EINVAL,
+ * errno untouched, nothing made. */
+static void assert_token_dead(intr_token *stale)
+{
+	intr_token *out = NULL;
+	intr_task *task = NULL;
+
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_token_cancel(stale));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_token_reason(stale));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_token_cancel_after(stale, 1000000));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_token_set_value(stale, &key_a, NULL));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_token_free(stale));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_token_new(&out, stale));
+	ck_assert_ptr_null(out);
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_spawn(&task, stale, done_body, NULL));
+	ck_assert_ptr_null(task);
+}
+
+/* A freed token's value, after the allocator handed its memory to new
+ * tokens: never accepted again, never acting on a new token. */
+START_TEST(token_freed_stays_dead)
+{
+	long rounds = h_scale(STALE_ROUNDS), k;
+	intr_token *stale = h_new_token(NULL), *fresh;
+
+	ck_assert_int_eq(intr_token_free(stale), 0);
+	assert_token_dead(stale);
+	for (k = 0; k < rounds; k++) {
+		int ret;
+
+		fresh = h_new_token(NULL);
+		ret = intr_token_cancel(stale);
+		ck_assert_msg(ret == -EINVAL, "round %ld: intr_token_cancel("
+			      "freed token) returned %d%s", k, ret,
+			      intr_token_reason(fresh) ? " and cancelled a new "
+			      "token" : "");
+		ck_assert_msg(intr_token_reason(fresh) == 0, "round %ld: the "
+			      "cancel of the freed token reached a new one", k);
+		ck_assert_msg(fresh != stale, "round %ld: a new token has the "
+			      "freed token's value", k);
+		if (k % 1000 == 0) {
+			assert_token_dead(stale);
+			ck_assert_int_eq(intr_token_set_value(fresh, &key_b,
+							      &k), 0);
+		}
+		ck_assert_int_eq(intr_token_free(fresh), 0);
+	}
+	assert_token_dead(stale);
+}
+END_TEST
+
+/* A body held until its gate opens (or its call is cancelled). */
+struct held {
+	struct h_gate g;
+	_Atomic(intr_ctx *) ctx;
+	_Atomic(intr_token *) own;
+};
+
+static void *held_body(intr_ctx *ctx, void *p)
+{
+	struct held *h = p;
+
+	atomic_store(&h->ctx, ctx);
+	atomic_store(&h->own, intr_ctx_token(ctx));
+	h_gate_announce(&h->g);
+	return h_gate_wait(ctx, &h->g, WAIT_MS, true);
+}
+
+static intr_task *start_held(struct held *h)
+{
+	intr_task *t = NULL;
+
+	memset(h, 0, sizeof(*h));
+	h_gate_init(&h->g);
+	ck_assert_int_eq(intr_spawn(&t, NULL, held_body, h), 0);
+	h_gate_wait_up(&h->g, WAIT_MS);
+	return t;
+}
+
+static void finish_held(struct held *h, intr_task *t)
+{
+	void *res = NULL;
+
+	h_gate_open(&h->g);
+	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), 0);
+	ck_assert_ptr_eq(res, BODY_RELEASED);
+	h_gate_fini(&h->g);
+}
+
+static void assert_task_dead(intr_task *stale)
+{
+	void *res = BODY_MARK(7);
+
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_task_cancel(stale));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_task_fd(stale));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_tryjoin(stale, &res));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_join(stale, &res));
+	ck_assert_ptr_eq(res, BODY_MARK(7));
+}
+
+/* A joined task's value, and its call's own token, while new calls run
+ * in the memory the old one had: refused, and the new calls run on
+ * uncancelled.  Then many more tasks, each joined. */
+START_TEST(task_joined_stays_dead)
+{
+	long rounds = h_scale(STALE_ROUNDS), k;
+	intr_task *stale, *fresh;
+	intr_token *stale_own;
+	struct held h;
+
+	stale = start_held(&h);
+	stale_own = atomic_load(&h.own);
+	ck_assert_ptr_nonnull(stale_own);
+	finish_held(&h, stale);
+	assert_task_dead(stale);
+	assert_token_dead(stale_own);
+
+	fresh = start_held(&h);
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_task_cancel(stale));
+	CHECK_KEEPS_ERRNO(-EINVAL, intr_token_cancel(stale_own));
+	/* The new call was not cancelled through either stale value. */
+	ck_assert_int_eq(intr_token_reason(atomic_load(&h.own)), 0);
+	assert_task_dead(stale);
+	assert_token_dead(stale_own);
+	ck_assert(fresh != stale);
+	ck_assert(atomic_load(&h.own) != stale_own);
+	finish_held(&h, fresh);
+
+	for (k = 0; k < rounds; k++) {
+		atomic_int done = 0;
+		void *res = NULL;
+
+		ck_assert_int_eq(intr_spawn(&fresh, NULL, flag_body, &done), 0);
+		ck_assert_msg(fresh != stale, "round %ld: a new task has the "
+			      "joined task's value", k);
+		ck_assert_msg(intr_task_cancel(stale) == -EINVAL, "round %ld: "
+			      "intr_task_cancel(joined task) accepted", k);
+		ck_assert_msg(intr_token_cancel(stale_own) == -EINVAL,
+			      "round %ld: intr_token_cancel(an ended call's "
+			      "token) accepted", k);
+		if (k % 1000 == 0)
+			assert_task_dead(stale);
+		ck_assert_msg(intr_join(fresh, &res) == 0, "round %ld: a new "
+			      "call was cancelled", k);
+		ck_assert_ptr_eq(res, &done);
+	}
+	assert_task_dead(stale);
+	assert_token_dead(stale_own);
+}
+END_TEST
+
+/* What a later call on the same worker sees through an ended call's ctx:
+ * nothing. */
+struct stale_ctx {
+	intr_ctx *stale;	/* the first call's */
+	intr_ctx *mine;
+	bool cancelled_stale, cancelled_mine;
+	int reason_stale, reason_mine;
+	intr_token *token_stale;
+	int defer_stale;
+	void *value_stale;
+	int fin_ran;
+};
+
+static void count_fin(void *p)
+{
+	((struct stale_ctx *)p)->fin_ran++;
+}
+
+static void *ctx_first(intr_ctx *ctx, void *p)
+{
+	struct stale_ctx *s = p;
+
+	s->stale = ctx;
+	return p;
+}
+
+static void *ctx_later(intr_ctx *ctx, void *p)
+{
+	struct stale_ctx *s = p;
+
+	s->mine = ctx;
+	intr_token_set_value(intr_ctx_token(ctx), &key_a, s);
+	intr_token_cancel(intr_ctx_token(ctx));
+	s->cancelled_stale = intr_cancelled(s->stale);
+	s->reason_stale = intr_reason(s->stale);
+	s->token_stale = intr_ctx_token(s->stale);
+	s->value_stale = intr_ctx_value(s->stale, &key_a);
+	s->defer_stale = intr_defer(s->stale, count_fin, s);
+	s->cancelled_mine = intr_cancelled(ctx);
+	s->reason_mine = intr_reason(ctx);
+	return p;
+}
+
+/* One worker, so every call runs on the thread the first one ran on, the
+ * first later one in the memory the first one had; the later calls cancel
+ * themselves, so a stale ctx taken for theirs would report a cancel. */
+START_TEST(ctx_ended_stays_dead)
+{
+	long rounds = h_scale(STALE_ROUNDS / 10), k;
+	struct intr_config cfg;
+	struct stale_ctx s;
+
+	intr_config_default(&cfg);
+	cfg.max_workers = 1;
+	ck_assert_int_eq(intr_configure(&cfg), 0);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(run_interruptible(NULL, ctx_first, &s, NULL), 0);
+	ck_assert_ptr_nonnull(s.stale);
+	for (k = 0; k < rounds; k++) {
+		s.mine = NULL;
+		s.fin_ran = 0;
+		ck_assert_int_eq(run_interruptible(NULL, ctx_later, &s, NULL),
+				 -ECANCELED);
+		ck_assert_msg(s.reason_stale == -EINVAL && !s.cancelled_stale &&
+			      !s.token_stale && !s.value_stale &&
+			      s.defer_stale == -EINVAL && s.fin_ran == 0,
+			      "round %ld: an ended call's ctx was taken for "
+			      "the running call's: reason %d, cancelled %d, "
+			      "token %p, value %p, defer %d (%d finalizers)",
+			      k, s.reason_stale, s.cancelled_stale,
+			      (void *)s.token_stale, s.value_stale,
+			      s.defer_stale, s.fin_ran);
+		ck_assert_int_eq(s.reason_mine, -ECANCELED);
+		ck_assert(s.cancelled_mine);
+		ck_assert_msg(s.mine != s.stale, "round %ld: a later call got "
+			      "the ended call's ctx", k);
+	}
+}
+END_TEST
+
+/* ------------------------------------------------------------- 3. fork */
+
+START_TEST(fork_ends_every_parent_call)
+{
+	intr_task *done[FORK_DONE], *running[FORK_RUNNING];
+	static struct held h[FORK_RUNNING];
+	int i, status;
+	pid_t pid;
+
+	for (i = 0; i < FORK_RUNNING; i++)
+		running[i] = start_held(&h[i]);
+	for (i = 0; i < FORK_DONE; i++) {
+		ck_assert_int_eq(intr_spawn(&done[i], NULL, done_body,
+					    BODY_MARK(i + 1)), 0);
+		h_wait_readable(intr_task_fd(done[i]), WAIT_MS, "a call");
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* No Check here: report by exit status. */
+		int bad = 0;
+		void *res;
+
+		alarm(CHILD_WAIT_S);
+		for (i = 0; i < FORK_RUNNING; i++)
+			bad += intr_tryjoin(running[i], NULL) != -ECANCELED;
+		for (i = 0; i < FORK_DONE; i++)
+			bad += intr_tryjoin(done[i], &res) != 0 ||
+			       res != BODY_MARK(i + 1);
+		if (bad)
+			fprintf(stderr, "child: %d of the parent's %d calls "
+				"not ended\n", bad, FORK_RUNNING + FORK_DONE);
+		_exit(bad ? 1 : 0);
+	}
+	wait_child(pid, &status, CHILD_WAIT_S * 1000);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the child found parent calls not ended (status %#x)",
+		      status);
+	for (i = 0; i < FORK_RUNNING; i++)
+		finish_held(&h[i], running[i]);
+	for (i = 0; i < FORK_DONE; i++) {
+		void *res = NULL;
+
+		ck_assert_int_eq(intr_join(done[i], &res), 0);
+		ck_assert_ptr_eq(res, BODY_MARK(i + 1));
+	}
+}
+END_TEST
+
 /* ------------------------------------------------------------------ suite */
 
 static Suite *make_suite(void)
@@ -201,10 +526,25 @@ static Suite *make_suite(void)
 
 	tc = h_tcase(s, "task_fd", TEST_TIMEOUT);
 	tcase_add_test(tc, task_fd_join_race);
+	tc = h_tcase(s, "stale", TEST_TIMEOUT);
+	tcase_add_test(tc, token_freed_stays_dead);
+	tcase_add_test(tc, task_joined_stays_dead);
+	tcase_add_test(tc, ctx_ended_stays_dead);
+	tc = h_tcase(s, "fork", TEST_TIMEOUT);
+	tcase_add_test(tc, fork_ends_every_parent_call);
 	return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* glibc's per-thread cache keeps memory freed for malloc() alone,
+	 * away from calloc(), which the library uses for tasks: without it,
+	 * a task's memory is what the next task gets, as a stale handle
+	 * test wants.  Set before the process starts, hence the exec
+	 * (valgrind has an allocator of its own, and would not follow it). */
+	if (!getenv("GLIBC_TUNABLES") && !h_under_valgrind() && argc > 0) {
+		setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0", 1);
+		execv("/proc/self/exe", argv);
+	}
 	return h_run_suite(make_suite());
 }

@@ -4,10 +4,9 @@
  * while the callback deletes other handles, as the clean-up of a fork child
  * does (each parent call's own token leaves the registry as the call ends).
  *
- * The keys are chosen, not left to the heap: each round lays out NPAIRS
- * calls as the library does, a task at a 16-byte aligned key and its own
- * token TOKEN_OFF bytes into it, all drawn from a fixed sequence, fills the
- * smallest table to three quarters (as full as the registry lets it get,
+ * The keys are chosen, not left to the library's counter: each round makes
+ * NPAIRS tasks and their own tokens, with handle values drawn from a fixed
+ * sequence, fills the smallest table to three quarters (as full as the registry lets it get,
  * so runs of occupied slots are long) and walks the tasks with a callback
  * that deletes the task's token.  Every task must be seen, only live tasks
  * may be seen, every token must be gone afterwards.  Deletions shift
@@ -28,9 +27,9 @@
 
 #define ROUNDS		2000
 #define NPAIRS		24		/* 48 handles: a 64-slot table, 3/4 */
-#define TOKEN_OFF	0x18
 
-static uintptr_t key[NPAIRS];
+static uintptr_t task_key[NPAIRS], token_key[NPAIRS];
+static int obj[NPAIRS];			/* what task i's handle names */
 static unsigned seen[NPAIRS];
 static bool deleted[NPAIRS];
 static unsigned foreign, dead;
@@ -45,14 +44,10 @@ static uint64_t next_rand(void)
 	return z ^ (z >> 31);
 }
 
-static const void *task_key(unsigned i)
+/* A handle value of the given kind, from the fixed sequence. */
+static uintptr_t make_key(enum intr__kind kind)
 {
-	return (const void *)key[i];
-}
-
-static const void *token_key(unsigned i)
-{
-	return (const void *)(key[i] + TOKEN_OFF);
+	return (uintptr_t)(next_rand() << 3) | (uintptr_t)kind;
 }
 
 /* A parent call ended in the child: its own token leaves the registry. */
@@ -60,17 +55,16 @@ static void end_call(void *p)
 {
 	unsigned i;
 
-	for (i = 0; i < NPAIRS && task_key(i) != p; i++)
-		;
-	if (i == NPAIRS) {
+	if (p < (void *)obj || p >= (void *)(obj + NPAIRS)) {
 		foreign++;
 		return;
 	}
-	if (!intr__handle_live(p, INTR_H_TASK))
+	i = (unsigned)((int *)p - obj);
+	if (intr__handle_get(task_key[i], INTR_H_TASK) != p)
 		dead++;
 	seen[i]++;
 	if (!deleted[i]) {
-		intr__handle_del(token_key(i));
+		intr__handle_del(token_key[i]);
 		deleted[i] = true;
 	}
 }
@@ -89,15 +83,16 @@ int main(void)
 
 		memset(seen, 0, sizeof(seen));
 		memset(deleted, 0, sizeof(deleted));
-		for (i = 0; i < NPAIRS; i++)
-			key[i] = (uintptr_t)(next_rand() & ~(uint64_t)0xf) |
-				 (uintptr_t)0x10;
+		for (i = 0; i < NPAIRS; i++) {
+			task_key[i] = make_key(INTR_H_TASK);
+			token_key[i] = make_key(INTR_H_TOKEN);
+		}
 		intr__tree_lock(&ss);
 		for (i = 0; i < NPAIRS && !ret; i++) {
-			ret = intr__handle_add(task_key(i), INTR_H_TASK);
+			ret = intr__handle_insert(task_key[i], &obj[i]);
 			if (!ret)
-				ret = intr__handle_add(token_key(i),
-						       INTR_H_TOKEN);
+				ret = intr__handle_insert(token_key[i],
+							  &obj[i]);
 		}
 		/* As in the fork child: one thread, nothing else runs. */
 		if (!ret)
@@ -105,12 +100,12 @@ int main(void)
 		for (i = 0; i < NPAIRS; i++) {
 			m += !seen[i];
 			t += seen[i] > 1;
-			tokens_left += intr__handle_live(token_key(i),
-							 INTR_H_TOKEN);
-			tasks_left += !intr__handle_live(task_key(i),
-							 INTR_H_TASK);
-			intr__handle_del(token_key(i));
-			intr__handle_del(task_key(i));
+			tokens_left += intr__handle_get(token_key[i],
+							INTR_H_TOKEN) != NULL;
+			tasks_left += intr__handle_get(task_key[i],
+						       INTR_H_TASK) == NULL;
+			intr__handle_del(token_key[i]);
+			intr__handle_del(task_key[i]);
 		}
 		intr__tree_unlock(&ss);
 		missed += m;
