@@ -13,8 +13,8 @@
  *
  * A CQE that is already in the ring is returned (0) even if the call was
  * cancelled: it is data, never dropped.  The next wait reports the cancel.
- * EINTR from any other signal is retried; a wait with a timeout ts then
- * starts its timeout again.
+ * EINTR from any other signal is retried; a wait's timeout ts is kept as a
+ * deadline across the retries, so they do not stretch it.
  *
  * intr_uring_submit_and_wait() submits and waits for wait_nr completions and
  * returns the number of SQEs submitted, like io_uring_submit_and_wait().  If
