@@ -117,8 +117,11 @@ INTR_API int intr_uring_submit_and_wait(intr_ctx *ctx, struct io_uring *ring,
 		goto out;
 	}
 	/* Submitting does not wait; a cancel meanwhile stays pending and
-	 * ends the wait below at once.  Waiting separately is what keeps an
-	 * interrupted wait from hiding behind a positive submit count. */
+	 * ends the wait below at once.  Once SQEs are submitted, the count
+	 * is what the caller must have: they are in flight.  A cancel (or an
+	 * error) that cuts the wait short is then left for the next wait to
+	 * report, unacknowledged; only with nothing submitted is the reason
+	 * returned. */
 	submitted = io_uring_submit(ring);
 	ret = submitted;
 	if (submitted < 0 || !wait_nr)
@@ -127,12 +130,15 @@ INTR_API int intr_uring_submit_and_wait(intr_ctx *ctx, struct io_uring *ring,
 		if (io_uring_cq_ready(ring) >= wait_nr)
 			break;
 		if (atomic_load(&t->tok.reason)) {
-			ret = intr__acknowledge(t);
+			ret = submitted ? submitted : intr__acknowledge(t);
 			goto out;
 		}
 		ret = io_uring_wait_cqes(ring, &cqe, wait_nr, NULL, &body);
-		if (ret && ret != -EINTR)
+		if (ret && ret != -EINTR) {
+			if (submitted)
+				ret = submitted;
 			goto out;
+		}
 	}
 	ret = submitted;
 out:

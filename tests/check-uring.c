@@ -19,7 +19,9 @@
  *
  * Also: a CQE already in the ring is returned even when cancelled, and the
  * next wait reports the cancel; wait_cqes with a timeout; submit_and_wait
- * cancelled before, during and not at all; SIGPROF at 1 kHz, also during
+ * cancelled before, during and not at all (the number submitted whenever
+ * it submitted anything, and then the reason from the next wait; the
+ * reason only when nothing was submitted); SIGPROF at 1 kHz, also during
  * waits with a timeout, which must still time out; -EINVAL off the worker.
  *
  * With two CPUs or more the test thread is pinned to one CPU and the
@@ -599,6 +601,7 @@ struct sw {
 	int peek;
 	int cqe_res;
 	uint64_t cqe_ud;
+	int next;		/* the wait after it, when no CQE was there */
 };
 
 static char g_rbuf[16];
@@ -618,12 +621,17 @@ static void *sw_body(intr_ctx *ctx, void *p)
 	s->err = errno;
 	s->sq_after = io_uring_sq_ready(&g_ring);
 	s->peek = -1;
+	s->next = 1;
 	if (s->ret == 1) {
 		s->peek = io_uring_peek_cqe(&g_ring, &cqe);
 		if (s->peek == 0) {
 			s->cqe_res = cqe->res;
 			s->cqe_ud = cqe->user_data;
 			io_uring_cqe_seen(&g_ring, cqe);
+		} else {
+			/* Submitted, and the wait cut short by the cancel:
+			 * the next wait reports it. */
+			s->next = intr_uring_wait_cqe(ctx, &g_ring, &cqe);
 		}
 	}
 	return s;
@@ -744,11 +752,22 @@ START_TEST(uring_submit_and_wait)
 			ck_assert_int_eq(sq, 0);
 			ck_assert_int_eq(g_rbuf[0], 'p');
 		} else {
-			ck_assert_msg(ret == reason && s.ret == reason,
-				      "iteration %d (%s): call returned %d, "
-				      "submit_and_wait %d, expected the "
-				      "reason %d", i, sw_name[mode], ret,
-				      s.ret, reason);
+			/* The count once anything was submitted (the SQE is
+			 * in flight; the next wait reports the cancel), the
+			 * reason only when nothing was. */
+			ck_assert_msg(ret == reason, "iteration %d (%s): call "
+				      "returned %d, expected the reason %d", i,
+				      sw_name[mode], ret, reason);
+			ck_assert_msg(sq == 1 ? s.ret == reason :
+				      s.ret == 1 && s.peek == -EAGAIN &&
+				      s.next == reason,
+				      "iteration %d (%s): %s, but "
+				      "submit_and_wait returned %d (then a CQE "
+				      "%d, the next wait %d), expected %s",
+				      i, sw_name[mode], sq == 1 ? "nothing "
+				      "submitted" : "the SQE submitted", s.ret,
+				      s.peek, s.next, sq == 1 ? "the reason" :
+				      "1, no CQE, then the reason");
 			ck_assert_int_eq(s.sq_after, sq);
 			if (mode == SW_BEFORE)
 				ck_assert_msg(sq == 1, "iteration %d: cancelled "
