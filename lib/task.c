@@ -80,9 +80,11 @@ static int bind_locked(struct intr_task *t, intr_token *handle)
 
 /* Start a call: *tp is the task and *hp its handle, taken before the call
  * is submitted (after that, only a join may touch the task, and it is the
- * caller's to make). */
+ * caller's to make).  claimed: the caller joins it itself, and the task is
+ * born claimed, so that no join or intr_task_fd() can take it through a
+ * value it never handed out. */
 static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
-		 intr_fn fn, void *arg)
+		 intr_fn fn, void *arg, bool claimed)
 {
 	struct intr_task *t;
 	bool skipped = false;
@@ -101,6 +103,7 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 		return -ENOMEM;
 	t->fn = fn;
 	t->arg = arg;
+	t->joining = claimed;
 	t->state = INTR_QUEUED;
 	atomic_init(&t->done, 0);
 	atomic_init(&t->fd, -1);
@@ -162,7 +165,7 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 	int ret = -EINVAL;
 
 	if (out) {
-		ret = spawn(&t, &h, tok, fn, arg);
+		ret = spawn(&t, &h, tok, fn, arg, false);
 		if (!ret)
 			*out = (intr_task *)h;
 	}
@@ -317,9 +320,8 @@ INTR_API int run_interruptible(intr_token *tok, intr_fn fn, void *arg,
 	uintptr_t h;
 	int ret;
 
-	/* No claim: the handle is never handed out, so no other join can
-	 * have the task, and it is not the call running on this thread. */
-	ret = spawn(&t, &h, tok, fn, arg);
+	/* Born claimed: the join is this one. */
+	ret = spawn(&t, &h, tok, fn, arg, true);
 	if (!ret)
 		ret = finish_join(t, result);
 	errno = e;
