@@ -7,14 +7,15 @@
  * its handle afterwards: handles are never made twice.  Every entry point
  * looks the task up and uses it under the tree lock, under which the join
  * also takes it out of the registry before freeing it, so none uses a
- * task a join has freed.  Completion goes
- * through task->done: the worker stores 1 once the result and status are
- * final, writes the eventfd if one exists, wakes the joiners, and only
- * then stores 2, after which it never touches the task again.  A joiner
- * sleeps while done is 0 and frees the task once it reads 2; between 1 and
- * 2 there is only the wake-up system call, which it waits out yielding.
- * (Waking after storing 2 would let a joiner free the task before the
- * wake, which then names freed memory.)
+ * task a join has freed.
+ *
+ * Completion goes through task->done: the worker stores 1 once the result
+ * and status are final, writes the eventfd if one exists, wakes the
+ * joiners, and only then stores 2, after which it never touches the task
+ * again.  A joiner sleeps while done is 0 and frees the task once it reads
+ * 2; between 1 and 2 there is only the wake-up system call, which it waits
+ * out yielding.  (Waking after storing 2 would let a joiner free the task
+ * before the wake, which then names freed memory.)
  */
 #include "config.h"
 
@@ -270,9 +271,10 @@ INTR_API int intr_task_cancel(intr_task *handle)
 }
 
 /* The whole of it under the tree lock, the eventfd's creation included (a
- * system call, but no allocation of ours): a join claims the task and
- * frees it under the same lock, so it is either refused here or finds the
- * fd stored in the task, and closes it. */
+ * system call, but no allocation of ours): a join claims the task, and
+ * takes it out of the registry before freeing it, under the same lock, so
+ * either this is refused or the join finds the fd in the task and closes
+ * it. */
 INTR_API int intr_task_fd(intr_task *handle)
 {
 	int e = errno;
