@@ -10,7 +10,9 @@
  *    none), and nothing may be written to an fd the process opens after
  *    the join (one that reuses the number of a closed eventfd).  Under
  *    AddressSanitizer and ThreadSanitizer (make check-asan, check-tsan)
- *    the same rounds show any use of a task the join has freed.
+ *    the same rounds show any use of a task the join has freed.  The
+ *    same for intr_token_free racing every other token function, a
+ *    deadline that fires, a child token and a call bound to the token.
  * 2. Stale handles: a freed token, a joined task, the own token of an
  *    ended call and the ctx of an ended call are refused (-EINVAL, false,
  *    NULL) by every function that takes them, however many tokens, tasks
@@ -224,6 +226,131 @@ START_TEST(task_fd_join_race)
 		ck_assert_msg(got_fd > 0 && refused > 0, "the race went one "
 			      "way only: %ld fds, %ld refused", got_fd,
 			      refused);
+}
+END_TEST
+
+/* ------------------------------ 1b. intr_token_free vs everything else */
+
+#define FREE_ROUNDS	20000	/* INTR_TEST_SCALE=500: 100,000 */
+
+struct free_race {
+	atomic_int round, ready, finished;
+	_Atomic(intr_token *) tok;
+	uint64_t spin_ns;
+	int bad;		/* an unexpected result, or 0 */
+	long spawned, refused;
+};
+
+static const int key_race;
+
+static void *nop_body(intr_ctx *ctx, void *p)
+{
+	(void)ctx;
+	return p;
+}
+
+/* Everything that takes a token, on one another thread is freeing: each
+ * either acts on the live token or is refused. */
+static void *free_race_thread(void *p)
+{
+	struct free_race *r = p;
+	int k = 0;
+
+	for (;;) {
+		uint64_t end = h_deadline(WAIT_MS);
+		intr_token *tok, *child = NULL;
+		intr_task *t = NULL;
+		int a, b, c, d, e, f;
+
+		while (atomic_load(&r->round) == k) {
+			if (h_passed(end))
+				return NULL;
+			futex_wait_ne(&r->round, k, 100);
+		}
+		k = atomic_load(&r->round);
+		if (k < 0)
+			return NULL;
+		tok = atomic_load(&r->tok);
+		atomic_store(&r->ready, k);
+		h_spin_ns(r->spin_ns);
+		a = intr_token_cancel_after(tok, r->spin_ns);
+		b = intr_token_set_value(tok, &key_race, r);
+		c = intr_token_reason(tok);
+		d = intr_token_new(&child, tok);
+		if (!d)
+			intr_token_free(child);
+		e = intr_spawn(&t, tok, nop_body, r);
+		if (!e) {
+			r->spawned++;
+			intr_join(t, NULL);
+		}
+		f = intr_token_cancel(tok);
+		if ((a && a != -EINVAL) || (b && b != -EINVAL) ||
+		    (c && c != -ETIMEDOUT && c != -EINVAL) ||
+		    (d && d != -EINVAL) || (e && e != -EINVAL) ||
+		    (f && f != -EINVAL))
+			r->bad = a ? a : b ? b : c ? c : d ? d : e ? e : f;
+		r->refused += f == -EINVAL;
+		atomic_store(&r->finished, k);
+		futex_wake_all(&r->finished);
+	}
+}
+
+/* A token freed while another thread arms a deadline on it (so the
+ * service thread may fire it), sets a value, makes a child, binds a call,
+ * cancels it: no use of the freed token (AddressSanitizer,
+ * ThreadSanitizer), no value left behind (LeakSanitizer), every result
+ * one the API documents; the free retries while a child or call is
+ * bound. */
+START_TEST(token_free_race)
+{
+	long rounds = h_scale(FREE_ROUNDS), busy = 0;
+	struct free_race r = { .bad = 0 };
+	struct h_rng rng;
+	pthread_t th;
+	int k;
+
+	h_rng_seed(&rng, "token_free_race");
+	ck_assert_int_eq(pthread_create(&th, NULL, free_race_thread, &r), 0);
+	for (k = 1; k <= rounds; k++) {
+		intr_token *tok = h_new_token(NULL);
+		uint64_t end = h_deadline(WAIT_MS);
+		int ret;
+
+		r.spin_ns = h_rng_below(&rng, 3000);
+		atomic_store(&r.tok, tok);
+		atomic_store(&r.round, k);
+		futex_wake_all(&r.round);
+		while (atomic_load(&r.ready) != k)
+			ck_assert_msg(!h_passed(end), "round %d: the other "
+				      "thread did not start", k);
+		h_spin_ns(h_rng_below(&rng, 3000));
+		while ((ret = intr_token_free(tok)) == -EBUSY) {
+			busy++;
+			ck_assert_msg(!h_passed(end), "round %d: the token "
+				      "stayed busy", k);
+		}
+		ck_assert_int_eq(ret, 0);
+		while (atomic_load(&r.finished) != k) {
+			ck_assert_msg(!h_passed(end), "round %d: the other "
+				      "thread did not finish", k);
+			futex_wait_ne(&r.finished, k - 1, 100);
+		}
+		ck_assert_msg(r.bad == 0, "round %d: a call on the token being "
+			      "freed returned %d", k, r.bad);
+		ck_assert_int_eq(intr_token_cancel(tok), -EINVAL);
+	}
+	atomic_store(&r.round, -1);
+	futex_wake_all(&r.round);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	printf("token_free_race: %ld rounds: %ld calls bound before the "
+	       "free, %ld cancels after it (refused), %ld frees retried "
+	       "while busy\n", rounds, r.spawned, r.refused, busy);
+	fflush(stdout);
+	if (h_full_scale())
+		ck_assert_msg(r.refused > 0 && r.refused < rounds, "the race "
+			      "went one way only: %ld of %ld cancels refused",
+			      r.refused, rounds);
 }
 END_TEST
 
@@ -526,6 +653,7 @@ static Suite *make_suite(void)
 
 	tc = h_tcase(s, "task_fd", TEST_TIMEOUT);
 	tcase_add_test(tc, task_fd_join_race);
+	tcase_add_test(tc, token_free_race);
 	tc = h_tcase(s, "stale", TEST_TIMEOUT);
 	tcase_add_test(tc, token_freed_stays_dead);
 	tcase_add_test(tc, task_joined_stays_dead);
