@@ -16,6 +16,11 @@
  *   - Detectable misuse (NULL object, freed or already joined handle, a
  *     worker-only function called elsewhere) returns -EINVAL.  Nothing
  *     aborts.
+ *   - Handles (intr_token *, intr_task *, intr_ctx *) are not addresses:
+ *     each is a value the library makes once and never again, so a freed
+ *     token, a joined task, the ctx or own token of an ended call, or a
+ *     made-up pointer is always refused (-EINVAL, false, NULL), however
+ *     many handles were made since, and never names another object.
  *   - "Cancelled" means the token bound to the call was cancelled (directly,
  *     through an ancestor, by a deadline, or by intr_task_cancel) before the
  *     body returned.
@@ -42,7 +47,7 @@ extern "C" {
  * descendants and every call bound to any of them. */
 typedef struct intr_token intr_token;
 /* The body's handle on its own call.  Valid on the worker, inside the body
- * and its finalizers, until the call ends. */
+ * and its finalizers, until the call ends; refused after that. */
 typedef struct intr_ctx intr_ctx;
 /* An asynchronous call started with intr_spawn(). */
 typedef struct intr_task intr_task;
@@ -147,8 +152,8 @@ int intr_token_free(intr_token *tok);
  * intr_ctx_token() returns the call's own token: a child of the token the
  * call was started with, cancelled whenever the call is.  Pass it to nested
  * calls so they are cancelled with this one.  The library frees it when the
- * call ends; child tokens still under it then are detached and become roots.
- * NULL off-worker.
+ * call ends (the handle is refused from then on); child tokens still under
+ * it then are detached and become roots.  NULL off-worker.
  *
  * intr_defer() registers fn(arg) to run after the body returns, on the
  * worker, with the interrupt signal blocked, last registered first, exactly

@@ -183,9 +183,9 @@ static void end_in_child(void *p)
 		t->state = INTR_DONE;
 		t->status = atomic_load(&t->tok.reason);
 	}
-	if (intr__handle_live(&t->tok, INTR_H_TOKEN)) {
+	if (intr__handle_get(t->tok.handle, INTR_H_TOKEN)) {
 		intr__token_unlink_locked(&t->tok);
-		intr__handle_del(&t->tok);
+		intr__handle_del(t->tok.handle);
 	}
 	t->wakers = NULL;
 	atomic_store(&t->wake_busy, 0);
@@ -247,7 +247,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__cookie_cur = t->cookie;
 		intr__context_install(t);
 		pthread_sigmask(SIG_SETMASK, &intr__body_mask, NULL);
-		t->result = t->fn((intr_ctx *)(void *)t, t->arg);
+		t->result = t->fn((intr_ctx *)t->ctx, t->arg);
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
 		intr__tree_lock_blocked();
@@ -287,7 +287,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 	/* The call's own token ends with the call. */
 	intr__tree_lock_blocked();
 	intr__token_unlink_locked(&t->tok);
-	intr__handle_del(&t->tok);
+	intr__handle_del(t->tok.handle);
 	values = t->tok.values;
 	t->tok.values = NULL;
 	intr__tree_unlock_blocked();

@@ -137,11 +137,12 @@ void intr__context_release(struct intr_task *t)
 	t->ctx_els = NULL;
 }
 
-INTR_API int intr_token_set_value(intr_token *tok, const void *key,
+INTR_API int intr_token_set_value(intr_token *handle, const void *key,
 				  void *value)
 {
 	int e = errno;
 	struct intr__value *v, *p;
+	struct intr_token *tok;
 	sigset_t ss;
 	int ret = 0;
 
@@ -156,7 +157,8 @@ INTR_API int intr_token_set_value(intr_token *tok, const void *key,
 	v->key = key;
 	v->value = value;
 	intr__tree_lock(&ss);
-	if (!intr__handle_live(tok, INTR_H_TOKEN)) {
+	tok = intr__token_of(handle);
+	if (!tok) {
 		ret = -EINVAL;
 		goto unlock;
 	}

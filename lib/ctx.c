@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What a body can ask about its own call.  A ctx is the call's task seen
- * from inside; it is valid only on the worker running that call, while its
- * body or its finalizers run, which is what intr__current says.
+ * from inside, a value made once for the call (handles.c); it is valid only
+ * on the worker running that call, while its body or its finalizers run,
+ * which is what intr__current says.
  */
 #include "config.h"
 
@@ -32,7 +33,7 @@ INTR_API intr_token *intr_ctx_token(intr_ctx *ctx)
 {
 	struct intr_task *t = intr__call_of(ctx);
 
-	return t ? &t->tok : NULL;
+	return t ? (intr_token *)t->tok.handle : NULL;
 }
 
 INTR_API int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg)

@@ -70,15 +70,22 @@ uint64_t intr__now_ns(void);
 pid_t intr__gettid(void);
 
 /* ------------------------------------------------------------- handles.c */
-/* Registry of live handles, so that a freed or foreign handle passed to the
- * API is refused with -EINVAL instead of being dereferenced.  Tree lock. */
-enum intr__kind { INTR_H_TOKEN = 1, INTR_H_TASK = 2 };
+/* Registry of live handles: the values the API hands out for tokens and
+ * tasks, never addresses and never made twice, mapped to their objects, so
+ * that a freed, joined or made-up handle is refused with -EINVAL.  The
+ * kind is the value's low three bits.  Tree lock. */
+enum intr__kind { INTR_H_TOKEN = 1, INTR_H_TASK = 3, INTR_H_CTX = 5 };
+#define INTR_H_KIND_MASK ((uintptr_t)7)
 
 int intr__handles_reserve(unsigned n);
-int intr__handle_add(const void *p, enum intr__kind kind);
-bool intr__handle_live(const void *p, enum intr__kind kind);
-void intr__handle_del(const void *p);
-void intr__handles_each(enum intr__kind kind, void (*fn)(void *p));
+/* Make a new handle of kind for obj; -ENOSPC: reserve first. */
+int intr__handle_add(void *obj, enum intr__kind kind, uintptr_t *out);
+/* Register obj under a given value (tests choose their keys). */
+int intr__handle_insert(uintptr_t key, void *obj);
+/* The object handle h names if it is a live handle of kind, else NULL. */
+void *intr__handle_get(uintptr_t h, enum intr__kind kind);
+void intr__handle_del(uintptr_t h);
+void intr__handles_each(enum intr__kind kind, void (*fn)(void *obj));
 void intr__handles_free(void);
 
 /* --------------------------------------------------------------- token.c */
@@ -86,7 +93,9 @@ struct intr_task;
 struct intr__value;
 struct elements;
 
+/* A token (the public intr_token * is its handle, not its address). */
 struct intr_token {
+	uintptr_t handle;		/* its value in the API */
 	struct intr_token *parent;
 	struct intr_token *child;	/* first child */
 	struct intr_token *next, *prev;	/* siblings */
@@ -98,6 +107,12 @@ struct intr_token {
 };
 
 extern struct intr_token *intr__deadlines;
+
+/* The token a public handle names, or NULL (tree lock held). */
+static inline struct intr_token *intr__token_of(const intr_token *handle)
+{
+	return intr__handle_get((uintptr_t)handle, INTR_H_TOKEN);
+}
 
 void intr__token_init(struct intr_token *t);
 void intr__token_link_locked(struct intr_token *t, struct intr_token *parent);
@@ -127,7 +142,11 @@ struct intr__waker {
 	atomic_int done;		/* not owned: 1 once it ran */
 };
 
+/* A call (the public intr_task * is its handle, not its address). */
 struct intr_task {
+	uintptr_t handle;		/* its value in the API */
+	uintptr_t ctx;			/* its intr_ctx * value, the same
+					 * count of kind INTR_H_CTX */
 	intr_fn fn;
 	void *arg;
 	void *result;
@@ -160,16 +179,24 @@ struct intr_task {
 	atomic_int fd;			/* eventfd of intr_task_fd, or -1 */
 };
 
+/* The task a public handle names, or NULL (tree lock held). */
+static inline struct intr_task *intr__task_of(const intr_task *handle)
+{
+	return intr__handle_get((uintptr_t)handle, INTR_H_TASK);
+}
+
 /* The call running on this thread (body and finalizers), or NULL. */
 extern INTR_TLS struct intr_task *intr__current;
 
 /* The call ctx is the handle of, if it is the one running on this thread
- * (its body or its finalizers); NULL for anything else. */
+ * (its body or its finalizers); NULL for anything else.  A ctx is a value
+ * made once, like a task's handle: one kept past its call never matches a
+ * later call. */
 static inline struct intr_task *intr__call_of(const intr_ctx *ctx)
 {
 	struct intr_task *t = intr__current;
 
-	return ctx && (const void *)ctx == (const void *)t ? t : NULL;
+	return t && (uintptr_t)ctx == t->ctx ? t : NULL;
 }
 
 /* The body has seen the cancel: the re-sends stop.  Returns the reason. */

@@ -3,14 +3,19 @@
  * Tasks: submitting a call, waiting for it, and its completion fd.
  *
  * A task is registered (handles.c) from intr_spawn until its join, so a
- * joined task passed again is refused with -EINVAL.  Completion goes
- * through task->done: the worker stores 1 once the result and status are
- * final, writes the eventfd if one exists, wakes the joiners, and only
- * then stores 2, after which it never touches the task again.  A joiner
- * sleeps while done is 0 and frees the task once it reads 2; between 1 and
- * 2 there is only the wake-up system call, which it waits out yielding.
- * (Waking after storing 2 would let a joiner free the task before the
- * wake, which then names freed memory.)
+ * joined task passed again is refused with -EINVAL, and so is any copy of
+ * its handle afterwards: handles are never made twice.  Every entry point
+ * looks the task up and uses it under the tree lock, under which the join
+ * also takes it out of the registry before freeing it, so none uses a
+ * task a join has freed.
+ *
+ * Completion goes through task->done: the worker stores 1 once the result
+ * and status are final, writes the eventfd if one exists, wakes the
+ * joiners, and only then stores 2, after which it never touches the task
+ * again.  A joiner sleeps while done is 0 and frees the task once it reads
+ * 2; between 1 and 2 there is only the wake-up system call, which it waits
+ * out yielding.  (Waking after storing 2 would let a joiner free the task
+ * before the wake, which then names freed memory.)
  */
 #include "config.h"
 
@@ -50,50 +55,56 @@ void intr__task_complete(struct intr_task *t)
 	atomic_store(&t->done, 2);	/* the last touch of t */
 }
 
-/* Register t and its own token, and bind that token under tok.  -EINVAL
- * for a dead tok, -ENOSPC if the registry needs to grow first. */
-static int bind_locked(struct intr_task *t, struct intr_token *tok)
+/* Register t and its own token, and bind that token under the token
+ * handle names (none if NULL).  -EINVAL for a dead handle, -ENOSPC if the
+ * registry needs to grow first. */
+static int bind_locked(struct intr_task *t, intr_token *handle)
 {
+	struct intr_token *tok = intr__token_of(handle);
 	int ret;
 
-	if (tok && !intr__handle_live(tok, INTR_H_TOKEN))
+	if (handle && !tok)
 		return -EINVAL;
-	ret = intr__handle_add(t, INTR_H_TASK);
+	ret = intr__handle_add(t, INTR_H_TASK, &t->handle);
 	if (ret)
 		return ret;
-	ret = intr__handle_add(&t->tok, INTR_H_TOKEN);
+	ret = intr__handle_add(&t->tok, INTR_H_TOKEN, &t->tok.handle);
 	if (ret) {
-		intr__handle_del(t);
+		intr__handle_del(t->handle);
 		return ret;
 	}
+	/* The ctx: the task's count, of another kind. */
+	t->ctx = (t->handle & ~INTR_H_KIND_MASK) | INTR_H_CTX;
 	intr__token_link_locked(&t->tok, tok);
 	return 0;
 }
 
-INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
+/* Start a call: *tp is the task and *hp its handle, taken before the call
+ * is submitted (after that, only a join may touch the task, and it is the
+ * caller's to make).  claimed: the caller joins it itself, and the task is
+ * born claimed, so that no join or intr_task_fd() can take it through a
+ * value it never handed out. */
+static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
+		 intr_fn fn, void *arg, bool claimed)
 {
-	int e = errno;
 	struct intr_task *t;
 	bool skipped = false;
 	sigset_t ss;
 	int ret;
 
-	if (!out || !fn) {
-		ret = -EINVAL;
-		goto out;
-	}
+	if (!fn)
+		return -EINVAL;
 	ret = intr__service_start();
 	if (ret)
-		goto out;
+		return ret;
 	/* An application may have installed its own handler over ours. */
 	intr__signal_check();
 	t = intr__calloc(INTR_SITE_TASK, 1, sizeof(*t));
-	if (!t) {
-		ret = -ENOMEM;
-		goto out;
-	}
+	if (!t)
+		return -ENOMEM;
 	t->fn = fn;
 	t->arg = arg;
+	t->joining = claimed;
 	t->state = INTR_QUEUED;
 	atomic_init(&t->done, 0);
 	atomic_init(&t->fd, -1);
@@ -117,60 +128,72 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 			t->state = INTR_DONE;
 			t->status = atomic_load(&t->tok.reason);
 			intr__token_unlink_locked(&t->tok);
-			intr__handle_del(&t->tok);
+			intr__handle_del(t->tok.handle);
 			skipped = true;
 		}
 		intr__tree_unlock(&ss);
 	} while (ret == -ENOSPC);
 	if (ret)
 		goto release;
+	*tp = t;
+	*hp = t->handle;
 	if (skipped) {
 		intr__context_release(t);
 		intr__task_complete(t);
-		*out = t;
-		goto out;
+		return 0;
 	}
-
 	ret = intr__pool_submit(t);
-	if (ret)
-		goto unbind;
-	*out = t;
-	goto out;
+	if (!ret)
+		return 0;
 
-unbind:
 	intr__tree_lock(&ss);
 	intr__token_unlink_locked(&t->tok);
-	intr__handle_del(&t->tok);
-	intr__handle_del(t);
+	intr__handle_del(t->tok.handle);
+	intr__handle_del(t->handle);
 	intr__tree_unlock(&ss);
 release:
 	intr__context_release(t);
 free_task:
 	free(t);
-out:
+	return ret;
+}
+
+INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
+{
+	int e = errno;
+	struct intr_task *t;
+	uintptr_t h;
+	int ret = -EINVAL;
+
+	if (out) {
+		ret = spawn(&t, &h, tok, fn, arg, false);
+		if (!ret)
+			*out = (intr_task *)h;
+	}
 	errno = e;
 	return ret;
 }
 
-/* Claim t for joining.  -EINVAL if it is not a live task, another join
- * has it, or it is the call running on this thread (its body or a
- * finalizer joining itself would wait forever); -EBUSY if only_if_done
- * and the call is still running. */
-static int claim(struct intr_task *t, bool only_if_done)
+/* Claim the task handle names for joining; *tp is the task.  -EINVAL if
+ * it is not a live task, another join has it, or it is the call running on
+ * this thread (its body or a finalizer joining itself would wait forever);
+ * -EBUSY if only_if_done and the call is still running. */
+static int claim(intr_task *handle, bool only_if_done, struct intr_task **tp)
 {
+	struct intr_task *t;
 	sigset_t ss;
 	int ret = 0;
 
-	if (!t || t == intr__current)
-		return -EINVAL;
 	intr__tree_lock(&ss);
-	if (!intr__handle_live(t, INTR_H_TASK) || t->joining)
+	t = intr__task_of(handle);
+	if (!t || t == intr__current || t->joining)
 		ret = -EINVAL;
 	else if (only_if_done && atomic_load(&t->done) == 0)
 		ret = -EBUSY;
 	else
 		t->joining = true;
 	intr__tree_unlock(&ss);
+	*tp = t;
 	return ret;
 }
 
@@ -187,8 +210,10 @@ static int finish_join(struct intr_task *t, void **result)
 	while (atomic_load(&t->done) != 2)
 		sched_yield();
 
+	/* From here no entry point can reach t (they look it up under the
+	 * lock), and its handle is never made again. */
 	intr__tree_lock(&ss);
-	intr__handle_del(t);
+	intr__handle_del(t->handle);
 	intr__tree_unlock(&ss);
 
 	if (result)
@@ -201,38 +226,42 @@ static int finish_join(struct intr_task *t, void **result)
 	return ret;
 }
 
-INTR_API int intr_join(intr_task *t, void **result)
+INTR_API int intr_join(intr_task *handle, void **result)
 {
 	int e = errno;
+	struct intr_task *t;
 	int ret;
 
-	ret = claim(t, false);
+	ret = claim(handle, false, &t);
 	if (!ret)
 		ret = finish_join(t, result);
 	errno = e;
 	return ret;
 }
 
-INTR_API int intr_tryjoin(intr_task *t, void **result)
+INTR_API int intr_tryjoin(intr_task *handle, void **result)
 {
 	int e = errno;
+	struct intr_task *t;
 	int ret;
 
-	ret = claim(t, true);
+	ret = claim(handle, true, &t);
 	if (!ret)
 		ret = finish_join(t, result);
 	errno = e;
 	return ret;
 }
 
-INTR_API int intr_task_cancel(intr_task *t)
+INTR_API int intr_task_cancel(intr_task *handle)
 {
 	int e = errno;
+	struct intr_task *t;
 	sigset_t ss;
 	int ret = 0;
 
 	intr__tree_lock(&ss);
-	if (intr__handle_live(t, INTR_H_TASK))
+	t = intr__task_of(handle);
+	if (t)
 		intr__cancel_locked(&t->tok, -ECANCELED);
 	else
 		ret = -EINVAL;
@@ -241,23 +270,27 @@ INTR_API int intr_task_cancel(intr_task *t)
 	return ret;
 }
 
-INTR_API int intr_task_fd(intr_task *t)
+/* The whole of it under the tree lock, the eventfd's creation included (a
+ * system call, but no allocation of ours): a join claims the task, and
+ * takes it out of the registry before freeing it, under the same lock, so
+ * either this is refused or the join finds the fd in the task and closes
+ * it. */
+INTR_API int intr_task_fd(intr_task *handle)
 {
 	int e = errno;
-	int fd, none = -1;
+	struct intr_task *t;
 	sigset_t ss;
-	bool live;
+	int fd;
 
 	intr__tree_lock(&ss);
-	live = intr__handle_live(t, INTR_H_TASK) && !t->joining;
-	intr__tree_unlock(&ss);
-	if (!live) {
+	t = intr__task_of(handle);
+	if (!t || t->joining) {
 		fd = -EINVAL;
-		goto out;
+		goto unlock;
 	}
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
-		goto out;
+		goto unlock;
 	if (intr__fault(INTR_SITE_EVENTFD)) {
 		fd = -1;
 		errno = EMFILE;
@@ -266,20 +299,17 @@ INTR_API int intr_task_fd(intr_task *t)
 	}
 	if (fd < 0) {
 		fd = -errno;
-		goto out;
+		goto unlock;
 	}
-	if (!atomic_compare_exchange_strong(&t->fd, &none, fd)) {
-		close(fd);
-		fd = none;
-		goto out;
-	}
+	atomic_store(&t->fd, fd);
 	/* The worker reads t->fd after storing done = 1, and this thread
 	 * reads done after storing t->fd (intr__task_complete): at least
 	 * one of the two sees the other and makes fd readable. */
 	atomic_thread_fence(memory_order_seq_cst);	/* see above */
 	if (atomic_load(&t->done) >= 1)
 		fd_signal(fd);
-out:
+unlock:
+	intr__tree_unlock(&ss);
 	errno = e;
 	return fd;
 }
@@ -287,18 +317,15 @@ out:
 INTR_API int run_interruptible(intr_token *tok, intr_fn fn, void *arg,
 			       void **result)
 {
-	intr_task *t;
+	int e = errno;
+	struct intr_task *t;
+	uintptr_t h;
 	int ret;
 
-	int e;
-
-	ret = intr_spawn(&t, tok, fn, arg);
-	if (ret)
-		return ret;
-	/* No claim: t was never handed out, so no other join can have it,
-	 * and it is not the call running on this thread. */
-	e = errno;
-	ret = finish_join(t, result);
+	/* Born claimed: the join is this one. */
+	ret = spawn(&t, &h, tok, fn, arg, true);
+	if (!ret)
+		ret = finish_join(t, result);
 	errno = e;
 	return ret;
 }

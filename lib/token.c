@@ -19,7 +19,7 @@ struct intr_token *intr__deadlines;
 
 void intr__token_init(struct intr_token *t)
 {
-	*t = (struct intr_token){ 0 };
+	*t = (struct intr_token){ 0 };	/* no handle yet */
 	atomic_init(&t->reason, 0);
 }
 
@@ -117,10 +117,10 @@ uint64_t intr__deadlines_fire_locked(uint64_t now)
 	return intr__deadlines ? intr__deadlines->deadline : 0;
 }
 
-INTR_API int intr_token_new(intr_token **out, intr_token *parent)
+INTR_API int intr_token_new(intr_token **out, intr_token *parent_handle)
 {
 	int e = errno;
-	struct intr_token *t;
+	struct intr_token *t, *parent;
 	sigset_t ss;
 	int ret;
 
@@ -145,10 +145,11 @@ INTR_API int intr_token_new(intr_token **out, intr_token *parent)
 		if (ret)
 			break;
 		intr__tree_lock(&ss);
-		if (parent && !intr__handle_live(parent, INTR_H_TOKEN))
+		parent = intr__token_of(parent_handle);
+		if (parent_handle && !parent)
 			ret = -EINVAL;
 		else
-			ret = intr__handle_add(t, INTR_H_TOKEN);
+			ret = intr__handle_add(t, INTR_H_TOKEN, &t->handle);
 		if (!ret)
 			intr__token_link_locked(t, parent);
 		intr__tree_unlock(&ss);
@@ -157,20 +158,22 @@ INTR_API int intr_token_new(intr_token **out, intr_token *parent)
 	if (ret)
 		free(t);
 	else
-		*out = t;
+		*out = (intr_token *)t->handle;
 out:
 	errno = e;
 	return ret;
 }
 
-INTR_API int intr_token_cancel(intr_token *tok)
+INTR_API int intr_token_cancel(intr_token *handle)
 {
 	int e = errno;
+	struct intr_token *tok;
 	int ret = 0;
 	sigset_t ss;
 
 	intr__tree_lock(&ss);
-	if (intr__handle_live(tok, INTR_H_TOKEN))
+	tok = intr__token_of(handle);
+	if (tok)
 		intr__cancel_locked(tok, -ECANCELED);
 	else
 		ret = -EINVAL;
@@ -179,10 +182,10 @@ INTR_API int intr_token_cancel(intr_token *tok)
 	return ret;
 }
 
-INTR_API int intr_token_cancel_after(intr_token *tok, uint64_t timeout_ns)
+INTR_API int intr_token_cancel_after(intr_token *handle, uint64_t timeout_ns)
 {
 	int e = errno;
-	struct intr_token **pp;
+	struct intr_token **pp, *tok;
 	uint64_t at;
 	sigset_t ss;
 	int ret;
@@ -195,7 +198,8 @@ INTR_API int intr_token_cancel_after(intr_token *tok, uint64_t timeout_ns)
 		at = UINT64_MAX;	/* "never", as near as makes no odds */
 
 	intr__tree_lock(&ss);
-	if (!intr__handle_live(tok, INTR_H_TOKEN)) {
+	tok = intr__token_of(handle);
+	if (!tok) {
 		ret = -EINVAL;
 	} else if (atomic_load(&tok->reason)) {
 		/* Already cancelled: nothing left to time. */
@@ -218,14 +222,16 @@ out:
 	return ret;
 }
 
-INTR_API int intr_token_reason(const intr_token *tok)
+INTR_API int intr_token_reason(const intr_token *handle)
 {
 	int e = errno;
+	struct intr_token *tok;
 	sigset_t ss;
 	int ret;
 
 	intr__tree_lock(&ss);
-	if (intr__handle_live(tok, INTR_H_TOKEN))
+	tok = intr__token_of(handle);
+	if (tok)
 		ret = atomic_load(&tok->reason);
 	else
 		ret = -EINVAL;
@@ -234,21 +240,23 @@ INTR_API int intr_token_reason(const intr_token *tok)
 	return ret;
 }
 
-INTR_API int intr_token_free(intr_token *tok)
+INTR_API int intr_token_free(intr_token *handle)
 {
 	int e = errno;
 	struct intr__value *values = NULL;
+	struct intr_token *tok;
 	sigset_t ss;
 	int ret = 0;
 
 	intr__tree_lock(&ss);
-	if (!intr__handle_live(tok, INTR_H_TOKEN) || tok->call)
+	tok = intr__token_of(handle);
+	if (!tok || tok->call)
 		ret = -EINVAL;	/* dead, foreign, or a call's own token */
 	else if (tok->child)
 		ret = -EBUSY;	/* calls or child tokens still bound */
 	else {
 		intr__token_unlink_locked(tok);
-		intr__handle_del(tok);
+		intr__handle_del(tok->handle);
 		values = tok->values;
 	}
 	intr__tree_unlock(&ss);

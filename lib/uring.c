@@ -9,11 +9,13 @@
  * finds its signal pending when the wait starts, and the wait returns
  * -EINTR at once: no window, no assembly.  A completion already in the
  * ring wins over the cancel: it is returned, and the next wait reports the
- * cancel.
+ * cancel.  A wait's timeout is a deadline: restarts after other signals do
+ * not stretch it.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 
 #include "internal.h"
 #include "interruptible/uring.h"
@@ -27,11 +29,37 @@ static void block_interrupt(sigset_t *body)
 	pthread_sigmask(SIG_BLOCK, &set, body);
 }
 
+/* A timeout ts as a deadline on CLOCK_MONOTONIC; 0 for one the kernel
+ * would refuse, which then goes to it unchanged. */
+static uint64_t deadline_of(const struct __kernel_timespec *ts)
+{
+	uint64_t ns, now;
+
+	if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)
+		return 0;
+	if ((uint64_t)ts->tv_sec > UINT64_MAX / 2 / 1000000000u)
+		return UINT64_MAX;
+	ns = (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
+	now = intr__now_ns();
+	return now + ns < now ? UINT64_MAX : now + ns;
+}
+
+/* What is left of the deadline end, as a timeout (0 once it passed). */
+static void left_of(uint64_t end, struct __kernel_timespec *left)
+{
+	uint64_t now = intr__now_ns(), ns = end > now ? end - now : 0;
+
+	left->tv_sec = (long long)(ns / 1000000000u);
+	left->tv_nsec = (long long)(ns % 1000000000u);
+}
+
 INTR_API int intr_uring_wait_cqes(intr_ctx *ctx, struct io_uring *ring,
 				  struct io_uring_cqe **cqe, unsigned wait_nr,
 				  struct __kernel_timespec *ts)
 {
 	struct intr_task *t = intr__body_of(ctx);
+	struct __kernel_timespec left, *tsp = ts;
+	uint64_t end = 0;
 	sigset_t body;
 	int ret;
 
@@ -40,6 +68,10 @@ INTR_API int intr_uring_wait_cqes(intr_ctx *ctx, struct io_uring *ring,
 	/* Enough completions already there: no system call at all. */
 	if (io_uring_cq_ready(ring) >= (wait_nr ? wait_nr : 1))
 		return io_uring_peek_cqe(ring, cqe);
+	/* The timeout is kept as a deadline across restarts after other
+	 * signals, as intr_poll() keeps its own. */
+	if (ts)
+		end = deadline_of(ts);
 
 	block_interrupt(&body);
 	for (;;) {
@@ -50,7 +82,11 @@ INTR_API int intr_uring_wait_cqes(intr_ctx *ctx, struct io_uring *ring,
 				ret = intr__acknowledge(t);
 			break;
 		}
-		ret = io_uring_wait_cqes(ring, cqe, wait_nr, ts, &body);
+		if (end) {
+			left_of(end, &left);
+			tsp = &left;
+		}
+		ret = io_uring_wait_cqes(ring, cqe, wait_nr, tsp, &body);
 		if (ret != -EINTR)
 			break;
 		/* The cancel, or another signal: the check above decides. */
@@ -81,8 +117,11 @@ INTR_API int intr_uring_submit_and_wait(intr_ctx *ctx, struct io_uring *ring,
 		goto out;
 	}
 	/* Submitting does not wait; a cancel meanwhile stays pending and
-	 * ends the wait below at once.  Waiting separately is what keeps an
-	 * interrupted wait from hiding behind a positive submit count. */
+	 * ends the wait below at once.  Once SQEs are submitted, the count
+	 * is what the caller must have: they are in flight.  A cancel (or an
+	 * error) that cuts the wait short is then left for the next wait to
+	 * report, unacknowledged; only with nothing submitted is the reason
+	 * returned. */
 	submitted = io_uring_submit(ring);
 	ret = submitted;
 	if (submitted < 0 || !wait_nr)
@@ -91,12 +130,15 @@ INTR_API int intr_uring_submit_and_wait(intr_ctx *ctx, struct io_uring *ring,
 		if (io_uring_cq_ready(ring) >= wait_nr)
 			break;
 		if (atomic_load(&t->tok.reason)) {
-			ret = intr__acknowledge(t);
+			ret = submitted ? submitted : intr__acknowledge(t);
 			goto out;
 		}
 		ret = io_uring_wait_cqes(ring, &cqe, wait_nr, NULL, &body);
-		if (ret && ret != -EINTR)
+		if (ret && ret != -EINTR) {
+			if (submitted)
+				ret = submitted;
 			goto out;
+		}
 	}
 	ret = submitted;
 out:

@@ -5,9 +5,10 @@
  * nothing crashes.  Bad INTR_SIGNAL values get one clear line on stderr and
  * the default signal.
  *
- * What the library cannot detect is documented instead (interruptible(7)):
- * a handle whose memory was freed and then reused for a new handle of the
- * same kind is that new handle.
+ * Handles are values made once, not addresses, so a freed handle is
+ * refused however old it is (tests/check-handles makes new objects in the
+ * old one's memory); the made-up ones here are addresses, which no handle
+ * ever is.
  *
  * Bodies and finalizers never call Check's assertions; they record what
  * they saw and the test asserts it after the join.  Every wait is bounded.

@@ -19,8 +19,10 @@
  *
  * Also: a CQE already in the ring is returned even when cancelled, and the
  * next wait reports the cancel; wait_cqes with a timeout; submit_and_wait
- * cancelled before, during and not at all; SIGPROF at 1 kHz; -EINVAL off
- * the worker.
+ * cancelled before, during and not at all (the number submitted whenever
+ * it submitted anything, and then the reason from the next wait; the
+ * reason only when nothing was submitted); SIGPROF at 1 kHz, also during
+ * waits with a timeout, which must still time out; -EINVAL off the worker.
  *
  * With two CPUs or more the test thread is pinned to one CPU and the
  * bodies to another.  INTR_TEST_SEED=<n> repeats a run's cancel schedule.
@@ -599,6 +601,7 @@ struct sw {
 	int peek;
 	int cqe_res;
 	uint64_t cqe_ud;
+	int next;		/* the wait after it, when no CQE was there */
 };
 
 static char g_rbuf[16];
@@ -618,12 +621,17 @@ static void *sw_body(intr_ctx *ctx, void *p)
 	s->err = errno;
 	s->sq_after = io_uring_sq_ready(&g_ring);
 	s->peek = -1;
+	s->next = 1;
 	if (s->ret == 1) {
 		s->peek = io_uring_peek_cqe(&g_ring, &cqe);
 		if (s->peek == 0) {
 			s->cqe_res = cqe->res;
 			s->cqe_ud = cqe->user_data;
 			io_uring_cqe_seen(&g_ring, cqe);
+		} else {
+			/* Submitted, and the wait cut short by the cancel:
+			 * the next wait reports it. */
+			s->next = intr_uring_wait_cqe(ctx, &g_ring, &cqe);
 		}
 	}
 	return s;
@@ -744,11 +752,22 @@ START_TEST(uring_submit_and_wait)
 			ck_assert_int_eq(sq, 0);
 			ck_assert_int_eq(g_rbuf[0], 'p');
 		} else {
-			ck_assert_msg(ret == reason && s.ret == reason,
-				      "iteration %d (%s): call returned %d, "
-				      "submit_and_wait %d, expected the "
-				      "reason %d", i, sw_name[mode], ret,
-				      s.ret, reason);
+			/* The count once anything was submitted (the SQE is
+			 * in flight; the next wait reports the cancel), the
+			 * reason only when nothing was. */
+			ck_assert_msg(ret == reason, "iteration %d (%s): call "
+				      "returned %d, expected the reason %d", i,
+				      sw_name[mode], ret, reason);
+			ck_assert_msg(sq == 1 ? s.ret == reason :
+				      s.ret == 1 && s.peek == -EAGAIN &&
+				      s.next == reason,
+				      "iteration %d (%s): %s, but "
+				      "submit_and_wait returned %d (then a CQE "
+				      "%d, the next wait %d), expected %s",
+				      i, sw_name[mode], sq == 1 ? "nothing "
+				      "submitted" : "the SQE submitted", s.ret,
+				      s.peek, s.next, sq == 1 ? "the reason" :
+				      "1, no CQE, then the reason");
 			ck_assert_int_eq(s.sq_after, sq);
 			if (mode == SW_BEFORE)
 				ck_assert_msg(sq == 1, "iteration %d: cancelled "
@@ -920,6 +939,113 @@ START_TEST(uring_sigprof)
 }
 END_TEST
 
+/* --------- 4b. SIGPROF at 1 kHz: a wait's timeout is kept across them */
+
+#define TS_PROF_MS	100		/* the wait's timeout */
+#define TS_PROF_CALLS	5
+#define TS_PROF_BOUND_S	10		/* the token's deadline: the bound */
+
+static atomic_long g_tsprof;
+
+static void on_tsprof(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&g_tsprof, 1);
+}
+
+struct tsprof {
+	int timer_err;
+	int ret[TS_PROF_CALLS];
+	long signals[TS_PROF_CALLS];	/* SIGPROF during each wait */
+	uint64_t ns[TS_PROF_CALLS];	/* how long it took (printed only) */
+};
+
+static void *tsprof_body(intr_ctx *ctx, void *p)
+{
+	struct tsprof *tp = p;
+	sigset_t set;
+	timer_t tm;
+	int k;
+
+	tp->timer_err = prof_timer_start(&tm);
+	if (tp->timer_err)
+		return tp;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPROF);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	for (k = 0; k < TS_PROF_CALLS; k++) {
+		struct __kernel_timespec ts = {
+			.tv_nsec = TS_PROF_MS * 1000000LL,
+		};
+		struct io_uring_cqe *cqe = NULL;
+		long before = atomic_load(&g_tsprof);
+		uint64_t t0 = h_now_ns();
+
+		tp->ret[k] = intr_uring_wait_cqes(ctx, &g_ring, &cqe, 1, &ts);
+		tp->ns[k] = h_now_ns() - t0;
+		tp->signals[k] = atomic_load(&g_tsprof) - before;
+		if (tp->ret[k] != -ETIME)
+			break;
+	}
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	timer_delete(tm);
+	return tp;
+}
+
+/* An empty ring, a 100 ms timeout, a foreign signal every millisecond
+ * that ends io_uring_enter() with EINTR: every wait still times out with
+ * -ETIME, well before the token's deadline.  (Were the timeout started
+ * again after each signal, a wait would end only when the signals paused
+ * for 100 ms, or at the deadline, with -ETIMEDOUT.) */
+START_TEST(uring_wait_cqes_timeout_sigprof)
+{
+	struct sigaction sa;
+	struct tsprof tp;
+	intr_token *tok;
+	sigset_t set;
+	void *res = NULL;
+	int k, ret;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_tsprof;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;	/* no SA_RESTART */
+	ck_assert_int_eq(sigaction(SIGPROF, &sa, NULL), 0);
+	sigemptyset(&set);
+	sigaddset(&set, SIGPROF);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+	configure(0, RESEND_US);
+	ring_init();
+	memset(&tp, 0, sizeof(tp));
+	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
+	ck_assert_int_eq(intr_token_cancel_after(tok, TS_PROF_BOUND_S *
+						 1000000000ull), 0);
+	ret = run_interruptible(tok, tsprof_body, &tp, &res);
+	ck_assert_int_eq(tp.timer_err, 0);
+	ck_assert_ptr_eq(res, &tp);
+	for (k = 0; k < TS_PROF_CALLS; k++) {
+		printf("uring_wait_cqes_timeout_sigprof: wait %d (%d ms): "
+		       "returned %d after %ld SIGPROF, %.1f ms\n", k,
+		       TS_PROF_MS, tp.ret[k], tp.signals[k], tp.ns[k] / 1e6);
+		ck_assert_msg(tp.ret[k] == -ETIME, "wait %d: returned %d, "
+			      "not -ETIME: its %d ms timeout started again "
+			      "after each of %ld SIGPROF, and the token's "
+			      "%d s deadline ended it", k, tp.ret[k],
+			      TS_PROF_MS, tp.signals[k], TS_PROF_BOUND_S);
+	}
+	fflush(stdout);
+	ck_assert_msg(ret == 0, "the call returned %d: the token's %d s "
+		      "deadline passed before the waits timed out", ret,
+		      TS_PROF_BOUND_S);
+	/* The signals did interrupt the waits (else this proves nothing). */
+	for (k = 0, ret = 0; k < TS_PROF_CALLS; k++)
+		ret += tp.signals[k] > 0;
+	ck_assert_msg(ret > 0, "no SIGPROF landed during any wait");
+	ck_assert_int_eq(intr_token_free(tok), 0);
+	io_uring_queue_exit(&g_ring);
+}
+END_TEST
+
 /* ---------------------- 5. off the worker: -EINVAL, nothing touched */
 
 struct offw {
@@ -1032,6 +1158,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, uring_submit_and_wait);
 	tc = h_tcase(s, "sigprof", TEST_TIMEOUT);
 	tcase_add_test(tc, uring_sigprof);
+	tcase_add_test(tc, uring_wait_cqes_timeout_sigprof);
 	return s;
 }
 

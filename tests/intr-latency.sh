@@ -2,7 +2,9 @@
 # Smoke test of tools/intr-latency: bad arguments exit 2 with the usage,
 # --help and --version exit 0, and a tiny run of every section exits 0 with
 # a JSON file that parses and has the expected keys and a CSV with a header
-# and samples.  No time is asserted: the figures are for people.
+# and samples; every waiter is pinned by default and its placement shown,
+# and targets from waiters placed unlike are not judged.  No time is
+# asserted: the figures are for people.
 set -u
 tool=./tools/intr-latency
 fail=0
@@ -84,6 +86,57 @@ head -n 1 "$dir/r.csv" | grep -q '^section,call,method,stage,i,ns$'
 check $? "the CSV has its header"
 rows=$(grep -c '^cancel,intr_read,intr,body,' "$dir/r.csv")
 check $(( rows != 20 )) "the CSV has the 20 samples of intr_read/intr/body ($rows)"
+
+# Placement.  By default every waiter runs on one CPU and the canceller on
+# another (when the process may use two): every iteration of every method
+# came back on the waiters' CPU, and the JSON says so.
+ncpu=$(python3 -c 'import os; print(len(os.sched_getaffinity(0)))')
+python3 - "$dir/r.json" "$ncpu" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["options"]["pin"] is True, "not pinned by default"
+a, b = r["options"]["pin_cpus"]
+assert (a != b) == (int(sys.argv[2]) > 1), (a, b)
+rows = [c for c in r["cancel"] if c["stage"] == "body"]
+assert rows and all(c["placed"] == c["n"] for c in rows), rows
+for c in rows:
+    assert a == b or c["same_cpu"] == 0, c
+assert all(x["placed"] == x["n"] for x in r["overhead"]), r["overhead"]
+EOF
+check $? "by default every waiter is pinned away from the canceller, and each iteration's placement is recorded"
+grep -q "^pinned: " "$dir/out" && grep -q "waiters back on the canceller's CPU: " "$dir/out"
+check $? "the output says where the waiters ran"
+
+timeout 60 $tool -q --no-pin -n 20 -c read -m eventfd,kill,intr -s cancel \
+	>"$dir/out" 2>"$dir/err"
+rc=$?
+cat "$dir/out" "$dir/err"
+grep -q "^not pinned" "$dir/out"
+check $(( rc != 0 || $? != 0 )) "--no-pin runs and says so (exit $rc)"
+
+# A run whose methods were placed unlike prints no target as met: the
+# self-check puts the library's waiters on the canceller's CPU and the
+# peers' elsewhere.
+if [ "$ncpu" -gt 1 ]; then
+	INTR_LATENCY_SAME_CPU=intr timeout 60 $tool -q -n 20 -c read \
+		-m eventfd,kill,intr -s cancel --json "$dir/sc.json" \
+		>"$dir/out" 2>"$dir/err"
+	rc=$?
+	cat "$dir/out" "$dir/err"
+	n=$(grep -E 'intr_read: cancel p50 / (raw pthread_kill|eventfd floor)' \
+		"$dir/out" | grep -c 'n/a: placed unlike')
+	check $(( rc != 0 || n != 2 )) "targets from waiters placed unlike are n/a, not PASS or MISS ($n of 2)"
+	python3 - "$dir/sc.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = [x for x in r["targets"] if x["name"].startswith("intr_read: cancel")]
+assert len(t) == 2 and all(x["comparable"] is False and x["pass"] is None
+                           for x in t), t
+EOF
+	check $? "the JSON marks them not comparable, pass null"
+else
+	echo "SKIP: one CPU: waiters cannot be placed unlike"
+fi
 
 # A stop that never arrives (INTR_LATENCY_DROP leaves the cancel out) is
 # reported as a failure, exit 1, instead of a hang.

@@ -30,6 +30,7 @@ struct lat_opts opt = {
 	.calls = (1u << NCALLS) - 1,
 	.methods = (1u << NMETHODS) - 1,
 	.sections = SEC_CANCEL | SEC_IDLE | SEC_OVERHEAD | SEC_SCALE,
+	.pin = true,
 };
 
 static const char *const section_name[] = {
@@ -39,7 +40,7 @@ static const char *const section_name[] = {
 enum {
 	OPT_PIN = 256, OPT_TIMEOUT_POLL, OPT_POLL_LOOPS, OPT_IDLE_MS,
 	OPT_HISTOGRAM, OPT_JSON, OPT_CSV, OPT_SCALE_ROUNDS, OPT_VERSION,
-	OPT_RESEND_US,
+	OPT_RESEND_US, OPT_NO_PIN,
 };
 
 static const struct option longopts[] = {
@@ -49,6 +50,7 @@ static const struct option longopts[] = {
 	{ "threads", required_argument, NULL, 't' },
 	{ "section", required_argument, NULL, 's' },
 	{ "pin", no_argument, NULL, OPT_PIN },
+	{ "no-pin", no_argument, NULL, OPT_NO_PIN },
 	{ "timeout-poll-ms", required_argument, NULL, OPT_TIMEOUT_POLL },
 	{ "poll-loops", required_argument, NULL, OPT_POLL_LOOPS },
 	{ "idle-ms", required_argument, NULL, OPT_IDLE_MS },
@@ -77,7 +79,10 @@ static void usage(FILE *f)
 "                           or all (default all)\n"
 "  -t, --threads N          blocked calls in the scale test (default 1000)\n"
 "  -s, --section LIST       cancel,idle,overhead,scale or all (default all)\n"
-"      --pin                pin the canceller to CPU 0, waiters to CPU 1\n"
+"      --pin                the canceller on one CPU, every waiter on another\n"
+"                           (the default)\n"
+"      --no-pin             leave placement to the kernel; targets are shown\n"
+"                           only where the methods' waiters were placed alike\n"
 "      --timeout-poll-ms MS period of the polling loop (default 100)\n"
 "      --poll-loops N       cancels for the polling loop (default min(N, 20))\n"
 "      --idle-ms MS         blocked interval for the cost test (default 1000)\n"
@@ -93,7 +98,8 @@ static void usage(FILE *f)
 "Exit status: 0 all measurements completed, 1 one failed (a lost cancel,\n"
 "a bound exceeded, a thread or ring that could not be made), 2 usage.\n"
 "Targets are printed as PASS/MISS for information; they never change the\n"
-"exit status.\n");
+"exit status.  A ratio of two methods whose waiters ran on the canceller's\n"
+"CPU unequally often is no target: it is printed as n/a.\n");
 }
 
 static void bad(const char *fmt, const char *arg)
@@ -183,6 +189,9 @@ static void parse(int argc, char **argv)
 		case OPT_PIN:
 			opt.pin = true;
 			break;
+		case OPT_NO_PIN:
+			opt.pin = false;
+			break;
 		case OPT_TIMEOUT_POLL:
 			opt.timeout_poll_ms = parse_uint(optarg, "--timeout-poll-ms",
 							 1, 60000);
@@ -257,6 +266,12 @@ static int setup(void)
 		fprintf(stderr, "intr-latency: sigaction: %s\n", strerror(-r));
 		return r;
 	}
+	r = pin_setup();
+	if (r) {
+		fprintf(stderr, "intr-latency: sched_getaffinity: %s\n",
+			strerror(-r));
+		return r;
+	}
 	if (opt.pin)
 		pin_self(0);
 	watchdog_start();
@@ -273,11 +288,23 @@ int main(int argc, char **argv)
 
 	parse(argc, argv);
 	opt.drop = getenv("INTR_LATENCY_DROP");
+	opt.same_cpu = getenv("INTR_LATENCY_SAME_CPU");
 	if (setup())
 		return 1;
-	printf("intr-latency %s: %ld CPUs, library signal %d, raw peers' signal %d%s\n",
+	printf("intr-latency %s: %ld CPUs, library signal %d, raw peers' signal %d\n",
 	       intr_version(), sysconf(_SC_NPROCESSORS_ONLN), opt.lib_signo,
-	       opt.raw_signo, opt.pin ? ", pinned" : "");
+	       opt.raw_signo);
+	if (!opt.pin)
+		printf("not pinned (--no-pin): the kernel places the canceller and the waiters\n");
+	else if (opt.cpu[0] == opt.cpu[1])
+		printf("pinned: one CPU (%d) for the canceller and every waiter\n",
+		       opt.cpu[0]);
+	else
+		printf("pinned: the canceller on CPU %d, every waiter (peer thread or library\n"
+		       "worker) on CPU %d\n", opt.cpu[0], opt.cpu[1]);
+	if (opt.same_cpu)
+		printf("INTR_LATENCY_SAME_CPU: the %s waiters on the canceller's CPU\n",
+		       opt.same_cpu);
 	printf("times in microseconds from the instant before the cancel; stages: body = the\n"
 	       "waiter back in user space with the cancel, final = its finalizers done,\n"
 	       "return = the canceller knows it is done (intr_join / futex / pthread_join);\n"

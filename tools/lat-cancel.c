@@ -15,6 +15,13 @@
  * made for the iteration, with no library code in their path.  Every wait
  * is bounded by the watchdog: an iteration that does not end is rescued
  * (data is written to what the waiter blocks on) and counted as failed.
+ *
+ * Placement: a waiter woken on the canceller's own CPU costs less than one
+ * woken on another, and left alone the kernel places a pooled worker and a
+ * fresh thread differently.  So by default every waiter, whatever its
+ * method, runs on the waiters' CPU and the canceller on its own (lat.h,
+ * pin_setup), and each iteration records where the waiter came back, so
+ * that a run with --no-pin shows whether its methods were placed alike.
  */
 #include "config.h"
 
@@ -136,6 +143,7 @@ struct probe {
 	atomic_int stop;		/* polling flag; set by a rescue too */
 	atomic_int done;		/* the waiter is finished (peers) */
 	uint64_t t_body, t_final;
+	int cpu;			/* the waiter's, at t_body */
 	bool stopped;			/* the waiter saw the stop */
 	bool locked;			/* pthread_cancel on cond: mutex held */
 };
@@ -231,8 +239,7 @@ static void *intr_body(intr_ctx *ctx, void *arg)
 	char c;
 	long r;
 
-	if (opt.pin)
-		pin_self(1);
+	place_waiter(method_name[M_INTR]);
 	intr_defer(ctx, finalizer, p);
 	if (e->call == CALL_COND)
 		pthread_mutex_lock(&e->mu);
@@ -289,6 +296,7 @@ static void *intr_body(intr_ctx *ctx, void *arg)
 		}
 		if (cancel) {
 			p->t_body = now_ns();
+			p->cpu = sched_getcpu();
 			p->stopped = true;
 			break;
 		}
@@ -321,6 +329,7 @@ static void pcancel_cleanup(void *arg)
 	struct probe *p = arg;
 
 	p->t_body = now_ns();
+	p->cpu = sched_getcpu();
 	p->stopped = true;
 	if (p->locked)
 		pthread_mutex_unlock(&p->e->mu);
@@ -401,8 +410,7 @@ static void *peer_main(void *arg)
 	uint64_t v;
 	long r;
 
-	if (opt.pin)
-		pin_self(1);
+	place_waiter(method_name[p->m]);
 	switch (p->m) {
 	case M_EVENTFD:
 		do {
@@ -451,6 +459,7 @@ static void *peer_main(void *arg)
 		break;
 	}
 	p->t_body = now_ns();
+	p->cpu = sched_getcpu();
 	p->stopped = !atomic_load(&p->stop) || p->m == M_POLL;
 	finished(p);
 	return NULL;
@@ -544,6 +553,7 @@ static uint64_t rng(void)
 
 struct once {
 	uint64_t body, final, ret;	/* ns after t0; 0: not taken */
+	int cpu_waiter, cpu_canceller;	/* where each was at the stop */
 };
 
 /* One iteration of method m.  If ir, also measure the blocked interval. */
@@ -605,6 +615,7 @@ static int run_once(struct env *e, enum lat_method m, struct once *o,
 	if (!ret)
 		watch_arm(BOUND_MS + (m == M_POLL ? 2 * opt.timeout_poll_ms : 0),
 			  rescue, &p);
+	o->cpu_canceller = sched_getcpu();
 	t0 = now_ns();
 	if (opt.drop && !strcmp(opt.drop, method_name[m]))
 		goto wait;	/* the self-check: a lost stop */
@@ -680,6 +691,7 @@ wait:
 	o->body = p.t_body - t0;
 	o->final = m == M_INTR ? p.t_final - t0 : 0;
 	o->ret = t1 - t0;
+	o->cpu_waiter = p.cpu;
 	return 0;
 }
 
@@ -801,6 +813,8 @@ unsigned measure_cancel(enum lat_call c)
 				continue;
 			}
 			series_add(s[m][ST_BODY], o.body);
+			series_place(s[m][ST_BODY], o.cpu_waiter,
+				     o.cpu_canceller);
 			if (s[m][ST_FINAL])
 				series_add(s[m][ST_FINAL], o.final);
 			series_add(s[m][ST_RETURN], o.ret);

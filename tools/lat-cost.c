@@ -7,8 +7,8 @@
  * warm pool, against pthread_create() + pthread_join() of an empty thread,
  * and against the floor, a two-thread futex ping-pong (one thread wakes
  * the other and sleeps until it is woken back), interleaved round by
- * round.  With --pin, all of it runs on one CPU: the software path alone,
- * without the cost of waking another CPU.
+ * round.  Pinned (the default), all of it runs on one CPU: the software
+ * path alone, without the cost of waking another CPU.
  *
  * Scale: N bodies blocked in intr_read() on one pipe, all bound to one
  * token; once the kernel shows every one asleep, one intr_token_cancel()
@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,8 +30,11 @@
 #include "lat.h"
 
 /* ------------------------------------------------------------ overhead */
+/* Each records the CPU it ran on in *arg, so that the table can show
+ * whether the rounds ran on the calling thread's CPU. */
 static void *empty_body(intr_ctx *ctx, void *arg)
 {
+	*(int *)arg = sched_getcpu();
 	return arg;
 }
 
@@ -45,40 +49,49 @@ static void *pin_body(intr_ctx *ctx, void *arg)
 
 static void *empty_thread(void *arg)
 {
+	*(int *)arg = sched_getcpu();
 	return arg;
 }
+
+/* The ping-pong's word, and the CPU the pong side answered the last ping
+ * on (it stores it before its answer, which the ping side waits for). */
+struct pingpong {
+	atomic_int w;
+	atomic_int cpu;
+};
 
 /* The other half of the ping-pong: odd values are pings, -1 ends it. */
 static void *pong(void *arg)
 {
-	atomic_int *w = arg;
+	struct pingpong *pp = arg;
 	int v;
 
 	if (opt.pin)
 		pin_self(0);
 	for (;;) {
-		v = atomic_load(w);
+		v = atomic_load(&pp->w);
 		if (v < 0)
 			break;
 		if (v & 1) {
-			atomic_store(w, v + 1);
-			futex_wake(w);
+			atomic_store(&pp->cpu, sched_getcpu());
+			atomic_store(&pp->w, v + 1);
+			futex_wake(&pp->w);
 			continue;
 		}
-		futex_wait(w, v, 0);
+		futex_wait(&pp->w, v, 0);
 	}
 	return NULL;
 }
 
-static uint64_t ping(atomic_int *w, int *seq)
+static uint64_t ping(struct pingpong *pp, int *seq)
 {
 	uint64_t t = now_ns();
 	int v = *seq + 1;
 
-	atomic_store(w, v);
-	futex_wake(w);
-	while (atomic_load(w) == v)
-		futex_wait(w, v, 0);
+	atomic_store(&pp->w, v);
+	futex_wake(&pp->w);
+	while (atomic_load(&pp->w) == v)
+		futex_wait(&pp->w, v, 0);
 	*seq = v + 1;
 	return now_ns() - t;
 }
@@ -87,9 +100,9 @@ unsigned measure_overhead(void)
 {
 	struct series *run, *create, *futex;
 	unsigned i, n = opt.loops * 10, failures = 0;
-	atomic_int word = 0;
+	struct pingpong pp = { 0 };
 	pthread_t th;
-	int seq = 0, r;
+	int seq = 0, r, cpu;
 
 	if (n < 100)
 		n = 100;
@@ -103,7 +116,7 @@ unsigned measure_overhead(void)
 	create->floor = futex;
 	futex->floor = futex;
 
-	if (pthread_create(&th, NULL, pong, &word)) {
+	if (pthread_create(&th, NULL, pong, &pp)) {
 		fprintf(stderr, "intr-latency: cannot start a thread\n");
 		return 1;
 	}
@@ -112,35 +125,41 @@ unsigned measure_overhead(void)
 	if (opt.pin)
 		run_interruptible(NULL, pin_body, NULL, NULL);
 	for (i = 0; i < 100; i++) {
-		run_interruptible(NULL, empty_body, NULL, NULL);
-		ping(&word, &seq);
+		run_interruptible(NULL, empty_body, &cpu, NULL);
+		ping(&pp, &seq);
 	}
 	for (i = 0; i < n; i++) {
 		pthread_t t;
 		uint64_t t0;
+		int own = sched_getcpu();
 
-		series_add(futex, ping(&word, &seq));
+		series_add(futex, ping(&pp, &seq));
+		series_place(futex, atomic_load(&pp.cpu), own);
 
+		own = sched_getcpu();
 		t0 = now_ns();
-		r = run_interruptible(NULL, empty_body, NULL, NULL);
+		r = run_interruptible(NULL, empty_body, &cpu, NULL);
 		if (r) {
 			run->failures++;
 			failures++;
 		} else {
 			series_add(run, now_ns() - t0);
+			series_place(run, cpu, own);
 		}
 
+		own = sched_getcpu();
 		t0 = now_ns();
-		r = pthread_create(&t, NULL, empty_thread, NULL);
+		r = pthread_create(&t, NULL, empty_thread, &cpu);
 		if (r || pthread_join(t, NULL)) {
 			create->failures++;
 			failures++;
 		} else {
 			series_add(create, now_ns() - t0);
+			series_place(create, cpu, own);
 		}
 	}
-	atomic_store(&word, -1);
-	futex_wake(&word);
+	atomic_store(&pp.w, -1);
+	futex_wake(&pp.w);
 	pthread_join(th, NULL);
 	watch_disarm();
 	return failures;

@@ -67,14 +67,38 @@ void futex_wake(atomic_int *w)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+int pin_setup(void)
+{
+	cpu_set_t set;
+	int i, n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -errno;
+	for (i = 0; i < CPU_SETSIZE && n < 2; i++)
+		if (CPU_ISSET(i, &set))
+			opt.cpu[n++] = i;
+	if (!n)
+		return -ENODEV;
+	if (n == 1)
+		opt.cpu[1] = opt.cpu[0];
+	return 0;
+}
+
 void pin_self(int which)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	cpu_set_t set;
 
 	CPU_ZERO(&set);
-	CPU_SET(n > 1 ? which : 0, &set);
+	CPU_SET(opt.cpu[which], &set);
 	sched_setaffinity(0, sizeof(set), &set);
+}
+
+void place_waiter(const char *method)
+{
+	if (opt.same_cpu && !strcmp(opt.same_cpu, method))
+		pin_self(0);
+	else if (opt.pin)
+		pin_self(1);
 }
 
 static int read_task_file(pid_t tid, const char *name, char *buf, size_t len)
@@ -170,6 +194,28 @@ void series_add(struct series *s, uint64_t ns)
 	s->sorted = false;
 }
 
+void series_place(struct series *s, int waiter_cpu, int own_cpu)
+{
+	if (waiter_cpu < 0 || own_cpu < 0)
+		return;
+	s->placed++;
+	s->same_cpu += waiter_cpu == own_cpu;
+}
+
+/* The share of a series' waiters that ran on the stopping thread's CPU. */
+static double same_share(const struct series *s)
+{
+	return s->placed ? (double)s->same_cpu / s->placed : NAN;
+}
+
+/* Two series were placed alike: their waiters came back on the stopping
+ * thread's CPU equally often (within a tenth of the samples). */
+static bool placed_alike(const struct series *a, const struct series *b)
+{
+	return a->placed && b->placed &&
+	       fabs(same_share(a) - same_share(b)) <= 0.1;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -260,6 +306,24 @@ void print_table(const char *title, const char *section, const char *call)
 			printf(" %7.2f", r);
 		printf(" %5u\n", s->failures);
 	}
+	/* Where the waiters ran, once per method. */
+	last_note_method = "";
+	for (i = 0; i < nall; i++) {
+		struct series *s = all[i];
+
+		if (strcmp(s->section, section) || strcmp(s->call, call) ||
+		    !s->placed || !strcmp(s->method, last_note_method))
+			continue;
+		if (!*last_note_method)
+			printf("  %s", strcmp(section, "overhead") ?
+			       "waiters back on the canceller's CPU:" :
+			       "the other side on the caller's CPU:");
+		printf(" %s %u/%u", s->method, s->same_cpu, s->placed);
+		last_note_method = s->method;
+	}
+	if (*last_note_method)
+		printf("\n");
+	last_note_method = "";
 	/* Notes, once per method, in table order. */
 	for (i = 0; i < nall; i++) {
 		struct series *s = all[i];
@@ -385,6 +449,7 @@ struct target {
 	double value, limit;
 	bool at_least;		/* value >= limit; else value <= limit */
 	bool measured;
+	char unlike[96];	/* why the two sides do not compare, or "" */
 };
 
 static struct target targets[32];
@@ -407,6 +472,7 @@ static void target_add(bool measured, double value, double limit,
 	vsnprintf(t->name, sizeof(t->name), fmt, ap);
 	va_end(ap);
 	t->measured = measured && !isnan(value);
+	t->unlike[0] = 0;
 	t->value = value;
 	t->limit = limit;
 	t->at_least = at_least;
@@ -415,6 +481,20 @@ static void target_add(bool measured, double value, double limit,
 static bool target_pass(const struct target *t)
 {
 	return t->at_least ? t->value >= t->limit : t->value <= t->limit;
+}
+
+/* A ratio of a to b is a target only if their waiters were placed alike:
+ * otherwise the last target added is marked as not comparable. */
+static void target_placement(const struct series *a, const struct series *b)
+{
+	struct target *t;
+
+	if (!ntargets || !a || !b || placed_alike(a, b))
+		return;
+	t = &targets[ntargets - 1];
+	snprintf(t->unlike, sizeof(t->unlike), "placed unlike, %s %.0f%% "
+		 "and %s %.0f%% on the stopper's CPU", a->method,
+		 100 * same_share(a), b->method, 100 * same_share(b));
 }
 
 static double p50_ratio(struct series *a, struct series *b)
@@ -446,8 +526,10 @@ static void compute_targets(const struct idle_result *idle, unsigned nidle,
 		f = series_find("cancel", call_name[c], "eventfd", "body");
 		target_add(k != NULL, p50_ratio(in, k), 1.1, false,
 			   "%s: cancel p50 / raw pthread_kill p50", call_name[c]);
+		target_placement(in, k);
 		target_add(f != NULL, p50_ratio(in, f), 1.3, false,
 			   "%s: cancel p50 / eventfd floor p50", call_name[c]);
+		target_placement(in, f);
 	}
 	run = series_find("overhead", "", "run_interruptible", "round");
 	futex = series_find("overhead", "", "futex ping-pong", "round");
@@ -455,8 +537,10 @@ static void compute_targets(const struct idle_result *idle, unsigned nidle,
 	if (run) {
 		target_add(futex != NULL, p50_ratio(run, futex), 1.5, false,
 			   "run_interruptible p50 / futex ping-pong p50");
+		target_placement(run, futex);
 		target_add(create != NULL, p50_ratio(create, run), 3.0, true,
 			   "pthread_create+join p50 / run_interruptible p50");
+		target_placement(create, run);
 	}
 	for (i = 0; i < nidle; i++) {
 		if (strcmp(idle[i].method, "intr"))
@@ -485,6 +569,12 @@ void print_targets(const struct idle_result *idle, unsigned nidle,
 	for (i = 0; i < ntargets; i++) {
 		struct target *t = &targets[i];
 
+		if (t->measured && t->unlike[0]) {
+			printf("  %-52s %8.2f %s %-6g n/a: %s\n", t->name,
+			       t->value, t->at_least ? ">=" : "<=", t->limit,
+			       t->unlike);
+			continue;
+		}
 		if (!t->measured) {
 			printf("  %-52s %8s %s %-6g %s\n", t->name, "-",
 			       t->at_least ? ">=" : "<=", t->limit,
@@ -538,6 +628,9 @@ static void json_series(FILE *f, const char *section)
 		fprintf(f, ", \"stage\": ");
 		json_str(f, s->stage);
 		fprintf(f, ", \"n\": %u, \"failures\": %u", s->n, s->failures);
+		if (s->placed)
+			fprintf(f, ", \"placed\": %u, \"same_cpu\": %u",
+				s->placed, s->same_cpu);
 		if (s->n)
 			fprintf(f, ", \"min_ns\": %llu, \"p50_ns\": %llu, \"p90_ns\": %llu, \"p99_ns\": %llu, \"p999_ns\": %llu, \"max_ns\": %llu",
 				(unsigned long long)series_pct(s, 0),
@@ -568,10 +661,10 @@ int write_json(const char *path, const struct idle_result *idle,
 	fprintf(f, ",\n  \"library_version\": ");
 	json_str(f, intr_version());
 	fprintf(f, ",\n  \"cpus\": %ld,\n", sysconf(_SC_NPROCESSORS_ONLN));
-	fprintf(f, "  \"options\": {\"loops\": %u, \"poll_loops\": %u, \"timeout_poll_ms\": %u, \"idle_ms\": %u, \"threads\": %u, \"resend_us\": %u, \"pin\": %s, \"signal\": %d, \"raw_signal\": %d},\n",
+	fprintf(f, "  \"options\": {\"loops\": %u, \"poll_loops\": %u, \"timeout_poll_ms\": %u, \"idle_ms\": %u, \"threads\": %u, \"resend_us\": %u, \"pin\": %s, \"pin_cpus\": [%d, %d], \"signal\": %d, \"raw_signal\": %d},\n",
 		opt.loops, opt.poll_loops, opt.timeout_poll_ms, opt.idle_ms,
-		opt.threads, opt.resend_us, opt.pin ? "true" : "false", opt.lib_signo,
-		opt.raw_signo);
+		opt.threads, opt.resend_us, opt.pin ? "true" : "false",
+		opt.cpu[0], opt.cpu[1], opt.lib_signo, opt.raw_signo);
 	fprintf(f, "  \"cancel\": [");
 	json_series(f, "cancel");
 	fprintf(f, "\n  ],\n  \"overhead\": [");
@@ -613,9 +706,10 @@ int write_json(const char *path, const struct idle_result *idle,
 		json_num(f, targets[i].measured ? targets[i].value : NAN);
 		fprintf(f, ", \"limit\": ");
 		json_num(f, targets[i].limit);
-		fprintf(f, ", \"at_least\": %s, \"pass\": %s}",
+		fprintf(f, ", \"at_least\": %s, \"comparable\": %s, \"pass\": %s}",
 			targets[i].at_least ? "true" : "false",
-			!targets[i].measured ? "null" :
+			targets[i].unlike[0] ? "false" : "true",
+			!targets[i].measured || targets[i].unlike[0] ? "null" :
 			target_pass(&targets[i]) ? "true" : "false");
 	}
 	fprintf(f, "\n  ]\n}\n");

@@ -58,9 +58,13 @@ struct lat_opts {
 	unsigned methods;		/* bit per enum lat_method */
 	unsigned sections;		/* enum lat_section bits */
 	bool pin, quiet, histogram;
+	int cpu[2];			/* the canceller's CPU, the waiters' */
 	const char *json, *csv;
 	const char *drop;		/* INTR_LATENCY_DROP: a method whose
 					 * stop is not sent (self-check) */
+	const char *same_cpu;		/* INTR_LATENCY_SAME_CPU: a method
+					 * whose waiters run on the
+					 * canceller's CPU (self-check) */
 	int lib_signo, raw_signo;
 };
 
@@ -78,6 +82,11 @@ struct series {
 	unsigned failures;
 	bool sorted;
 	struct series *floor;		/* ratio of p50s; NULL: none */
+	/* Where the waiters ran: samples whose waiter's CPU is known, and
+	 * of those, the ones where it came back on the CPU of the thread
+	 * that stopped it (a wake-up there is cheaper than one of another
+	 * CPU, so only runs placed alike compare). */
+	unsigned placed, same_cpu;
 };
 
 struct idle_result {
@@ -102,6 +111,9 @@ struct series *series_new(const char *section, const char *call,
 			  const char *method, const char *stage,
 			  const char *note);
 void series_add(struct series *s, uint64_t ns);
+/* One sample's placement: the waiter's CPU and the stopping thread's (-1:
+ * not known). */
+void series_place(struct series *s, int waiter_cpu, int own_cpu);
 uint64_t series_pct(struct series *s, double q);
 struct series *series_find(const char *section, const char *call,
 			   const char *method, const char *stage);
@@ -142,7 +154,12 @@ pid_t lat_gettid(void);
 void sleep_ns(uint64_t ns);
 int futex_wait(atomic_int *w, int val, uint64_t timeout_ns);
 void futex_wake(atomic_int *w);
+/* The CPUs of --pin: the first two this process may run on (one CPU:
+ * both there).  Returns 0 or a negative errno. */
+int pin_setup(void);
 void pin_self(int which);		/* 0: canceller, 1: waiter */
+/* Pin a waiter of method m as the run wants it (and the self-check). */
+void place_waiter(const char *method);
 /* The system call tid is blocked in, -1 if none, -2 if running. */
 long blocked_syscall(pid_t tid);
 int thread_cost(pid_t tid, uint64_t *cpu_ns, long *switches);

@@ -13,16 +13,18 @@
  *
  * A CQE that is already in the ring is returned (0) even if the call was
  * cancelled: it is data, never dropped.  The next wait reports the cancel.
- * EINTR from any other signal is retried; a wait with a timeout ts then
- * starts its timeout again.
+ * EINTR from any other signal is retried; a wait's timeout ts is kept as a
+ * deadline across the retries, so they do not stretch it.
  *
  * intr_uring_submit_and_wait() submits and waits for wait_nr completions and
- * returns the number of SQEs submitted, like io_uring_submit_and_wait().  If
- * the call is cancelled before it enters the kernel, nothing is submitted
- * and the reason is returned.  If it is cancelled during the wait, the SQEs
- * have been submitted (their CQEs will arrive) and the reason is returned
- * instead of the count, which io_uring_enter() would otherwise have shown
- * while hiding that the wait was interrupted.
+ * returns the number of SQEs submitted, like io_uring_submit_and_wait().
+ * Whenever it submitted any, it returns their number, also when a cancel
+ * (or an error) cut the wait short: those SQEs are in flight and their CQEs
+ * will arrive, so no SQE is unaccounted for.  The cancel is then reported by
+ * the next wait (the reason once no CQE is left in the ring) and by
+ * intr_cancelled().  It returns the reason only when it submitted nothing:
+ * cancelled before it entered the kernel (the SQEs stay queued), or with no
+ * SQE queued.
  */
 #ifndef INTERRUPTIBLE_URING_H
 #define INTERRUPTIBLE_URING_H
