@@ -874,13 +874,13 @@ static int count_lines(const char *s)
 /* A body blocked in read(), cancelled: proves the signal in use works. */
 static atomic_int block_up;
 
-/* Says it runs, then blocks until cancelled. */
+/* Says it runs (its thread id), then blocks until cancelled. */
 static void *block_body(intr_ctx *ctx, void *arg)
 {
 	int *fds = arg;
 	char b;
 
-	atomic_store(&block_up, 1);
+	atomic_store(&block_up, (int)h_gettid());
 	return intr_read(ctx, fds[0], &b, 1) == -ECANCELED ? BODY_CANCELLED
 							   : BODY_ERROR;
 }
@@ -924,9 +924,11 @@ START_TEST(env_intr_signal)
 	tok = h_new_token(NULL);
 	atomic_store(&block_up, 0);
 	ck_assert_int_eq(intr_spawn(&t, tok, block_body, fds), 0);
-	/* The cancel must reach a running body, however slow the start. */
+	/* The cancel must reach a body blocked in the kernel, however slow
+	 * the start: only the signal can get it out. */
 	ck_assert(h_wait_atomic(&block_up, 1, WAIT_MS));
-	h_sleep_ms(2);
+	ck_assert_msg(h_wait_blocked(atomic_load(&block_up), SYS_read,
+				     WAIT_MS), "the body never blocked in read");
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
 	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
 	ck_assert_ptr_eq(res, BODY_CANCELLED);

@@ -213,6 +213,7 @@ static void *wrapped_read(intr_ctx *ctx, void *arg)
 	struct reader *r = arg;
 	char b;
 
+	atomic_store(&r->tid, h_gettid());
 	atomic_store(&r->started, 1);
 	return BODY_MARK(intr_read(ctx, r->fds[0], &b, 1) == -ECANCELED);
 }
@@ -233,8 +234,10 @@ START_TEST(signal_details_lost)
 		reader_init(&r);
 		ck_assert_int_eq(intr_spawn(&t, tok, i % 2 ? wrapped_read :
 					    read_until_cancelled, &r), 0);
-		ck_assert(h_spin_atomic(&r.started, 1, WAIT_MS));
-		h_sleep_ms(1);		/* let it block in the kernel */
+		ck_assert(h_wait_atomic(&r.started, 1, WAIT_MS));
+		ck_assert_msg(h_wait_blocked(atomic_load(&r.tid), SYS_read,
+					     WAIT_MS),
+			      "iteration %d: the body never blocked in read", i);
 		ck_assert_int_eq(intr_token_cancel(tok), 0);
 		ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
 		ck_assert_ptr_ne(res, BODY_MARK(0));	/* wrapper: reason */

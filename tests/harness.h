@@ -32,6 +32,7 @@
 #include <interruptible.h>
 
 #include "clock.h"
+#include "wait.h"
 
 /* Hand-offs through a pipe order memory as a lock would, but helgrind only
  * sees locks: the helgrind build (INTR_VALGRIND) names them. */
