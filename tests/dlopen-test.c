@@ -31,6 +31,8 @@
 
 #include <interruptible.h>
 
+#include "wait.h"
+
 #define ROUNDS 20
 
 #define FAIL(...)							\
@@ -106,24 +108,30 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
-/* Wait (bounded) until the count of what count() returns is want. */
+/* Wait, at most 10 s, until what count() returns is want. */
 static int settle(int (*count)(const char *), const char *arg, int want)
 {
-	int i, n = -1;
+	uint64_t end = h_now_ns() + 10000000000ull;
+	int n;
 
-	for (i = 0; i < 2000; i++) {
-		n = count(arg);
-		if (n == want)
-			break;
+	while ((n = count(arg)) != want && h_now_ns() < end)
 		sleep_ms(1);
-	}
 	return n;
+}
+
+static atomic_int reader_tid;
+
+static int reader_started(const char *unused)
+{
+	(void)unused;
+	return atomic_load(&reader_tid) != 0;
 }
 
 static void *read_body(intr_ctx *ctx, void *arg)
 {
 	char b;
 
+	atomic_store(&reader_tid, (int)syscall(SYS_gettid));
 	return (void *)(intptr_t)f.read(ctx, *(int *)arg, &b, 1);
 }
 
@@ -169,13 +177,17 @@ static void use(void)
 	/* A cancelled blocking call. */
 	if (f.token_new(&tok, NULL))
 		FAIL("intr_token_new");
+	atomic_store(&reader_tid, 0);
 	if (f.spawn(&t, tok, read_body, &fds[0]))
 		FAIL("intr_spawn");
-	sleep_ms(2);
+	/* Cancelled once it sleeps in the read: the signal must get it out. */
+	if (settle(reader_started, NULL, 1) != 1 ||
+	    !h_wait_blocked(atomic_load(&reader_tid), SYS_read, 5000))
+		FAIL("the reading body never blocked in read");
 	f.token_cancel(tok);
 	wait_fd(f.task_fd(t));
 	ret = f.join(t, &res);
-	if (ret != -ECANCELED || (res && (intptr_t)res != -ECANCELED))
+	if (ret != -ECANCELED || (intptr_t)res != -ECANCELED)
 		FAIL("cancelled read: %d, %ld", ret, (long)(intptr_t)res);
 	if (f.token_free(tok))
 		FAIL("intr_token_free");
@@ -252,7 +264,8 @@ int main(void)
 		if (mapped(real))
 			FAIL("round %d: the library is still mapped after "
 			     "dlclose", round);
-		if (count_dir("/proc/self/task") != threads0)
+		/* A joined thread may still be listed for a moment. */
+		if (settle(count_dir, "/proc/self/task", threads0) != threads0)
 			FAIL("round %d: %d threads after dlclose, %d before",
 			     round, count_dir("/proc/self/task"), threads0);
 		if (settle(count_dir, "/proc/self/fd", fds0) != fds0)
