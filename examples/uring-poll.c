@@ -79,6 +79,8 @@ static void *poll_loop(intr_ctx *ctx, void *arg)
 		return (void *)(long)ret;
 	}
 	intr_defer(ctx, teardown, l);
+	printf("polling the ring; press Ctrl-C to stop\n");
+	fflush(stdout);	/* the smoke test waits for this line */
 	arm_tick(&l->ring);
 	for (;;) {
 		ret = intr_uring_wait_cqe(ctx, &l->ring, &cqe);
@@ -139,10 +141,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	printf("polling the ring; press Ctrl-C to stop\n");
-	fflush(stdout);
 	ret = run_interruptible(tok, poll_loop, &l, &res);
 	t_ret = now_ns();
+	if (ret == -ECANCELED && !res && !l.t_back) {
+		/* The SIGINT came before the body ran: no ring was made. */
+		printf("stopped before the ring was set up\n");
+		intr_token_free(tok);
+		return 0;
+	}
 	if (ret != -ECANCELED || res || !l.torn_down) {
 		fprintf(stderr, "unexpected end: %d\n", ret);
 		return 1;

@@ -4,7 +4,7 @@
 # with the mutex held), and exits 0.  The example bounds nothing itself, so
 # bound it here.
 set -u
-out=$(timeout 10 ./examples/cond-worker)
+out=$(timeout -k 10 60 ./examples/cond-worker)
 rc=$?
 echo "$out"
 if [ "$rc" -ne 0 ]; then

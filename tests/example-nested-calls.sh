@@ -6,7 +6,7 @@
 # parent's last registered first.  Bounded here: a lost cancel would leave
 # the nested calls blocked for 5 s each.
 set -u
-out=$(timeout 10 ./examples/nested-calls)
+out=$(timeout -k 10 60 ./examples/nested-calls)
 rc=$?
 echo "$out"
 if [ "$rc" -ne 0 ]; then

@@ -5,7 +5,7 @@ set -u
 fail=0
 
 # Input waiting: read() returns it ("hello\n", 6 bytes).
-out=$(echo hello | timeout 10 ./examples/read-deadline)
+out=$(echo hello | timeout -k 10 60 ./examples/read-deadline)
 rc=$?
 echo "$out"
 if [ "$rc" -eq 0 ] && [ "$out" = "read 6 bytes" ]; then
@@ -21,18 +21,20 @@ fi
 # once the example is done.
 dir=$(mktemp -d) || exit 1
 mkfifo "$dir/in" || { rm -rf "$dir"; exit 1; }
-sleep 10 >"$dir/in" &
+sleep 120 >"$dir/in" &
 writer=$!
 start=$(date +%s)
-out=$(timeout 10 ./examples/read-deadline <"$dir/in")
+out=$(timeout -k 10 60 ./examples/read-deadline <"$dir/in")
 rc=$?
 elapsed=$(($(date +%s) - start))
 kill "$writer" 2>/dev/null
 wait "$writer" 2>/dev/null
 rm -rf "$dir"
 echo "$out"
+# At least the deadline (whole seconds: 1 or more); no upper bound but the
+# timeout, which a loaded machine must not turn into a failure.
 if [ "$rc" -eq 0 ] && [ "$out" = "no input within 2 s" ] &&
-   [ "$elapsed" -ge 1 ] && [ "$elapsed" -le 5 ]; then
+   [ "$elapsed" -ge 1 ]; then
 	echo "PASS: gave up after ~${elapsed} s"
 else
 	echo "FAIL: without input: exit $rc after ${elapsed} s"

@@ -2,7 +2,7 @@
 # Smoke test: the trace-context example exits 0, and every log line of a
 # request carries that request's id (the id crossed to the workers).
 set -u
-out=$(timeout 20 ./examples/trace-context)
+out=$(timeout -k 10 60 ./examples/trace-context)
 rc=$?
 echo "$out"
 if [ "$rc" -ne 0 ]; then
