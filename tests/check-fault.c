@@ -37,11 +37,13 @@
  *    -EMFILE, a signal send nothing at all.
  *
  * Each scenario runs in a child process (this program again, exec'd) that
- * is killed if it outlives its bound.  Last line: "N passed, M failed".
+ * is killed if it outlives its bound.  Output: TAP (tests/tap.h), one line
+ * per scenario and per fault sweep run.
  */
 #include "config.h"
 
 #include "clock.h"
+#include "tap.h"
 #include "wait.h"
 
 #include <dirent.h>
@@ -82,7 +84,6 @@
 #endif
 
 static const char *self;
-static int passed, failed;
 
 /* ------------------------------------------------------------ helpers */
 
@@ -823,24 +824,6 @@ static int run_child(char *const args[], char *out, size_t size)
 	return WEXITSTATUS(st);
 }
 
-static void result(bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void result(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	printf("%s: ", ok ? "PASS" : "FAIL");
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (ok)
-		passed++;
-	else
-		failed++;
-	fflush(stdout);
-}
-
 #ifdef INTR_FAULT_INJECTION
 struct sweep {
 	unsigned long events[INTR_SITES];	/* in the counting run */
@@ -899,15 +882,12 @@ static void run_fault(struct sweep *sw, const char *sig, int kind,
 	/* A site's own run must reach it. */
 	if (!strcmp(mode, "site") && !got && !st)
 		st = 1;
-	if (st || got == 0)
-		result(st == 0, "%s %s %s, event %lu (%s): %lu injected",
-		       sig, strcmp(mode, "site") ? "kind" : "site",
-		       strcmp(mode, "site") ?
-		       intr__fault_kind_name((enum intr__fault_kind)kind) :
-		       intr__fault_site_name((enum intr__site)kind),
-		       nth, mode, got);
-	else
-		passed++;
+	tap_ok(st == 0, "%s %s %s, event %lu (%s): %lu injected", sig,
+	       strcmp(mode, "site") ? "kind" : "site",
+	       strcmp(mode, "site") ?
+	       intr__fault_kind_name((enum intr__fault_kind)kind) :
+	       intr__fault_site_name((enum intr__site)kind),
+	       nth, mode, got);
 }
 
 static void sweep(void)
@@ -925,7 +905,7 @@ static void sweep(void)
 
 	st = run_child(count_args, out, sizeof(out));
 	if (st || !parse_sites(out, ev, inj)) {
-		result(false, "fault sweep: the counting run failed");
+		tap_ok(false, "fault sweep: the counting run failed");
 		return;
 	}
 	for (s = 0; s < INTR_SITES; s++) {
@@ -934,8 +914,8 @@ static void sweep(void)
 		nsites[k]++;
 		sw.events[s] = ev[s];
 	}
-	printf("counting run: %lu allocations, %lu thread creations, "
-	       "%lu fd creations, %lu signal sends\n",
+	tap_diag("counting run: %lu allocations, %lu thread creations, "
+		 "%lu fd creations, %lu signal sends",
 	       per_kind[INTR_FAULT_ALLOC], per_kind[INTR_FAULT_THREAD],
 	       per_kind[INTR_FAULT_FD], per_kind[INTR_FAULT_SIGNAL]);
 
@@ -959,18 +939,18 @@ static void sweep(void)
 	for (s = 0; s < INTR_SITES; s++)
 		run_fault(&sw, sigs[0], s, 1, "site");
 
-	printf("%-30s %-16s %8s %9s\n", "site", "kind", "reached",
-	       "injected");
+	tap_diag("%-30s %-16s %8s %9s", "site", "kind", "reached",
+		 "injected");
 	for (s = 0; s < INTR_SITES; s++) {
 		k = intr__fault_kind_of((enum intr__site)s);
-		printf("%-30s %-16s %8lu %9lu\n",
+		tap_diag("%-30s %-16s %8lu %9lu",
 		       intr__fault_site_name((enum intr__site)s),
 		       intr__fault_kind_name((enum intr__fault_kind)k),
 		       sw.events[s], sw.injected[s]);
 		if (!sw.injected[s])
 			missed++;
 	}
-	result(!missed, "fault sweep: %u allocation sites, %u thread-creation "
+	tap_ok(!missed, "fault sweep: %u allocation sites, %u thread-creation "
 	       "sites, %u fd-creation sites, %u signal-send sites, %s; "
 	       "%lu injected faults in %lu runs, %lu public calls refused "
 	       "with a documented error, %.1f s",
@@ -979,7 +959,7 @@ static void sweep(void)
 	       missed ? "some never failed" : "all failed at least once",
 	       sw.faults, sw.runs, sw.refused,
 	       (double)(h_now_ns() - t0) / 1e9);
-	result(!sw.leaky, "fault sweep: %lu runs leaked (fds, threads, "
+	tap_ok(!sw.leaky, "fault sweep: %lu runs leaked (fds, threads, "
 	       "context values; memory: %s)", sw.leaky, LEAK_CHECKER);
 }
 #endif
@@ -1012,20 +992,19 @@ int main(int argc, char **argv)
 	}
 
 	st = run_child(workers_args, NULL, 0);
-	result(st == 0, "max_workers = 2: a third call gets -EAGAIN, then "
+	tap_ok(st == 0, "max_workers = 2: a third call gets -EAGAIN, then "
 	       "runs once the others are cancelled");
 	st = run_child(nproc_args, NULL, 0);
 	if (st == 77)
-		printf("SKIP: RLIMIT_NPROC\n");
+		tap_skip("RLIMIT_NPROC exhausted: cannot leave root here");
 	else
-		result(st == 0, "RLIMIT_NPROC exhausted: -EAGAIN, then the "
+		tap_ok(st == 0, "RLIMIT_NPROC exhausted: -EAGAIN, then the "
 		       "library works again");
 #ifdef INTR_FAULT_INJECTION
 	sweep();
 #else
-	printf("fault sweep: not built (configure --enable-fault-injection; "
-	       "make check-fault)\n");
+	tap_skip("fault sweep: not built (configure --enable-fault-injection; "
+		 "make check-fault)");
 #endif
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return tap_done();
 }

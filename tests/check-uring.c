@@ -1042,10 +1042,13 @@ int main(void)
 
 #else /* !HAVE_LIBURING */
 
-/* Built without liburing: nothing to test, tell automake to skip. */
+#include <stdio.h>
+
+/* Built without liburing: nothing to test, skipped as a whole (TAP). */
 int main(void)
 {
-	return 77;
+	printf("1..0 # SKIP built without liburing\n");
+	return 0;
 }
 
 #endif /* HAVE_LIBURING */

@@ -8,7 +8,8 @@
  *
  * Links only libdl and libpthread; the library is found through
  * INTR_DLOPEN_LIB, else lib/.libs/libinterruptible.so under the build
- * directory.  Exits 77 (skipped) when no shared library was built.
+ * directory.  TAP output (tests/tap.h), one line per round; skipped when
+ * no shared library was built.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -31,15 +32,16 @@
 
 #include <interruptible.h>
 
+#include "tap.h"
 #include "wait.h"
 
 #define ROUNDS 20
 
+/* A failure ends the program: what follows would depend on it. */
 #define FAIL(...)							\
 	do {								\
-		fprintf(stderr, "dlopen-test: " __VA_ARGS__);		\
-		fprintf(stderr, "\n");					\
-		exit(1);						\
+		tap_ok(false, __VA_ARGS__);				\
+		exit(tap_done());					\
 	} while (0)
 
 static struct {
@@ -222,10 +224,8 @@ int main(void)
 
 	if (!path || !*path)
 		path = "lib/.libs/libinterruptible.so";
-	if (access(path, R_OK)) {
-		printf("dlopen-test: SKIP: no shared library at %s\n", path);
-		return 77;
-	}
+	if (access(path, R_OK))
+		tap_skip_all("no shared library at %s", path);
 	if (!realpath(path, real))
 		FAIL("realpath %s", path);
 
@@ -288,9 +288,9 @@ int main(void)
 		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
 		    WEXITSTATUS(st) != 42)
 			FAIL("round %d: fork after dlclose", round);
+		tap_ok(true, "round %d: dlopen, use, dlclose: unmapped, %d "
+		       "thread(s), %d fds, handler back, fork works", round,
+		       threads0, fds0);
 	}
-	printf("dlopen-test: %d rounds of dlopen, use, dlclose: unmapped, "
-	       "%d thread(s), %d fds, handler back, fork works\n", ROUNDS,
-	       threads0, fds0);
-	return 0;
+	return tap_done();
 }

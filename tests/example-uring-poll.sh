@@ -1,8 +1,10 @@
 #!/bin/sh
 # Smoke test: the io_uring poll loop, once it polls, stops on SIGINT, tears
 # its ring down and exits 0.  The example bounds nothing itself, so bound
-# it here: the SIGINT goes through timeout, which passes it on.
+# it here: the SIGINT goes through timeout, which passes it on.  TAP output
+# (tests/tap.sh).
 set -u
+. "${srcdir:-.}/tests/tap.sh"
 out=$(mktemp) || exit 1
 trap 'rm -f "$out"' EXIT
 timeout -k 10 60 ./examples/uring-poll >"$out" &
@@ -13,16 +15,15 @@ while [ "$i" -lt 300 ] && ! grep -q '^polling the ring' "$out"; do
 	sleep 0.1
 	i=$((i + 1))
 done
+grep -q '^polling the ring' "$out"
+tap_ok $? "polling the ring"
 kill -INT "$pid" 2>/dev/null
 wait "$pid"
 rc=$?
-cat "$out"
-if [ "$rc" -ne 0 ]; then
-	echo "FAIL: uring-poll exited $rc"
-	exit 1
-fi
-case "$(cat "$out")" in
-*"polling the ring"*"ring torn down by the finalizer"*"cancel latency:"*)
-	echo "PASS: uring-poll" ;;
-*) echo "FAIL: unexpected output"; exit 1 ;;
-esac
+sed 's/^/# /' "$out"
+tap_ok "$rc" "uring-poll exited 0 after SIGINT (exit $rc)"
+grep -q "ring torn down by the finalizer" "$out"
+tap_ok $? "ring torn down by the finalizer"
+grep -q "^cancel latency:" "$out"
+tap_ok $? "cancel latency reported"
+tap_done

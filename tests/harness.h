@@ -418,12 +418,15 @@ static inline TCase *h_tcase(Suite *s, const char *name, int timeout_s)
 	return tc;
 }
 
-/* Run a suite and turn its result into an exit status. */
+/* Run a suite and turn its result into an exit status.  The results go
+ * to stdout as TAP too ("ok 3 - tests/check-x.c:tcase:test: Passed"),
+ * which make check reads: every test is counted and a failure is named. */
 static inline int h_run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);
 	int failed;
 
+	srunner_set_tap(sr, "-");
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -2,20 +2,16 @@
 # Smoke test of tools/intr-latency: bad arguments exit 2 with the usage,
 # --help and --version exit 0, and a tiny run of every section exits 0 with
 # a JSON file that parses and has the expected keys and a CSV with a header
-# and samples.  No time is asserted: the figures are for people.
+# and samples.  No time is asserted: the figures are for people.  TAP
+# output (tests/tap.sh).
 set -u
+. "${srcdir:-.}/tests/tap.sh"
 tool=./tools/intr-latency
-fail=0
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT
 
 check() {
-	if [ "$1" -eq 0 ]; then
-		echo "PASS: $2"
-	else
-		echo "FAIL: $2"
-		fail=1
-	fi
+	tap_ok "$1" "$2"
 }
 
 # Bad arguments: exit 2, usage on stderr, nothing measured.
@@ -44,7 +40,7 @@ timeout 60 $tool -q -n 20 --poll-loops 2 --timeout-poll-ms 10 --idle-ms 50 \
 	-t 50 --scale-rounds 1 -c uring,read,cond -m all --histogram \
 	--json "$dir/r.json" --csv "$dir/r.csv" >"$dir/out" 2>"$dir/err"
 rc=$?
-cat "$dir/out" "$dir/err"
+sed 's/^/# /' "$dir/out" "$dir/err"
 check "$rc" "a tiny run exits 0"
 for want in "cancel latency: intr_read" "cancel latency: intr_uring_wait_cqe" \
 	"cost while blocked" "call overhead" "scale: 50 calls" "targets" \
@@ -90,9 +86,8 @@ check $(( rows != 20 )) "the CSV has the 20 samples of intr_read/intr/body ($row
 INTR_LATENCY_DROP=intr timeout 30 $tool -q -n 1 -m intr -c read -s cancel \
 	>"$dir/out" 2>"$dir/err"
 rc=$?
-cat "$dir/out" "$dir/err"
+sed 's/^/# /' "$dir/out" "$dir/err"
 grep -q 'lost' "$dir/err"
 check $(( rc != 1 || $? != 0 )) "a lost cancel exits 1 and says so (exit $rc)"
 
-[ "$fail" -eq 0 ] || exit 1
-echo "PASS: intr-latency"
+tap_done

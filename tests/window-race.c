@@ -27,13 +27,15 @@
  *    -ECANCELED from the wrapper itself, before the re-send could have
  *    rescued it.
  *
- * Exit status: 0 all passed, 1 a failure, 77 (skip) if the library was
- * built without an assembly window.  Last line: "N passed, M failed".
+ * Output is TAP (tests/tap.h): one line per test, skipped as a whole
+ * where the library was built without an assembly window.  Exit status 0
+ * when all passed, 1 otherwise.
  * usage: window-race [iterations]     (default 20000)
  */
 #include "config.h"
 
 #include "clock.h"
+#include "tap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,14 +59,11 @@
 #if !INTR_TEST_WINDOW
 int main(void)
 {
-	printf("SKIP: built without an assembly system call window\n");
-	return 77;
+	tap_skip_all("built without an assembly system call window");
 }
 #else
 #define JOIN_BOUND_MS 3000
 #define STEP_ROUNDS 1000
-
-static int passed, failed;
 
 static uint64_t rng_state;
 
@@ -79,14 +78,7 @@ static uint64_t rng(void)
 
 static void result(const char *name, int bad, const char *detail)
 {
-	if (bad) {
-		failed++;
-		printf("FAIL: %s: %s\n", name, detail);
-	} else {
-		passed++;
-		printf("PASS: %s: %s\n", name, detail);
-	}
-	fflush(stdout);
+	tap_ok(!bad, "%s: %s", name, detail);
 }
 
 /*
@@ -119,9 +111,8 @@ static int join_bounded(intr_task *t, void **res, int *timed_out,
 	if (ms >= LOST_MS)
 		*timed_out = 1;
 	if (left <= 0 && poll(&p, 1, 0) <= 0) {
-		printf("FAIL: a cancelled call still runs after %d ms: "
-		       "giving up\n", GIVE_UP_MS);
-		printf("%d passed, %d failed\n", passed, failed + 1);
+		printf("Bail out! a cancelled call still runs after %d ms\n",
+		       GIVE_UP_MS);
 		fflush(stdout);
 		_exit(1);
 	}
@@ -422,8 +413,8 @@ static void test_race(enum kind kind, int iters)
 		intr_token_cancel(tok);			/* pick 1: right after */
 		ret = join_bounded(t, &res, &timed_out, &late_ms);
 		if (late_ms)
-			printf("  %s: iteration %d, cancel %s, wrapper %s "
-			       "(%ld), the call ended after %ld ms%s\n",
+			tap_diag("%s: iteration %d, cancel %s, wrapper %s "
+				 "(%ld), the call ended after %ld ms%s",
 			       timed_out ? "hung" : "slow", i,
 			       pick == 0 ? "before spawn" :
 			       pick == 1 ? "right after spawn" : "0-50 us after",
@@ -480,17 +471,18 @@ int main(int argc, char **argv)
 	int k;
 
 	rng_state = seed ? strtoull(seed, NULL, 0) : h_now_ns();
-	printf("window-race: seed %llu (INTR_TEST_SEED repeats it)\n",
-	       (unsigned long long)rng_state);
+	tap_diag("window-race: seed %llu (INTR_TEST_SEED repeats it)",
+		 (unsigned long long)rng_state);
 	intr_config_default(&cfg);
 	cfg.resend_us = 10000000;	/* 10 s: no rescue by re-sending */
-	if (intr_configure(&cfg)) {
-		printf("intr_configure failed\n");
-		return 1;
+	if (!tap_ok(intr_configure(&cfg) == 0, "intr_configure"))
+		return tap_done();
+	if (emulated) {
+		tap_skip("single_step: signal delivery is emulated "
+			 "(ThreadSanitizer, valgrind)");
+		tap_skip("forced_window: signal delivery is emulated "
+			 "(ThreadSanitizer, valgrind)");
 	}
-	if (emulated)
-		printf("single_step, forced_window: not run where signal "
-		       "delivery is emulated (ThreadSanitizer, valgrind)\n");
 #if defined(__x86_64__)
 	if (!emulated)
 		test_single_step();
@@ -501,7 +493,6 @@ int main(int argc, char **argv)
 #endif
 	for (k = 0; k < K_NR; k++)
 		test_race((enum kind)k, iters);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return tap_done();
 }
 #endif /* INTR_TEST_WINDOW */
