@@ -842,6 +842,7 @@ static Suite *make_suite(void)
 	tcase_add_loop_test(tc, strace_attach, 0, 2);
 
 	tc = h_tcase(s, "exec", 60);
+	tcase_set_tags(tc, H_TAG_THREADED_FORK);
 	tcase_add_loop_test(tc, fork_exec, 0, 2);
 	return s;
 }

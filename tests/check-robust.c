@@ -351,6 +351,7 @@ static Suite *make_suite(void)
 	if (!h_under_valgrind())
 		tcase_add_test(tc, signal_details_lost);
 	tc = h_tcase(s, "fork", TEST_TIMEOUT);
+	tcase_set_tags(tc, H_TAG_THREADED_FORK);
 	tcase_add_test(tc, fork_ends_parents_calls);
 	tcase_add_test(tc, fork_from_body);
 	return s;

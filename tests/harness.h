@@ -418,6 +418,13 @@ static inline TCase *h_tcase(Suite *s, const char *name, int timeout_s)
 	return tc;
 }
 
+/*
+ * The tag of the test cases that fork while the library's threads run:
+ * qemu-user cannot (the child aborts), so make check-aarch64 leaves them
+ * out (CK_EXCLUDE_TAGS).
+ */
+#define H_TAG_THREADED_FORK	"threaded-fork"
+
 /* Run a suite and turn its result into an exit status.  The results go
  * to stdout as TAP too ("ok 3 - tests/check-x.c:tcase:test: Passed"),
  * which make check reads: every test is counted and a failure is named. */
