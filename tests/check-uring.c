@@ -30,6 +30,7 @@
 #ifdef HAVE_LIBURING
 
 #include "race.h"
+#include "uring-permitted.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1037,6 +1038,14 @@ static Suite *make_suite(void)
 
 int main(void)
 {
+	char why[160];
+
+	/* Where io_uring is not permitted, one line says so; any other
+	 * failure to set up a ring fails the tests. */
+	if (h_uring_permitted(why, sizeof(why)) == 0) {
+		printf("1..0 # SKIP %s\n", why);
+		return 0;
+	}
 	return h_run_suite(make_suite());
 }
 

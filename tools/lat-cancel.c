@@ -125,6 +125,7 @@ struct env {
 	struct io_uring src;		/* the canceller's, for MSG_RING */
 #endif
 	bool ring_ok, src_ok;
+	int ring_err;			/* why the waiter's ring is not ok */
 };
 
 /* One iteration. */
@@ -704,7 +705,8 @@ static int env_open(struct env *e, enum lat_call c)
 	pthread_condattr_destroy(&ca);
 #ifdef HAVE_LIBURING
 	if (is_uring(c) || (opt.methods & (1u << M_NOP | 1u << M_MSGRING))) {
-		e->ring_ok = io_uring_queue_init(8, &e->ring, 0) == 0;
+		e->ring_err = io_uring_queue_init(8, &e->ring, 0);
+		e->ring_ok = e->ring_err == 0;
 		e->src_ok = e->ring_ok &&
 			    io_uring_queue_init(8, &e->src, 0) == 0;
 	}
@@ -736,7 +738,12 @@ static bool usable(struct env *e, enum lat_method m, const char **why)
 		return false;
 	}
 	if ((is_uring(e->call) || m == M_NOP) && !e->ring_ok) {
-		*why = "skipped: no io_uring here";
+		/* Not permitted (a seccomp filter, io_uring_disabled, no
+		 * io_uring in the kernel): skipped; anything else fails. */
+		*why = e->ring_err == -EPERM || e->ring_err == -EACCES ||
+		       e->ring_err == -ENOSYS || e->ring_err == 0 ?
+		       "skipped: io_uring not permitted here" :
+		       "failed: io_uring_queue_init";
 		return false;
 	}
 	if (m == M_MSGRING && !e->src_ok) {
@@ -766,6 +773,8 @@ unsigned measure_cancel(enum lat_call c)
 			continue;
 		if (!usable(&e, m, &why)) {
 			series_new("cancel", call_name[c], method_name[m], "-", why);
+			if (!strncmp(why, "failed", 6))
+				failures++;
 			continue;
 		}
 		for (st = 0; st < NSTAGES; st++) {
