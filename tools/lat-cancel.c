@@ -740,8 +740,9 @@ static bool usable(struct env *e, enum lat_method m, const char **why)
 	if ((is_uring(e->call) || m == M_NOP) && !e->ring_ok) {
 		/* Not permitted (a seccomp filter, io_uring_disabled, no
 		 * io_uring in the kernel): skipped; anything else fails. */
-		*why = e->ring_err == -EPERM || e->ring_err == -EACCES ||
-		       e->ring_err == -ENOSYS || e->ring_err == 0 ?
+		*why = !e->ring_err ? "skipped: built without liburing" :
+		       e->ring_err == -EPERM || e->ring_err == -EACCES ||
+		       e->ring_err == -ENOSYS ?
 		       "skipped: io_uring not permitted here" :
 		       "failed: io_uring_queue_init";
 		return false;
