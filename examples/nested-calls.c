@@ -54,6 +54,7 @@ struct nested {
 	struct demo *d;
 	const char *name;
 	int tell_main;		/* count in d->blocked before blocking */
+	intr_token *deadline;	/* arm this one's deadline once running */
 	int ret;
 };
 
@@ -119,6 +120,12 @@ static void *sleeper(intr_ctx *ctx, void *arg)
 	struct nested *n = arg;
 
 	intr_defer(ctx, nested_fin, n);
+	/* Armed here, once the body runs, so that it has a sleep to stop.
+	 * Armed before the call, a deadline that passed before a worker took
+	 * the call would skip the body: run_interruptible() would return
+	 * -ETIMEDOUT all the same, but there would be nothing to show. */
+	if (n->deadline)
+		intr_token_cancel_after(n->deadline, DEADLINE_NS);
 	about_to_block(n);
 	n->ret = intr_sleep(ctx, LONG_NS);
 	report(n->d, n->name, "intr_sleep", n->ret, n->tell_main ?
@@ -192,7 +199,7 @@ static void *parent(intr_ctx *ctx, void *arg)
 	if (ret)
 		return give_up(d, "intr_token_new", ret);
 	intr_defer(ctx, free_deadline_token, d);
-	intr_token_cancel_after(d->deadline, DEADLINE_NS);
+	late.deadline = d->deadline;
 	ret = run_interruptible(d->deadline, sleeper, &late, NULL);
 	report(d, "parent", "run_interruptible(sleeper, 100 ms deadline)",
 	       ret, -ETIMEDOUT);

@@ -113,7 +113,7 @@ static void *nop_body(intr_ctx *ctx, void *arg)
  * own handler (no SA_RESTART) gets the body out. */
 struct plain {
 	int fd;
-	atomic_int up;
+	atomic_int up;		/* the body's thread id, once it runs */
 };
 
 static void *plain_read_body(intr_ctx *ctx, void *arg)
@@ -122,7 +122,7 @@ static void *plain_read_body(intr_ctx *ctx, void *arg)
 	uint64_t end = h_deadline(BODY_MS);
 	char b;
 
-	atomic_store(&p->up, 1);
+	atomic_store(&p->up, (int)h_gettid());
 	while (!h_passed(end)) {
 		ssize_t r = read(p->fd, &b, 1);
 
@@ -223,7 +223,9 @@ START_TEST(app_handler_while_blocked)
 		atomic_init(&p.up, 0);
 		ck_assert_int_eq(intr_spawn(&t, tok, plain_read_body, &p), 0);
 		ck_assert(h_wait_atomic(&p.up, 1, WAIT_MS));
-		h_sleep_ms(1);
+		ck_assert_msg(h_wait_blocked(atomic_load(&p.up), SYS_read,
+					     WAIT_MS),
+			      "the body never blocked in read()");
 		install_a1(i % 2 ? A1_RESTART : A1_PLAIN);
 		ck_assert_int_eq(intr_token_cancel(tok), 0);
 		ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
@@ -561,9 +563,9 @@ static int child_main(void)
 	atomic_init(&p.up, 0);
 	if (intr_spawn(&t, tok, plain_read_body, &p))
 		return 3;
-	while (!atomic_load(&p.up))
-		h_sleep_ms(1);
-	h_sleep_ms(1);
+	if (!h_wait_atomic(&p.up, 1, WAIT_MS) ||
+	    !h_wait_blocked(atomic_load(&p.up), SYS_read, WAIT_MS))
+		return 6;
 	intr_token_cancel(tok);
 	ret = intr_join(t, &res);
 	if (ret != -ECANCELED || res != BODY_CANCELLED)
@@ -840,6 +842,7 @@ static Suite *make_suite(void)
 	tcase_add_loop_test(tc, strace_attach, 0, 2);
 
 	tc = h_tcase(s, "exec", 60);
+	tcase_set_tags(tc, H_TAG_THREADED_FORK);
 	tcase_add_loop_test(tc, fork_exec, 0, 2);
 	return s;
 }

@@ -37,11 +37,14 @@
  *    -EMFILE, a signal send nothing at all.
  *
  * Each scenario runs in a child process (this program again, exec'd) that
- * is killed if it outlives its bound.  Last line: "N passed, M failed".
+ * is killed if it outlives its bound.  Output: TAP (tests/tap.h), one line
+ * per scenario and per fault sweep run.
  */
 #include "config.h"
 
 #include "clock.h"
+#include "tap.h"
+#include "wait.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -81,7 +84,6 @@
 #endif
 
 static const char *self;
-static int passed, failed;
 
 /* ------------------------------------------------------------ helpers */
 
@@ -242,12 +244,33 @@ static void configure(int signo, unsigned max_workers)
 		fail("intr_configure");
 }
 
+/* A body blocked reading a pipe until cancelled; it says which thread it
+ * runs on, so that the test can wait until it sleeps in the read. */
+struct pipe_reader {
+	int *fds;
+	atomic_int tid;
+};
+
 static void *blocked_on_pipe(intr_ctx *ctx, void *arg)
 {
-	int *fds = arg;
+	struct pipe_reader *pr = arg;
 	char c;
 
-	return (void *)CALL(intr_read(ctx, fds[0], &c, 1));
+	atomic_store(&pr->tid, (int)syscall(SYS_gettid));
+	return (void *)CALL(intr_read(ctx, pr->fds[0], &c, 1));
+}
+
+/* Wait, bounded, until the body of pr has started and sleeps in its read. */
+static bool reader_blocked(struct pipe_reader *pr)
+{
+	uint64_t end = h_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+
+	while (!atomic_load(&pr->tid)) {
+		if (h_now_ns() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return h_wait_blocked(atomic_load(&pr->tid), SYS_read, WAIT_MS);
 }
 
 static void *nothing(intr_ctx *ctx, void *arg)
@@ -255,10 +278,14 @@ static void *nothing(intr_ctx *ctx, void *arg)
 	return arg;
 }
 
-/* max_workers = 2: the third concurrent call is refused, then not. */
+/* max_workers = 2: the third concurrent call is refused, then not.  The
+ * two bodies are cancelled once they block, so each must return the
+ * cancel from its read (a body cancelled before it started would be
+ * skipped, and that is not what this tests). */
 static int child_max_workers(void)
 {
 	intr_task *t[2];
+	struct pipe_reader pr[2];
 	int fds[2], i;
 	void *res;
 	intr_token *tok;
@@ -268,10 +295,16 @@ static int child_max_workers(void)
 	configure(SIGUSR1, 2);
 	if (pipe2(fds, O_CLOEXEC) || intr_token_new(&tok, NULL))
 		return 1;
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
+		pr[i].fds = fds;
+		atomic_init(&pr[i].tid, 0);
 		expect("intr_spawn under the limit",
-		       CALL(intr_spawn(&t[i], tok, blocked_on_pipe, fds)), 0, 0);
-	sleep_ms(2);
+		       CALL(intr_spawn(&t[i], tok, blocked_on_pipe, &pr[i])),
+		       0, 0);
+	}
+	for (i = 0; i < 2; i++)
+		if (!reader_blocked(&pr[i]))
+			fail("body %d never blocked in its read", i);
 	expect("intr_spawn over max_workers",
 	       CALL(intr_spawn(&x, NULL, nothing, NULL)), -EAGAIN, 0);
 	expect("run_interruptible over max_workers",
@@ -312,6 +345,7 @@ static int child_nproc(void)
 	struct rlimit rl;
 	intr_token *tok;
 	int fds[2];
+	struct pipe_reader pr = { .fds = fds };
 	intr_task *t, *x;
 
 	/* Root is never held to RLIMIT_NPROC: become nobody first. */
@@ -335,7 +369,7 @@ static int child_nproc(void)
 		return 1;
 
 	/* The service runs; a worker is busy; no second one can be had. */
-	expect("intr_spawn", CALL(intr_spawn(&t, tok, blocked_on_pipe, fds)),
+	expect("intr_spawn", CALL(intr_spawn(&t, tok, blocked_on_pipe, &pr)),
 	       0, 0);
 	nproc_limit(0);
 	expect("intr_spawn, no thread possible",
@@ -348,7 +382,7 @@ static int child_nproc(void)
 	expect("run_interruptible on the idle worker",
 	       CALL(run_interruptible(NULL, nothing, NULL, NULL)), 0, 0);
 	nproc_limit(rl.rlim_cur);
-	expect("intr_spawn", CALL(intr_spawn(&t, NULL, blocked_on_pipe, fds)),
+	expect("intr_spawn", CALL(intr_spawn(&t, NULL, blocked_on_pipe, &pr)),
 	       0, 0);
 	expect("run_interruptible with the limit back",
 	       CALL(run_interruptible(NULL, nothing, NULL, NULL)), 0, 0);
@@ -366,6 +400,19 @@ static bool wait_for(atomic_int *v, int want, unsigned ms)
 	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
 
 	while (atomic_load(v) != want) {
+		if (h_now_ns() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
+/* Wait until *v != 0, at most ms. */
+static bool wait_nonzero(atomic_int *v, unsigned ms)
+{
+	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
+
+	while (!atomic_load(v)) {
 		if (h_now_ns() > end)
 			return false;
 		sleep_ms(1);
@@ -454,7 +501,7 @@ static void *sleeper(intr_ctx *ctx, void *arg)
 
 struct blocker {
 	int fds[2];
-	atomic_int started;
+	atomic_int started;	/* the body's thread id, once it runs */
 	int on_cancel;		/* what intr_on_cancel returned */
 	atomic_int woken;	/* the wake-up action ran */
 	long read_ret;
@@ -474,7 +521,7 @@ static void *blocked_reader(intr_ctx *ctx, void *arg)
 
 	bk->on_cancel = (int)CALL(intr_on_cancel(ctx, wake_action, bk));
 	expect("intr_on_cancel", bk->on_cancel, 0, E_NOMEM);
-	atomic_store(&bk->started, 1);
+	atomic_store(&bk->started, (int)syscall(SYS_gettid));
 	bk->read_ret = CALL(intr_read(ctx, bk->fds[0], &c, 1));
 	return NULL;
 }
@@ -584,9 +631,10 @@ static void workload(int round)
 	if (expect("intr_spawn blocked", r, 0, E_NOMEM | E_AGAIN)) {
 		fd = (int)CALL(intr_task_fd(t));
 		expect("intr_task_fd", fd >= 0 ? 0 : fd, 0, E_NOMEM | E_FILE);
-		if (!wait_for(&bk.started, 1, WAIT_MS))
-			fail("the blocked body did not start");
-		sleep_ms(1);	/* let it block in the kernel */
+		if (!wait_nonzero(&bk.started, WAIT_MS) ||
+		    !h_wait_blocked(atomic_load(&bk.started), SYS_read,
+				    WAIT_MS))
+			fail("the blocked body did not block in its read");
 		expect("intr_task_cancel", CALL(intr_task_cancel(t)), 0, 0);
 		if (fd >= 0) {
 			struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -776,24 +824,6 @@ static int run_child(char *const args[], char *out, size_t size)
 	return WEXITSTATUS(st);
 }
 
-static void result(bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void result(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	printf("%s: ", ok ? "PASS" : "FAIL");
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
-	if (ok)
-		passed++;
-	else
-		failed++;
-	fflush(stdout);
-}
-
 #ifdef INTR_FAULT_INJECTION
 struct sweep {
 	unsigned long events[INTR_SITES];	/* in the counting run */
@@ -852,15 +882,12 @@ static void run_fault(struct sweep *sw, const char *sig, int kind,
 	/* A site's own run must reach it. */
 	if (!strcmp(mode, "site") && !got && !st)
 		st = 1;
-	if (st || got == 0)
-		result(st == 0, "%s %s %s, event %lu (%s): %lu injected",
-		       sig, strcmp(mode, "site") ? "kind" : "site",
-		       strcmp(mode, "site") ?
-		       intr__fault_kind_name((enum intr__fault_kind)kind) :
-		       intr__fault_site_name((enum intr__site)kind),
-		       nth, mode, got);
-	else
-		passed++;
+	tap_ok(st == 0, "%s %s %s, event %lu (%s): %lu injected", sig,
+	       strcmp(mode, "site") ? "kind" : "site",
+	       strcmp(mode, "site") ?
+	       intr__fault_kind_name((enum intr__fault_kind)kind) :
+	       intr__fault_site_name((enum intr__site)kind),
+	       nth, mode, got);
 }
 
 static void sweep(void)
@@ -878,7 +905,7 @@ static void sweep(void)
 
 	st = run_child(count_args, out, sizeof(out));
 	if (st || !parse_sites(out, ev, inj)) {
-		result(false, "fault sweep: the counting run failed");
+		tap_ok(false, "fault sweep: the counting run failed");
 		return;
 	}
 	for (s = 0; s < INTR_SITES; s++) {
@@ -887,8 +914,8 @@ static void sweep(void)
 		nsites[k]++;
 		sw.events[s] = ev[s];
 	}
-	printf("counting run: %lu allocations, %lu thread creations, "
-	       "%lu fd creations, %lu signal sends\n",
+	tap_diag("counting run: %lu allocations, %lu thread creations, "
+		 "%lu fd creations, %lu signal sends",
 	       per_kind[INTR_FAULT_ALLOC], per_kind[INTR_FAULT_THREAD],
 	       per_kind[INTR_FAULT_FD], per_kind[INTR_FAULT_SIGNAL]);
 
@@ -912,18 +939,18 @@ static void sweep(void)
 	for (s = 0; s < INTR_SITES; s++)
 		run_fault(&sw, sigs[0], s, 1, "site");
 
-	printf("%-30s %-16s %8s %9s\n", "site", "kind", "reached",
-	       "injected");
+	tap_diag("%-30s %-16s %8s %9s", "site", "kind", "reached",
+		 "injected");
 	for (s = 0; s < INTR_SITES; s++) {
 		k = intr__fault_kind_of((enum intr__site)s);
-		printf("%-30s %-16s %8lu %9lu\n",
+		tap_diag("%-30s %-16s %8lu %9lu",
 		       intr__fault_site_name((enum intr__site)s),
 		       intr__fault_kind_name((enum intr__fault_kind)k),
 		       sw.events[s], sw.injected[s]);
 		if (!sw.injected[s])
 			missed++;
 	}
-	result(!missed, "fault sweep: %u allocation sites, %u thread-creation "
+	tap_ok(!missed, "fault sweep: %u allocation sites, %u thread-creation "
 	       "sites, %u fd-creation sites, %u signal-send sites, %s; "
 	       "%lu injected faults in %lu runs, %lu public calls refused "
 	       "with a documented error, %.1f s",
@@ -932,7 +959,7 @@ static void sweep(void)
 	       missed ? "some never failed" : "all failed at least once",
 	       sw.faults, sw.runs, sw.refused,
 	       (double)(h_now_ns() - t0) / 1e9);
-	result(!sw.leaky, "fault sweep: %lu runs leaked (fds, threads, "
+	tap_ok(!sw.leaky, "fault sweep: %lu runs leaked (fds, threads, "
 	       "context values; memory: %s)", sw.leaky, LEAK_CHECKER);
 }
 #endif
@@ -965,20 +992,19 @@ int main(int argc, char **argv)
 	}
 
 	st = run_child(workers_args, NULL, 0);
-	result(st == 0, "max_workers = 2: a third call gets -EAGAIN, then "
+	tap_ok(st == 0, "max_workers = 2: a third call gets -EAGAIN, then "
 	       "runs once the others are cancelled");
 	st = run_child(nproc_args, NULL, 0);
 	if (st == 77)
-		printf("SKIP: RLIMIT_NPROC\n");
+		tap_skip("RLIMIT_NPROC exhausted: cannot leave root here");
 	else
-		result(st == 0, "RLIMIT_NPROC exhausted: -EAGAIN, then the "
+		tap_ok(st == 0, "RLIMIT_NPROC exhausted: -EAGAIN, then the "
 		       "library works again");
 #ifdef INTR_FAULT_INJECTION
 	sweep();
 #else
-	printf("fault sweep: not built (configure --enable-fault-injection; "
-	       "make check-fault)\n");
+	tap_skip("fault sweep: not built (configure --enable-fault-injection; "
+		 "make check-fault)");
 #endif
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return tap_done();
 }

@@ -24,6 +24,8 @@
 
 #define WAIT_MS		5000	/* bound on every wait */
 #define CHILD_WAIT_MS	10000	/* bound on a child's whole life */
+/* Counts at full scale; INTR_TEST_SCALE cuts them (h_scale) for the
+ * checker builds, where every fork runs under valgrind too. */
 #define CHILD_CANCELS	200	/* cancels of a blocked read in a child */
 #define LOAD_FORKS	200
 #define BODY_FORKS	50
@@ -283,7 +285,7 @@ START_TEST(fork_after_use)
 	parent_cancel_blocked();
 	parent_normal_call();
 	/* a worker is idle in the pool now */
-	pid = fork_exercise(CHILD_CANCELS);
+	pid = fork_exercise((int)h_scale(CHILD_CANCELS));
 	assert_child_ok(wait_child(pid, CHILD_WAIT_MS, "fork after use"),
 			"fork after use");
 	/* and the parent's library is untouched */
@@ -307,7 +309,7 @@ START_TEST(fork_while_body_blocked)
 	spawn_blocked(&b, fds, &tok, &t);
 	ck_assert(h_wait_atomic(&b.started, 1, WAIT_MS));
 
-	pid = fork_exercise(CHILD_CANCELS);
+	pid = fork_exercise((int)h_scale(CHILD_CANCELS));
 	assert_child_ok(wait_child(pid, CHILD_WAIT_MS, "fork while blocked"),
 			"fork while blocked");
 
@@ -383,7 +385,7 @@ START_TEST(fork_under_load)
 	parent_normal_call();
 	ck_assert_int_eq(pthread_create(&th, NULL, loader_main, &l), 0);
 	ck_assert(h_wait_atomic(&l.rounds, 1, WAIT_MS));
-	for (i = 0; i < LOAD_FORKS; i++) {
+	for (i = 0; i < h_scale(LOAD_FORKS); i++) {
 		char what[64];
 		pid_t pid;
 
@@ -395,7 +397,7 @@ START_TEST(fork_under_load)
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
 	ck_assert_msg(!l.failed, "loader thread: %s failed", l.failed);
 	printf("fork_under_load: %d forks, %d spawn/cancel rounds alongside\n",
-	       LOAD_FORKS, atomic_load(&l.rounds));
+	       (int)h_scale(LOAD_FORKS), atomic_load(&l.rounds));
 	fflush(stdout);
 	parent_cancel_blocked();
 }
@@ -446,7 +448,7 @@ START_TEST(fork_from_body)
 	configure();
 	ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
 	fflush(NULL);
-	for (i = 0; i < 2 * BODY_FORKS; i++) {
+	for (i = 0; i < 2 * h_scale(BODY_FORKS); i++) {
 		struct fb_arg a = { .exec = i & 1 };
 		intr_task *t;
 		void *res = NULL;
@@ -520,7 +522,7 @@ START_TEST(fork_body_cancel_waitpid)
 	int i;
 
 	configure();
-	for (i = 0; i < BODY_FORKS; i++) {
+	for (i = 0; i < h_scale(BODY_FORKS); i++) {
 		struct fw_arg a = { 0 };
 		intr_token *tok;
 		intr_task *t;

@@ -107,16 +107,29 @@ static void unblock_sigint(void *arg)
 }
 
 static atomic_int shooting;
+static atomic_int calls_done;
 
 /* Process-directed: it lands on whichever thread has SIGINT open, which
- * is only ever a worker whose finalizer opened it.  Paced, so that the
- * worker is not kept in the handler for ever (a flood that never lets it
- * return to its code would be a livelock of the test's own making). */
+ * is only ever a worker whose finalizer opened it.  Paced by the calls:
+ * one SIGINT per call at most, so that the worker is not kept in the
+ * handler for ever (a flood that never lets it return to its code would
+ * be a livelock of the test's own making, and under valgrind, which
+ * delivers each signal slowly, nearly one). */
 static void *shooter(void *arg)
 {
+	int seen = -1;
+
 	while (atomic_load(&shooting)) {
-		kill(getpid(), SIGINT);
-		h_spin_ns(5000);
+		int now = atomic_load(&calls_done);
+
+		if (now != seen) {
+			kill(getpid(), SIGINT);
+			seen = now;
+		}
+		if (h_under_valgrind())
+			h_sleep_ms(1);	/* leave valgrind's lock to the rest */
+		else
+			h_spin_ns(5000);
 	}
 	return NULL;
 }
@@ -143,9 +156,11 @@ START_TEST(finalizer_changes_mask)
 	atomic_store(&shooting, 1);
 	ck_assert_int_eq(pthread_create(&th, NULL, shooter, NULL), 0);
 	/* A deadlock shows as the test's timeout. */
-	for (i = 0; i < h_scale(100000); i++)
+	for (i = 0; i < h_scale(100000); i++) {
 		ck_assert_int_ge(run_interruptible(NULL, fin_body, NULL, NULL),
 				 0);
+		atomic_fetch_add(&calls_done, 1);
+	}
 	atomic_store(&shooting, 0);
 	pthread_join(th, NULL);
 	printf("finalizer_changes_mask: %d calls, %d SIGINTs on the worker\n",
@@ -213,6 +228,7 @@ static void *wrapped_read(intr_ctx *ctx, void *arg)
 	struct reader *r = arg;
 	char b;
 
+	atomic_store(&r->tid, h_gettid());
 	atomic_store(&r->started, 1);
 	return BODY_MARK(intr_read(ctx, r->fds[0], &b, 1) == -ECANCELED);
 }
@@ -233,8 +249,10 @@ START_TEST(signal_details_lost)
 		reader_init(&r);
 		ck_assert_int_eq(intr_spawn(&t, tok, i % 2 ? wrapped_read :
 					    read_until_cancelled, &r), 0);
-		ck_assert(h_spin_atomic(&r.started, 1, WAIT_MS));
-		h_sleep_ms(1);		/* let it block in the kernel */
+		ck_assert(h_wait_atomic(&r.started, 1, WAIT_MS));
+		ck_assert_msg(h_wait_blocked(atomic_load(&r.tid), SYS_read,
+					     WAIT_MS),
+			      "iteration %d: the body never blocked in read", i);
 		ck_assert_int_eq(intr_token_cancel(tok), 0);
 		ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
 		ck_assert_ptr_ne(res, BODY_MARK(0));	/* wrapper: reason */
@@ -348,6 +366,7 @@ static Suite *make_suite(void)
 	if (!h_under_valgrind())
 		tcase_add_test(tc, signal_details_lost);
 	tc = h_tcase(s, "fork", TEST_TIMEOUT);
+	tcase_set_tags(tc, H_TAG_THREADED_FORK);
 	tcase_add_test(tc, fork_ends_parents_calls);
 	tcase_add_test(tc, fork_from_body);
 	return s;

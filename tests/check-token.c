@@ -393,13 +393,19 @@ START_TEST(test_cancel_before_deadline)
 {
 	intr_token *tok = h_new_token(NULL);
 	intr_token *kid = h_new_token(tok);
+	intr_token *witness = h_new_token(NULL);
 
 	ck_assert_int_eq(intr_token_cancel_after(tok, 50 * 1000000ull), 0);
 	ck_assert_int_eq(intr_token_cancel(tok), 0);
 	ck_assert_int_eq(intr_token_reason(tok), -ECANCELED);
 	ck_assert_int_eq(intr_token_reason(kid), -ECANCELED);
-	/* Let the deadline pass; the first reason sticks. */
-	h_sleep_ms(200);
+	/* Let the deadline pass; the first reason sticks.  A deadline armed
+	 * later for the same delay fires no earlier: once it has, tok's is
+	 * past too, however slow the machine. */
+	ck_assert_int_eq(intr_token_cancel_after(witness, 50 * 1000000ull), 0);
+	ck_assert_int_eq(wait_reason(witness, -ETIMEDOUT, WAIT_MS),
+			 -ETIMEDOUT);
+	ck_assert_int_eq(intr_token_free(witness), 0);
 	ck_assert_int_eq(intr_token_reason(tok), -ECANCELED);
 	ck_assert_int_eq(intr_token_reason(kid), -ECANCELED);
 	/* Arming a deadline on a cancelled token changes nothing either. */

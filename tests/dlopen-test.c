@@ -8,7 +8,8 @@
  *
  * Links only libdl and libpthread; the library is found through
  * INTR_DLOPEN_LIB, else lib/.libs/libinterruptible.so under the build
- * directory.  Exits 77 (skipped) when no shared library was built.
+ * directory.  TAP output (tests/tap.h), one line per round; skipped when
+ * no shared library was built.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -31,13 +32,16 @@
 
 #include <interruptible.h>
 
+#include "tap.h"
+#include "wait.h"
+
 #define ROUNDS 20
 
+/* A failure ends the program: what follows would depend on it. */
 #define FAIL(...)							\
 	do {								\
-		fprintf(stderr, "dlopen-test: " __VA_ARGS__);		\
-		fprintf(stderr, "\n");					\
-		exit(1);						\
+		tap_ok(false, __VA_ARGS__);				\
+		exit(tap_done());					\
 	} while (0)
 
 static struct {
@@ -106,24 +110,30 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
-/* Wait (bounded) until the count of what count() returns is want. */
+/* Wait, at most 10 s, until what count() returns is want. */
 static int settle(int (*count)(const char *), const char *arg, int want)
 {
-	int i, n = -1;
+	uint64_t end = h_now_ns() + 10000000000ull;
+	int n;
 
-	for (i = 0; i < 2000; i++) {
-		n = count(arg);
-		if (n == want)
-			break;
+	while ((n = count(arg)) != want && h_now_ns() < end)
 		sleep_ms(1);
-	}
 	return n;
+}
+
+static atomic_int reader_tid;
+
+static int reader_started(const char *unused)
+{
+	(void)unused;
+	return atomic_load(&reader_tid) != 0;
 }
 
 static void *read_body(intr_ctx *ctx, void *arg)
 {
 	char b;
 
+	atomic_store(&reader_tid, (int)syscall(SYS_gettid));
 	return (void *)(intptr_t)f.read(ctx, *(int *)arg, &b, 1);
 }
 
@@ -169,13 +179,17 @@ static void use(void)
 	/* A cancelled blocking call. */
 	if (f.token_new(&tok, NULL))
 		FAIL("intr_token_new");
+	atomic_store(&reader_tid, 0);
 	if (f.spawn(&t, tok, read_body, &fds[0]))
 		FAIL("intr_spawn");
-	sleep_ms(2);
+	/* Cancelled once it sleeps in the read: the signal must get it out. */
+	if (settle(reader_started, NULL, 1) != 1 ||
+	    !h_wait_blocked(atomic_load(&reader_tid), SYS_read, 5000))
+		FAIL("the reading body never blocked in read");
 	f.token_cancel(tok);
 	wait_fd(f.task_fd(t));
 	ret = f.join(t, &res);
-	if (ret != -ECANCELED || (res && (intptr_t)res != -ECANCELED))
+	if (ret != -ECANCELED || (intptr_t)res != -ECANCELED)
 		FAIL("cancelled read: %d, %ld", ret, (long)(intptr_t)res);
 	if (f.token_free(tok))
 		FAIL("intr_token_free");
@@ -210,10 +224,8 @@ int main(void)
 
 	if (!path || !*path)
 		path = "lib/.libs/libinterruptible.so";
-	if (access(path, R_OK)) {
-		printf("dlopen-test: SKIP: no shared library at %s\n", path);
-		return 77;
-	}
+	if (access(path, R_OK))
+		tap_skip_all("no shared library at %s", path);
 	if (!realpath(path, real))
 		FAIL("realpath %s", path);
 
@@ -252,7 +264,8 @@ int main(void)
 		if (mapped(real))
 			FAIL("round %d: the library is still mapped after "
 			     "dlclose", round);
-		if (count_dir("/proc/self/task") != threads0)
+		/* A joined thread may still be listed for a moment. */
+		if (settle(count_dir, "/proc/self/task", threads0) != threads0)
 			FAIL("round %d: %d threads after dlclose, %d before",
 			     round, count_dir("/proc/self/task"), threads0);
 		if (settle(count_dir, "/proc/self/fd", fds0) != fds0)
@@ -275,9 +288,9 @@ int main(void)
 		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
 		    WEXITSTATUS(st) != 42)
 			FAIL("round %d: fork after dlclose", round);
+		tap_ok(true, "round %d: dlopen, use, dlclose: unmapped, %d "
+		       "thread(s), %d fds, handler back, fork works", round,
+		       threads0, fds0);
 	}
-	printf("dlopen-test: %d rounds of dlopen, use, dlclose: unmapped, "
-	       "%d thread(s), %d fds, handler back, fork works\n", ROUNDS,
-	       threads0, fds0);
-	return 0;
+	return tap_done();
 }

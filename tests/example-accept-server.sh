@@ -1,54 +1,57 @@
 #!/bin/sh
 # Smoke test: the accept-server example answers three connections, then
-# stops on its own SIGINT (--stop-after), closes its listening socket in a
-# finalizer, reports "served 3 connections" and exits 0.  The example's own
-# --client mode is the client, so nothing else is needed.  Every step is
-# bounded.
+# stops on the SIGINT the test sends once the three are served, closes its
+# listening socket in a finalizer, reports "served 3 connections" and exits
+# 0.  The example's own --client mode is the client, so nothing else is
+# needed.  Every step is bounded.  TAP output (tests/tap.sh).
 set -u
+. "${srcdir:-.}/tests/tap.sh"
 out=$(mktemp) || exit 1
 pid=
-fail() {
-	echo "FAIL: $*"
-	echo "--- server output:"
-	cat "$out"
+trap 'rm -f "$out"' EXIT
+# A failed step ends the test: the steps after it depend on it.
+give_up() {
+	tap_ok 1 "$*"
+	tap_diag "server output:"
+	sed 's/^/# /' "$out"
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null
-	rm -f "$out"
-	exit 1
+	tap_done
 }
 
-timeout 20 ./examples/accept-server --stop-after 1500 >"$out" &
+# timeout passes the SIGINT on to the server.
+timeout -k 10 60 ./examples/accept-server >"$out" &
 pid=$!
 
 # The server prints "listening on 127.0.0.1:PORT; ..." once it listens.
 port=
 i=0
-while [ "$i" -lt 50 ]; do
+while [ "$i" -lt 300 ]; do
 	port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\);.*/\1/p' "$out")
 	[ -n "$port" ] && break
 	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.1
 	i=$((i + 1))
 done
-[ -n "$port" ] || fail "no port printed"
-echo "PASS: listening on port $port"
+[ -n "$port" ] || give_up "the server printed its port"
+tap_ok 0 "listening on port $port"
 
 for n in 1 2 3; do
-	reply=$(timeout 5 ./examples/accept-server --client "$port")
+	reply=$(timeout -k 10 60 ./examples/accept-server --client "$port")
 	rc=$?
-	[ "$rc" -eq 0 ] || fail "client $n exited $rc"
-	case "$reply" in
-	"hello from accept-server, connection $n") echo "PASS: reply $n" ;;
-	*) fail "client $n got: $reply" ;;
-	esac
+	[ "$rc" -eq 0 ] || give_up "client $n exited $rc"
+	[ "$reply" = "hello from accept-server, connection $n" ] ||
+		give_up "client $n got: $reply"
+	tap_ok 0 "reply $n"
 done
 
+kill -INT "$pid"
 wait "$pid"
 rc=$?
 pid=
-cat "$out"
-[ "$rc" -eq 0 ] || fail "accept-server exited $rc"
-grep -q "^stopped: run_interruptible returned -ECANCELED; listening socket closed by the finalizer$" "$out" ||
-	fail "no cancel or no finalizer"
-grep -q "^served 3 connections$" "$out" || fail "not \"served 3 connections\""
-rm -f "$out"
-echo "PASS: accept-server"
+sed 's/^/# /' "$out"
+tap_ok "$rc" "accept-server exited 0 after SIGINT (exit $rc)"
+grep -q "^stopped: run_interruptible returned -ECANCELED; listening socket closed by the finalizer$" "$out"
+tap_ok $? "cancelled, listening socket closed by the finalizer"
+grep -q "^served 3 connections$" "$out"
+tap_ok $? "served 3 connections"
+tap_done

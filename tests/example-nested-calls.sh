@@ -4,16 +4,13 @@
 # the root token stops the parent and both of its nested calls with
 # -ECANCELED; the nested calls' finalizers run before the parent's, and the
 # parent's last registered first.  Bounded here: a lost cancel would leave
-# the nested calls blocked for 5 s each.
+# the nested calls blocked for 5 s each.  TAP output (tests/tap.sh).
 set -u
-out=$(timeout 10 ./examples/nested-calls)
+. "${srcdir:-.}/tests/tap.sh"
+out=$(timeout -k 10 60 ./examples/nested-calls)
 rc=$?
-echo "$out"
-if [ "$rc" -ne 0 ]; then
-	echo "FAIL: nested-calls exited $rc"
-	exit 1
-fi
-fail=0
+echo "$out" | sed 's/^/# /'
+tap_ok "$rc" "nested-calls exited 0 (exit $rc)"
 for line in \
 	"sleeper (deadline): intr_sleep returned -ETIMEDOUT" \
 	"parent: run_interruptible(sleeper, 100 ms deadline) returned -ETIMEDOUT" \
@@ -26,22 +23,16 @@ for line in \
 	"main: intr_join(parent) returned -ECANCELED" \
 	"finalizer order: ok"
 do
-	if echo "$out" | grep -qxF "$line"; then
-		echo "PASS: $line"
-	else
-		echo "FAIL: missing \"$line\""
-		fail=1
-	fi
+	echo "$out" | grep -qxF "$line"
+	tap_ok $? "$line"
 done
 # The order as printed, independently of the example's own check.
 order=$(echo "$out" | sed -n 's/^finalizer: //p' | tr '\n' ,)
 case "$order" in
 "sleeper (deadline),reader,sleeper,parent: close the pipe,parent: free the deadline token," | \
 "sleeper (deadline),sleeper,reader,parent: close the pipe,parent: free the deadline token,")
-	echo "PASS: finalizers in order: $order" ;;
+	tap_ok 0 "finalizers in order: $order" ;;
 *)
-	echo "FAIL: finalizers out of order: $order"
-	fail=1 ;;
+	tap_ok 1 "finalizers in order: $order" ;;
 esac
-[ "$fail" -eq 0 ] || exit 1
-echo "PASS: nested-calls"
+tap_done

@@ -1,14 +1,13 @@
 #!/bin/sh
 # Smoke test: the trace-context example exits 0, and every log line of a
-# request carries that request's id (the id crossed to the workers).
+# request carries that request's id (the id crossed to the workers).  TAP
+# output (tests/tap.sh).
 set -u
-out=$(timeout 20 ./examples/trace-context)
+. "${srcdir:-.}/tests/tap.sh"
+out=$(timeout -k 10 60 ./examples/trace-context)
 rc=$?
-echo "$out"
-if [ "$rc" -ne 0 ]; then
-	echo "FAIL: trace-context exited $rc"
-	exit 1
-fi
+echo "$out" | sed 's/^/# /'
+tap_ok "$rc" "trace-context exited 0 (exit $rc)"
 # Every line must carry the id of the request it belongs to: the one whose
 # "request received" line came last.
 bad=$(echo "$out" | awk '
@@ -16,8 +15,6 @@ bad=$(echo "$out" | awk '
 	$1 != cur || cur !~ /^\[req-/ { bad++ }
 	END { print bad + 0 }')
 lines=$(echo "$out" | grep -c .)
-if [ "$lines" -lt 4 ] || [ "$bad" -ne 0 ]; then
-	echo "FAIL: $bad of $lines lines without their request's id"
-	exit 1
-fi
-echo "PASS: trace-context"
+[ "$lines" -ge 4 ] && [ "$bad" -eq 0 ]
+tap_ok $? "every line of $lines carries its request's id ($bad without)"
+tap_done

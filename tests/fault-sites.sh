@@ -7,10 +7,10 @@
 #    helpers intr__malloc, intr__calloc and intr__create_thread ask it);
 # 2. every site of enum intr__site is named by exactly one place in lib/.
 # The one exception is signal.c's tgkill, which re-raises a foreign signal
-# whose default action ends the process.
+# whose default action ends the process.  TAP output (tests/tap.sh).
 srcdir=${srcdir:-.}
+. "$srcdir/tests/tap.sh"
 lib=$srcdir/lib
-fail=0
 
 raw='\b(malloc|calloc|realloc|reallocarray|strdup|strndup|aligned_alloc|posix_memalign|mmap|pthread_create|eventfd|timerfd_create|signalfd|pipe2?|socket|epoll_create1?|memfd_create|dup[23]?|fopen|open|openat|io_uring_queue_init|sigqueue|pthread_kill|tgkill|raise)[[:space:]]*\(|SYS_(rt_tgsigqueueinfo|rt_sigqueueinfo|tgkill|tkill|clone3?)\b'
 
@@ -27,33 +27,21 @@ bad=$(for f in "$lib"/*.c "$lib"/arch/*/*.c; do
 		from=$((line > 4 ? line - 4 : 1))
 		sed -n "${from},${line}p" "$f" |
 			grep -q 'intr__fault(' ||
-			echo "FAIL: $(basename "$f"):$line does not go through the fault hook:$text"
+			echo "$(basename "$f"):$line does not go through the fault hook:$text"
 	done
 done)
-if [ -n "$bad" ]; then
-	echo "$bad"
-	fail=1
-fi
+[ -z "$bad" ]
+tap_ok $? "every allocation, thread, fd and signal send of lib/ goes through the fault hook"
+[ -z "$bad" ] || echo "$bad" | sed 's/^/# /'
 
 sites=$(sed -n 's/^[[:space:]]*\(INTR_SITE_[A-Z_]*\),.*/\1/p' "$lib/fault.h")
 n=0
 for s in $sites; do
 	n=$((n + 1))
 	uses=$(cat "$lib"/*.c | grep -v '^\s*\[INTR_SITE' | grep -o "\b$s\b" | wc -l)
-	if [ "$uses" -ne 1 ]; then
-		echo "FAIL: $s is named by $uses places in lib/, want 1"
-		fail=1
-	fi
+	[ "$uses" -eq 1 ]
+	tap_ok $? "$s is named by one place in lib/ ($uses)"
 done
-if [ "$n" -lt 1 ]; then
-	echo "FAIL: no site found in lib/fault.h"
-	fail=1
-fi
-
-if [ "$fail" -eq 0 ]; then
-	echo "PASS: $n fault injection sites; every allocation, thread, fd and signal send of lib/ goes through one"
-	echo "1 passed, 0 failed"
-else
-	echo "0 passed, 1 failed"
-fi
-exit "$fail"
+[ "$n" -ge 1 ]
+tap_ok $? "$n fault injection sites in lib/fault.h"
+tap_done

@@ -121,6 +121,7 @@ struct canary {
 	pthread_t thread;
 	int cpu;			/* -1: not pinned */
 	atomic_uint n;			/* stalls logged (one writer) */
+	_Atomic uint64_t seen;		/* the end of its last wake-up */
 	uint64_t from[STALL_LOG];
 	uint64_t to[STALL_LOG];
 };
@@ -156,6 +157,7 @@ static inline void *canary_main(void *p)
 			c->to[k % STALL_LOG] = a + late;
 			atomic_store(&c->n, k + 1);
 		}
+		atomic_store(&c->seen, a + late);
 	}
 	return NULL;
 }
@@ -169,6 +171,7 @@ static inline void canaries_start(void)
 	for (k = 0; k < g_ncanary; k++) {
 		g_canary[k].cpu = k ? cpu_body : cpu_main;
 		atomic_store(&g_canary[k].n, 0);
+		atomic_store(&g_canary[k].seen, 0);
 		ck_assert_int_eq(pthread_create(&g_canary[k].thread, NULL,
 						canary_main, &g_canary[k]), 0);
 	}
@@ -176,9 +179,15 @@ static inline void canaries_start(void)
 
 static inline void canaries_stop(void)
 {
+	uint64_t now = h_now_ns(), end = now + 10000000000ull;
 	int k;
 
-	h_sleep_ms(5);		/* let a stall that just ended be logged */
+	/* A stall that just ended is logged once its canary has woken up
+	 * since: wait (bounded) for every canary to do so. */
+	for (k = 0; k < g_ncanary; k++)
+		while (atomic_load(&g_canary[k].seen) < now &&
+		       (int64_t)(end - h_now_ns()) > 0)
+			h_sleep_ms(1);
 	atomic_store(&g_canary_stop, 1);
 	for (k = 0; k < g_ncanary; k++)
 		ck_assert_int_eq(pthread_join(g_canary[k].thread, NULL), 0);

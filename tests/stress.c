@@ -51,12 +51,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <interruptible.h>
 #ifdef HAVE_LIBURING
 #include <interruptible/uring.h>
+
+#include "uring-permitted.h"
 #endif
 
 #define DRIVERS		4
@@ -279,16 +282,18 @@ static void wake_fn(void *p)
 		body_err(r, "wake write", errno);
 }
 
+/* Whether the io_uring bodies run: built with liburing, and io_uring is
+ * permitted here. */
+static bool uring_ok;
+
 /* Choose a kind for a call: forever kinds only where a cancel will come. */
 static enum kind pick_kind(struct rng *r, int depth)
 {
 	for (;;) {
 		enum kind k = (enum kind)below(r, K_NR);
 
-#ifndef HAVE_LIBURING
-		if (k == K_URING)
+		if (k == K_URING && !uring_ok)
 			continue;
-#endif
 		if ((k == K_NEST_RUN || k == K_NEST_SPAWN) && depth >= MAX_DEPTH)
 			continue;
 		return k;
@@ -877,8 +882,14 @@ static void *driver_main(void *p)
 	int i;
 
 #ifdef HAVE_LIBURING
-	for (i = 0; i < MAX_CALLS; i++)
-		d->ring_ok[i] = io_uring_queue_init(4, &d->rings[i], 0) == 0;
+	for (i = 0; i < MAX_CALLS; i++) {
+		int r = uring_ok ? io_uring_queue_init(4, &d->rings[i], 0) : 1;
+
+		d->ring_ok[i] = r == 0;
+		if (uring_ok)
+			check(I_OUTCOME, r == 0, "driver %d: io_uring_queue_init: "
+			      "%s", d->id, strerror(-r));
+	}
 #endif
 	while (h_now_ns() < d->end)
 		round_once(d);
@@ -919,10 +930,28 @@ static int wait_threads(int want, unsigned ms)
 	return n;
 }
 
+static atomic_int nop_tid;
+
 static void *nop_body(intr_ctx *ctx, void *p)
 {
 	(void)ctx;
+	atomic_store(&nop_tid, (int)syscall(SYS_gettid));
 	return p;
+}
+
+/* Wait (bounded by ms) until thread tid of this process is gone. */
+static bool thread_gone(int tid, unsigned ms)
+{
+	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", tid);
+	while (!access(path, F_OK))
+		if (h_now_ns() >= end)
+			return false;
+		else
+			sleep_ms(5);
+	return true;
 }
 
 int main(int argc, char **argv)
@@ -953,13 +982,31 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* The idle size: the library's own threads once a call has come
-	 * and its worker has left. */
-	if (run_interruptible(NULL, nop_body, NULL, &res)) {
-		printf("first call failed\n0 passed, 1 failed\n");
+	 * and its worker has left (after idle_ms; waited for, bounded). */
+	if (run_interruptible(NULL, nop_body, NULL, &res) ||
+	    !thread_gone(atomic_load(&nop_tid), 5000 + IDLE_MS * 10)) {
+		printf("first call failed, or its worker stayed\n"
+		       "0 passed, 1 failed\n");
 		return 1;
 	}
-	sleep_ms(IDLE_MS * 3);
 	idle = count_threads();
+#ifdef HAVE_LIBURING
+	{
+		char why[160];
+		int r = h_uring_permitted(why, sizeof(why));
+
+		uring_ok = r == 1;
+		if (r == 0)
+			printf("%s: the io_uring bodies are left out\n", why);
+		else if (r < 0)
+			printf("FAIL: io_uring_queue_init: %s\n",
+			       strerror(-r));
+		if (r < 0) {
+			printf("0 passed, 1 failed\n");
+			return 1;
+		}
+	}
+#endif
 
 	if (pthread_create(&canceller, NULL, canceller_main, NULL)) {
 		printf("pthread_create failed\n0 passed, 1 failed\n");

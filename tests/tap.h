@@ -9,7 +9,8 @@
  *   tap_skip("why")           one case skipped: "ok N # SKIP why"
  *   tap_skip_all("why")       the whole program: "1..0 # SKIP why", exit 0
  *   tap_diag("...")           a comment line, "# ..."
- *   return tap_done();        the plan, a "# N passed, M failed" line;
+ *   return tap_done();        the plan, a "# N passed, M failed, K skipped"
+ *                             line;
  *                             exit status 1 if a case failed, else 0
  *
  * Output is flushed after every line, so a test killed by its bound still
@@ -23,7 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int tap_count, tap_failures;
+static int tap_count, tap_failures, tap_skips;
 
 static inline void tap_vline(const char *head, const char *fmt, va_list ap)
 {
@@ -56,6 +57,7 @@ static inline void tap_skip(const char *fmt, ...)
 	va_list ap;
 
 	tap_count++;
+	tap_skips++;
 	snprintf(head, sizeof(head), "ok %d # SKIP ", tap_count);
 	va_start(ap, fmt);
 	tap_vline(head, fmt, ap);
@@ -86,8 +88,8 @@ static inline void tap_skip_all(const char *fmt, ...)
 static inline int tap_done(void)
 {
 	printf("1..%d\n", tap_count);
-	printf("# %d passed, %d failed\n", tap_count - tap_failures,
-	       tap_failures);
+	printf("# %d passed, %d failed, %d skipped\n",
+	       tap_count - tap_failures - tap_skips, tap_failures, tap_skips);
 	fflush(stdout);
 	return tap_failures ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 #   tap_done                 prints the plan and exits 1 if a case failed
 tap_count=0
 tap_failures=0
+tap_skips=0
 
 tap_ok() {
 	tap_count=$((tap_count + 1))
@@ -20,6 +21,7 @@ tap_ok() {
 
 tap_skip() {
 	tap_count=$((tap_count + 1))
+	tap_skips=$((tap_skips + 1))
 	echo "ok $tap_count # SKIP $1"
 }
 
@@ -34,7 +36,7 @@ tap_diag() {
 
 tap_done() {
 	echo "1..$tap_count"
-	echo "# $((tap_count - tap_failures)) passed, $tap_failures failed"
+	echo "# $((tap_count - tap_failures - tap_skips)) passed, $tap_failures failed, $tap_skips skipped"
 	[ "$tap_failures" -eq 0 ]
 	exit $?
 }

@@ -132,6 +132,7 @@ struct env {
 	struct io_uring src;		/* the canceller's, for MSG_RING */
 #endif
 	bool ring_ok, src_ok;
+	int ring_err;			/* why the waiter's ring is not ok */
 };
 
 /* One iteration. */
@@ -716,7 +717,8 @@ static int env_open(struct env *e, enum lat_call c)
 	pthread_condattr_destroy(&ca);
 #ifdef HAVE_LIBURING
 	if (is_uring(c) || (opt.methods & (1u << M_NOP | 1u << M_MSGRING))) {
-		e->ring_ok = io_uring_queue_init(8, &e->ring, 0) == 0;
+		e->ring_err = io_uring_queue_init(8, &e->ring, 0);
+		e->ring_ok = e->ring_err == 0;
 		e->src_ok = e->ring_ok &&
 			    io_uring_queue_init(8, &e->src, 0) == 0;
 	}
@@ -748,7 +750,13 @@ static bool usable(struct env *e, enum lat_method m, const char **why)
 		return false;
 	}
 	if ((is_uring(e->call) || m == M_NOP) && !e->ring_ok) {
-		*why = "skipped: no io_uring here";
+		/* Not permitted (a seccomp filter, io_uring_disabled, no
+		 * io_uring in the kernel): skipped; anything else fails. */
+		*why = !e->ring_err ? "skipped: built without liburing" :
+		       e->ring_err == -EPERM || e->ring_err == -EACCES ||
+		       e->ring_err == -ENOSYS ?
+		       "skipped: io_uring not permitted here" :
+		       "failed: io_uring_queue_init";
 		return false;
 	}
 	if (m == M_MSGRING && !e->src_ok) {
@@ -778,6 +786,8 @@ unsigned measure_cancel(enum lat_call c)
 			continue;
 		if (!usable(&e, m, &why)) {
 			series_new("cancel", call_name[c], method_name[m], "-", why);
+			if (!strncmp(why, "failed", 6))
+				failures++;
 			continue;
 		}
 		for (st = 0; st < NSTAGES; st++) {
