@@ -29,7 +29,11 @@
  * its own again.  The chain of handlers so recorded, oldest first, is
  * prevs[0..nprev): a foreign signal goes to the newest; if that one passes
  * it back to the handler it replaced (ours), the next older one gets it,
- * and so on, so nothing recurses.
+ * and so on, so nothing recurses.  A recorded handler runs as the kernel
+ * would have run it: on the stack ours runs on (ours has SA_ONSTACK, so a
+ * thread's alternate signal stack, if it has one), under the interrupted
+ * code's mask plus its own sa_mask and, without SA_NODEFER, the signal;
+ * with SA_RESETHAND, once.
  */
 #include "config.h"
 
@@ -38,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "arch.h"
@@ -57,14 +62,14 @@ sigset_t intr__quiet_mask;
 /* The handlers foreign signals go to, oldest first; the newest is the one
  * the application installed last.  Entries are written before nprev
  * publishes them and are not rewritten while published, except the last
- * one once PREV_MAX are in use. */
+ * one once PREV_MAX are in use.  spent[i]: prevs[i] has SA_RESETHAND and
+ * has run once. */
 #define PREV_MAX 8
 static struct sigaction prevs[PREV_MAX];
+static atomic_bool spent[PREV_MAX];
 static atomic_int nprev;
 static pthread_mutex_t prev_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction ours;
-/* How deep this thread is in passing a foreign signal down the chain. */
-static INTR_TLS int passing;
 static pid_t self_pid;
 /* si_uid of the signals we send: informational only (the handler matches
  * pid and cookie), so read once rather than on every cancel. */
@@ -156,25 +161,91 @@ static bool is_fault(int signo)
 	       signo == SIGILL || signo == SIGTRAP || signo == SIGSYS;
 }
 
-/* What the previous disposition would have done with a foreign signal. */
-static void pass_on(const struct sigaction *prev, int signo, siginfo_t *si,
-		    void *uc)
+static uintptr_t encode(uint64_t cookie)
 {
-	sigset_t old, set;
+	return COOKIE_MAGIC ^ (uintptr_t)cookie;
+}
 
-	if (prev->sa_flags & SA_SIGINFO) {
+static void redirect_window(void *uc)
+{
+#if INTR_HAVE_WINDOW
+	uintptr_t *pc = intr__arch_pc(uc);
+
+	if (*pc >= (uintptr_t)intr__sc_begin && *pc < (uintptr_t)intr__sc_end)
+		*pc = (uintptr_t)intr__sc_cancel;
+#endif
+}
+
+/*
+ * A siginfo the library hands to a chained handler is a copy, marked in its
+ * last bytes, which the kernel always leaves zero: a chained handler that
+ * calls ours back (it saw ours installed before it, and passes the signal
+ * on) hands the mark back, and the mark says how far down the chain the
+ * signal has come.  Nothing is kept per thread, so a chained handler that
+ * leaves by siglongjmp leaves nothing behind.
+ */
+#define CHAIN_MAGIC 0x6e69616863746e69ull
+struct chain_mark {
+	uint64_t magic;
+	uint64_t depth;
+};
+
+static int chained_depth(const siginfo_t *si)
+{
+	struct chain_mark m;
+
+	memcpy(&m, (const char *)si + sizeof(*si) - sizeof(m), sizeof(m));
+	if (m.magic != CHAIN_MAGIC || m.depth >= PREV_MAX)
+		return -1;
+	return (int)m.depth;
+}
+
+/* The mask a handler installed for signo would run under: the interrupted
+ * code's, its own sa_mask, and the signal itself without SA_NODEFER. */
+static void chained_mask(const struct sigaction *prev, int signo,
+			 const void *uc, sigset_t *m)
+{
+	if (!uc) {
+		sigfillset(m);
+		return;
+	}
+	/* The kernel's part of uc_sigmask: the first 64 signals. */
+	sigemptyset(m);
+	memcpy(m, &((const ucontext_t *)uc)->uc_sigmask, 8);
+	sigorset(m, m, &prev->sa_mask);
+	if (!(prev->sa_flags & SA_NODEFER))
+		sigaddset(m, signo);
+}
+
+/* What the recorded disposition prevs[i] does with a foreign signal. */
+static void pass_on(int i, int depth, int signo, siginfo_t *si, void *uc)
+{
+	const struct sigaction *prev = &prevs[i];
+	void (*fn)(int) = prev->sa_handler;
+	struct chain_mark mark = { CHAIN_MAGIC, (uint64_t)depth };
+	sigset_t old, set;
+	siginfo_t copy;
+
+	if ((prev->sa_flags & SA_RESETHAND) && atomic_exchange(&spent[i], true))
+		fn = SIG_DFL;	/* it ran once: the default from now on */
+	else if (prev->sa_flags & SA_SIGINFO) {
 		if (!prev->sa_sigaction)
 			return;
-		pthread_sigmask(SIG_BLOCK, &prev->sa_mask, &old);
-		prev->sa_sigaction(signo, si, uc);
+		copy = *si;
+		memcpy((char *)&copy + sizeof(copy) - sizeof(mark), &mark,
+		       sizeof(mark));
+		chained_mask(prev, signo, uc, &set);
+		pthread_sigmask(SIG_SETMASK, &set, &old);
+		prev->sa_sigaction(signo, &copy, uc);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return;
 	}
-	if (prev->sa_handler == SIG_IGN)
+	if (fn == SIG_IGN)
 		return;
-	if (prev->sa_handler != SIG_DFL) {
-		pthread_sigmask(SIG_BLOCK, &prev->sa_mask, &old);
-		prev->sa_handler(signo);
+	if (fn != SIG_DFL) {
+		chained_mask(prev, signo, uc, &set);
+		pthread_sigmask(SIG_SETMASK, &set, &old);
+		fn(signo);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return;
 	}
@@ -194,41 +265,29 @@ static void pass_on(const struct sigaction *prev, int signo, siginfo_t *si,
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
-static uintptr_t encode(uint64_t cookie)
-{
-	return COOKIE_MAGIC ^ (uintptr_t)cookie;
-}
-
-static void redirect_window(void *uc)
-{
-#if INTR_HAVE_WINDOW
-	uintptr_t *pc = intr__arch_pc(uc);
-
-	if (*pc >= (uintptr_t)intr__sc_begin && *pc < (uintptr_t)intr__sc_end)
-		*pc = (uintptr_t)intr__sc_cancel;
-#endif
-}
-
-/* A foreign signal: to the newest recorded handler; to the next older one
- * when that handler hands it back to ours (it saw ours installed before
- * it); dropped when the chain is used up. */
-static void pass_foreign(int signo, siginfo_t *si, void *uc)
+/* A foreign signal, depth handlers down the chain already: to the newest
+ * recorded handler first (depth 0); to the next older one when a handler
+ * hands it back to ours; dropped when the chain is used up. */
+static void pass_foreign(int depth, int signo, siginfo_t *si, void *uc)
 {
 	int n = atomic_load(&nprev);
-	int depth = passing;
 
-	if (depth >= n)
-		return;
-	passing = depth + 1;
-	pass_on(&prevs[n - 1 - depth], signo, si, uc);
-	passing = depth;
+	if (depth < n)
+		pass_on(n - 1 - depth, depth, signo, si, uc);
 }
 
 static void handler(int signo, siginfo_t *si, void *uc)
 {
 	int e = errno;
 	uintptr_t v = (uintptr_t)si->si_value.sival_ptr;
+	int depth = chained_depth(si);
 
+	if (depth >= 0) {
+		/* A chained handler passing a foreign signal back. */
+		pass_foreign(depth + 1, signo, si, uc);
+		errno = e;
+		return;
+	}
 	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
 	    intr__cookie_cur && v == encode(intr__cookie_cur)) {
 		/* Ours, for the body running here.  If it is inside the
@@ -261,7 +320,7 @@ static void handler(int signo, siginfo_t *si, void *uc)
 		errno = e;
 		return;
 	}
-	pass_foreign(signo, si, uc);
+	pass_foreign(0, signo, si, uc);
 	errno = e;
 }
 
@@ -274,6 +333,7 @@ int intr__signal_install(int signo)
 	 * a foreign signal arriving at once finds the previous handler. */
 	if (sigaction(signo, NULL, &prevs[0]))
 		return -errno;
+	atomic_store(&spent[0], false);
 	atomic_store(&nprev, 1);
 	intr__signo = signo;
 	self_pid = getpid();
@@ -287,7 +347,10 @@ int intr__signal_install(int signo)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = handler;
-	sa.sa_flags = SA_SIGINFO;	/* and no SA_RESTART: that's the point */
+	/* No SA_RESTART: that's the point.  SA_ONSTACK: on a thread with an
+	 * alternate signal stack (a Go runtime's), ours and the handler it
+	 * chains run there. */
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
 	sigfillset(&sa.sa_mask);
 	ours = sa;
 	if (sigaction(signo, &sa, NULL))
@@ -335,9 +398,11 @@ void intr__signal_check(void)
 		atomic_store(&nprev, i + 1);
 	} else if (n < PREV_MAX) {
 		prevs[n] = cur;
+		atomic_store(&spent[n], false);
 		atomic_store(&nprev, n + 1);
 	} else {
 		prevs[PREV_MAX - 1] = cur;
+		atomic_store(&spent[PREV_MAX - 1], false);
 	}
 	sigaction(intr__signo, &ours, NULL);
 unlock:
