@@ -372,17 +372,42 @@ static bool same(const struct sigaction *a, const struct sigaction *b)
 	return a->sa_handler == b->sa_handler;
 }
 
+/* Make cur the newest handler of the chain: cut the chain back to it if
+ * it is recorded already, else add it.  prev_mu held. */
+static void record(const struct sigaction *cur)
+{
+	int i, n = atomic_load(&nprev);
+
+	for (i = 0; i < n; i++)
+		if (same(&prevs[i], cur))
+			break;
+	if (i < n) {
+		atomic_store(&nprev, i + 1);
+		return;
+	}
+	if (n == PREV_MAX)
+		n--;
+	prevs[n] = *cur;
+	atomic_store(&spent[n], false);
+	atomic_store(&nprev, n + 1);
+}
+
 /*
  * If the application has replaced our handler, chain to its handler and
  * install ours again.  A handler recorded already (installed again, or an
  * older one put back) cuts the chain there, so none runs twice for one
  * signal.  One rt_sigaction when nothing changed.  Not in a signal handler.
+ *
+ * The install is an exchange, which returns the handler it actually
+ * replaced: one the application installed after the look is not lost.
+ * The handler seen by the look is recorded before the install, so that a
+ * foreign signal arriving in between still finds it.
  */
 void intr__signal_check(void)
 {
-	struct sigaction cur;
+	struct sigaction cur, old;
 	int e = errno;
-	int i, n;
+	int n0;
 
 	if (!intr__signo || sigaction(intr__signo, NULL, &cur) ||
 	    is_ours(&cur))
@@ -390,21 +415,14 @@ void intr__signal_check(void)
 	pthread_mutex_lock(&prev_mu);
 	if (sigaction(intr__signo, NULL, &cur) || is_ours(&cur))
 		goto unlock;
-	n = atomic_load(&nprev);
-	for (i = 0; i < n; i++)
-		if (same(&prevs[i], &cur))
-			break;
-	if (i < n) {
-		atomic_store(&nprev, i + 1);
-	} else if (n < PREV_MAX) {
-		prevs[n] = cur;
-		atomic_store(&spent[n], false);
-		atomic_store(&nprev, n + 1);
-	} else {
-		prevs[PREV_MAX - 1] = cur;
-		atomic_store(&spent[PREV_MAX - 1], false);
-	}
-	sigaction(intr__signo, &ours, NULL);
+	n0 = atomic_load(&nprev);
+	record(&cur);
+	if (sigaction(intr__signo, &ours, &old))
+		goto unlock;
+	if (is_ours(&old))
+		atomic_store(&nprev, n0);	/* it was ours again by then */
+	else if (!same(&old, &cur))
+		record(&old);
 unlock:
 	pthread_mutex_unlock(&prev_mu);
 out:
