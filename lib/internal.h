@@ -200,11 +200,20 @@ void intr__wakers_drop(struct intr__waker *w);
 void intr__task_complete(struct intr_task *t);
 
 /* --------------------------------------------------- arch/<arch>/syscall */
-/* Make system call nr unless *flag is set; -ECANCELED if it is, or if the
- * handler moved the PC out of the window (see the stubs). */
-long intr__sc_call(const atomic_int *flag, long nr, long a1, long a2, long a3,
-		   long a4, long a5, long a6);
+/* What the window returns: the system call's result, and whether the call
+ * left by the cancel exit instead (then the system call was not made, and
+ * ret is -ECANCELED).  Two registers: rax:rdx, x0:x1. */
+struct intr__sc_ret {
+	long ret;
+	long exited;
+};
+
+/* Make system call nr unless *flag is set; the cancel exit if it is, or if
+ * the handler moved the PC out of the window (see the stubs). */
+struct intr__sc_ret intr__sc_call(const atomic_int *flag, long nr, long a1,
+				  long a2, long a3, long a4, long a5, long a6);
 extern char intr__sc_begin[], intr__sc_end[], intr__sc_cancel[];
+
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;

@@ -1,26 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The interrupt signal: parsing and checking its name, installing the
- * handler, sending it to one worker, and passing on what is not ours.
+ * handler, sending it to one worker, what the handler does with it, and
+ * passing on what is not ours.
  *
- * Every signal the library sends is thread-directed (rt_tgsigqueueinfo)
- * with si_code SI_QUEUE, si_pid our own pid, and as value the cookie of the
- * call it is meant for, mixed with a magic that fills the high bits.  The
- * handler does nothing with ours: its only job is to have interrupted a
- * system call, which then fails with EINTR because the handler was
- * installed without SA_RESTART.
+ * Sending.  Every signal the library sends is thread-directed
+ * (rt_tgsigqueueinfo) to a worker, with si_code SI_QUEUE, si_pid our own
+ * pid, and as value the cookie of the call it is meant for, mixed with a
+ * key drawn at random for each process, so that no other process can make
+ * one up.
  *
- * The handler recognises a signal as ours only if its value is exactly the
- * cookie of the call running on this thread, or of the call that ran on it
- * before.  The protocol in call.c ensures those are the only two of ours
- * that can be delivered here: a signal sent in the last instant of a call
- * stays pending until the worker unblocks the signal for its next body,
- * and is delivered then, before that body runs, where ignoring it is
- * harmless.  Any other value, including an application's sigqueue() payload
- * that happens to look like a cookie of another thread, is passed on.
- * Anything else (kill from another process, the application's own raise or
- * sigqueue) goes to the handler installed before ours, or gets that
- * handler's disposition (default or ignore).
+ * Acting.  What the handler does for the body running on its thread does
+ * not depend on who sent the signal: only the call's reason decides, which
+ * the canceller stores before it sends.  Reason not set: nothing (the
+ * signal may have interrupted a system call; the wrappers retry the EINTR).
+ * Reason set, and the PC inside the system call window, before the kernel
+ * took the call: the PC moves to the window's cancel exit.  Anywhere else,
+ * interrupting the system call (EINTR, no SA_RESTART) was the whole point.
+ *
+ * Telling ours from foreign, for passing on.  A signal from our pid whose
+ * value is that of the cookie of the call running on this thread, or of
+ * the call that ran on it before, is ours.  The protocol in call.c ensures
+ * those are the only two of ours that can be delivered here: a signal sent
+ * in the last instant of a call stays pending until the worker unblocks
+ * the signal for its next body, and is delivered then, before that body
+ * runs, where ignoring it is harmless.  When the kernel has no room for a
+ * signal's details (RLIMIT_SIGPENDING), it delivers a classic signal as if
+ * from kill() by nobody: that one is taken for ours while ours_pending
+ * says one of ours was sent to this thread.  Anything else (kill from
+ * another process, the application's own raise or sigqueue, a forgery)
+ * goes to the handler installed before ours, or gets that handler's
+ * disposition (default or ignore).
  *
  * An application may install its own handler for the signal after the
  * library's.  Before every call starts, and before every re-send, the
@@ -41,15 +51,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include "arch.h"
 #include "internal.h"
-
-/* Fills the high half of a 64-bit value, where no int payload reaches. */
-#define COOKIE_MAGIC ((uintptr_t)0x1a7e51c0a5c0ffeeull)
 
 INTR_TLS uint64_t intr__cookie_cur;
 INTR_TLS uint64_t intr__cookie_prev;
@@ -72,8 +81,11 @@ static pthread_mutex_t prev_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction ours;
 static pid_t self_pid;
 /* si_uid of the signals we send: informational only (the handler matches
- * pid and cookie), so read once rather than on every cancel. */
+ * pid and value), so read once rather than on every cancel. */
 static uid_t self_uid;
+/* Drawn at random for each process (and again in a fork child): without
+ * it, a value of ours cannot be made up. */
+static uint64_t cookie_key;
 
 static const struct {
 	const char *name;
@@ -161,18 +173,51 @@ static bool is_fault(int signo)
 	       signo == SIGILL || signo == SIGTRAP || signo == SIGSYS;
 }
 
-static uintptr_t encode(uint64_t cookie)
+/* A new random key: the kernel's, or, where it has none to give yet,
+ * what the clocks, the pid and the stack's place make of it.
+ * Async-signal-safe (a fork child calls it). */
+static void new_key(void)
 {
-	return COOKIE_MAGIC ^ (uintptr_t)cookie;
+	struct timespec a, b;
+	uint64_t k = 0;
+
+	if (getrandom(&k, sizeof(k), GRND_NONBLOCK) == (ssize_t)sizeof(k) &&
+	    k)
+		goto out;
+	clock_gettime(CLOCK_REALTIME, &a);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	k ^= (uint64_t)a.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)a.tv_sec;
+	k ^= ((uint64_t)b.tv_nsec << 21) ^ ((uint64_t)getpid() << 43);
+	k ^= (uint64_t)(uintptr_t)&a;
+out:
+	cookie_key = k;
 }
 
-static void redirect_window(void *uc)
+/* The value of a call's signals: the cookie (a counter) and the key,
+ * mixed so that knowing the counter says nothing about the value. */
+static uintptr_t encode(uint64_t cookie)
+{
+	uint64_t z = cookie_key + cookie * 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return (uintptr_t)(z ^ (z >> 31));
+}
+
+/* What the handler does for the body running here: see the top. */
+static void act(void *uc)
 {
 #if INTR_HAVE_WINDOW
-	uintptr_t *pc = intr__arch_pc(uc);
+	struct intr_task *t = intr__current;
+	uintptr_t *pc;
 
+	if (!t || !atomic_load(&t->tok.reason))
+		return;
+	pc = intr__arch_pc(uc);
 	if (*pc >= (uintptr_t)intr__sc_begin && *pc < (uintptr_t)intr__sc_end)
 		*pc = (uintptr_t)intr__sc_cancel;
+#else
+	(void)uc;
 #endif
 }
 
@@ -288,35 +333,19 @@ static void handler(int signo, siginfo_t *si, void *uc)
 		errno = e;
 		return;
 	}
+	act(uc);
 	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
-	    intr__cookie_cur && v == encode(intr__cookie_cur)) {
-		/* Ours, for the body running here.  If it is inside the
-		 * system call window, before the kernel took the call, the
-		 * call must not start: leave by the window's cancel exit.
-		 * Anywhere else, interrupting the system call (EINTR, no
-		 * SA_RESTART) was the whole point. */
-		redirect_window(uc);
+	    ((intr__cookie_cur && v == encode(intr__cookie_cur)) ||
+	     (intr__cookie_prev && v == encode(intr__cookie_prev)))) {
+		/* Ours, for the body running here, or stale: the previous
+		 * call on this worker had ended, and it is delivered as this
+		 * body unblocks the signal, before the body runs. */
 		errno = e;
 		return;
 	}
 	if (si->si_code == SI_USER && si->si_pid == 0 &&
 	    atomic_exchange(&intr__ours_pending, 0)) {
-		/* Ours with its details lost: when the per-user queue of
-		 * signal details (RLIMIT_SIGPENDING) is full, the kernel
-		 * still delivers a classic signal, as if from kill() by
-		 * nobody.  The flag says one of ours was sent to this
-		 * thread.  Current or stale cannot be told apart, but a
-		 * stale one arrives where no window is. */
-		if (intr__current && atomic_load(&intr__current->tok.reason))
-			redirect_window(uc);
-		errno = e;
-		return;
-	}
-	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
-	    intr__cookie_prev && v == encode(intr__cookie_prev)) {
-		/* Ours, stale: the previous call on this worker had ended.
-		 * It is delivered as this body unblocks the signal, before
-		 * the body runs: nothing to do. */
+		/* Ours with its details lost. */
 		errno = e;
 		return;
 	}
@@ -338,6 +367,7 @@ int intr__signal_install(int signo)
 	intr__signo = signo;
 	self_pid = getpid();
 	self_uid = getuid();
+	new_key();
 	sigfillset(&intr__quiet_mask);
 	for (i = 1; i <= SIGSYS; i++)
 		if (is_fault(i))
@@ -445,6 +475,7 @@ void intr__signal_restore(void)
 void intr__signal_after_fork(void)
 {
 	self_pid = getpid();
+	new_key();
 	pthread_mutex_init(&prev_mu, NULL);
 }
 

@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * long intr__sc_call(const int *flag, long nr, long a1, ..., long a6)
+ * struct intr__sc_ret intr__sc_call(const int *flag, long nr, long a1, ...,
+ *				     long a6)
  *
  * The cancellable system call window, x86-64.  From intr__sc_begin up to
  * (not including) intr__sc_end, the cancel flag has not been seen set and
- * the system call has not returned.  If the interrupt signal for the
- * current call lands anywhere in that range, the handler moves the program
- * counter to intr__sc_cancel, which returns -ECANCELED without entering, or
- * re-entering, the kernel.  A signal that interrupts the blocked system call
- * itself finds the PC at intr__sc_end (the kernel returns -EINTR there,
- * since the handler has no SA_RESTART), so a result the kernel produced is
- * never discarded.  The flag is the call token's reason: the canceller sets
- * it before it sends the signal.
+ * the system call has not returned.  If the interrupt signal lands anywhere
+ * in that range while the call is cancelled, the handler moves the program
+ * counter to intr__sc_cancel, which leaves without entering, or
+ * re-entering, the kernel.  A signal that interrupts the blocked system
+ * call itself finds the PC at intr__sc_end (the kernel returns -EINTR
+ * there, since the handler has no SA_RESTART), so a result the kernel
+ * produced is never discarded.  The flag is the call token's reason: the
+ * canceller sets it before it sends the signal.
+ *
+ * Two values come back, in rax:rdx (a struct of two longs): the system
+ * call's result and 0, or -ECANCELED and 1 from the cancel exit, so that
+ * the caller never mistakes the kernel's own -ECANCELED for the exit.
  *
  * Arguments: rdi flag, rsi nr, rdx a1, rcx a2, r8 a3, r9 a4, stack a5 a6.
  * Kernel:    rax nr, rdi rsi rdx r10 r8 r9; rcx and r11 are clobbered.
@@ -40,9 +45,11 @@ intr__sc_begin:
 	movq	16(%rsp), %r9
 	syscall
 intr__sc_end:
+	xorl	%edx, %edx		/* the kernel's result */
 	ret
 intr__sc_cancel:
 	movq	$-125, %rax		/* -ECANCELED */
+	movl	$1, %edx		/* from the cancel exit */
 	ret
 	.size	intr__sc_call, . - intr__sc_call
 
