@@ -92,8 +92,7 @@ static void running_del(struct intr_task *t)
 /* Signal the worker of RUNNING call t.  Tree lock held. */
 static void send_locked(struct intr_task *t)
 {
-	atomic_store(t->ours_pending, 1);
-	intr__signal_send(t->tid, t->cookie);
+	intr__signal_send(t->tid, t->cookie, t->ours_pending);
 }
 
 /* A cancel has just reached this call's token.  Tree lock held; may run in

@@ -220,7 +220,7 @@ extern int intr__signo;
 /* Cookies of the call running on this thread and of the one before. */
 extern INTR_TLS uint64_t intr__cookie_cur;
 extern INTR_TLS uint64_t intr__cookie_prev;
-/* Set (by the sender) when a signal of ours is sent to this thread. */
+/* A send of ours to this thread is outstanding (signal.c). */
 extern INTR_TLS atomic_int intr__ours_pending;
 extern sigset_t intr__body_mask;	/* a worker inside a body */
 extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
@@ -228,7 +228,7 @@ extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
 int intr__signal_parse(const char *s);
 bool intr__signal_usable(int signo);
 int intr__signal_install(int signo);
-int intr__signal_send(pid_t tid, uint64_t cookie);
+int intr__signal_send(pid_t tid, uint64_t cookie, atomic_int *pending);
 void intr__signal_after_fork(void);
 void intr__signal_check(void);
 void intr__signal_restore(void);

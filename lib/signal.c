@@ -7,8 +7,8 @@
  * Sending.  Every signal the library sends is thread-directed
  * (rt_tgsigqueueinfo) to a worker, with si_code SI_QUEUE, si_pid our own
  * pid, and as value the cookie of the call it is meant for, mixed with a
- * key drawn at random for each process, so that no other process can make
- * one up.
+ * key drawn at random for each process (so that no other process can make
+ * one up), in which the send's sequence number is folded.
  *
  * Acting.  What the handler does for the body running on its thread does
  * not depend on who sent the signal: only the call's reason decides, which
@@ -26,11 +26,11 @@
  * the signal for its next body, and is delivered then, before that body
  * runs, where ignoring it is harmless.  When the kernel has no room for a
  * signal's details (RLIMIT_SIGPENDING), it delivers a classic signal as if
- * from kill() by nobody: that one is taken for ours while ours_pending
- * says one of ours was sent to this thread.  Anything else (kill from
- * another process, the application's own raise or sigqueue, a forgery)
- * goes to the handler installed before ours, or gets that handler's
- * disposition (default or ignore).
+ * from kill() by nobody: that one is ours if a send of ours to this thread
+ * is outstanding (ours_pending, below).  Anything else (kill from another
+ * process, the application's own raise or sigqueue, a forgery) goes to the
+ * handler installed before ours, or gets that handler's disposition
+ * (default or ignore).
  *
  * An application may install its own handler for the signal after the
  * library's.  Before every call starts, and before every re-send, the
@@ -62,6 +62,17 @@
 
 INTR_TLS uint64_t intr__cookie_cur;
 INTR_TLS uint64_t intr__cookie_prev;
+/*
+ * Per worker: 0, or the number of the last send of ours to this thread
+ * times two, plus one while that send's system call has not returned.
+ * Sends happen under the tree lock, one at a time.  The sender stores it
+ * before its system call and clears the low bit after.  A delivery with
+ * details carries its send's number: if it is the one named, it is
+ * settled.  After any other delivery the handler asks the kernel whether
+ * the signal is still pending (a classic signal is never pending twice):
+ * if not, nothing of ours is owed any more.  A delivery without details
+ * is ours while it is not 0.
+ */
 INTR_TLS atomic_int intr__ours_pending;
 
 int intr__signo;
@@ -86,6 +97,10 @@ static uid_t self_uid;
 /* Drawn at random for each process (and again in a fork child): without
  * it, a value of ours cannot be made up. */
 static uint64_t cookie_key;
+/* Send numbers (tree lock), SEQ_BITS wide, never 0. */
+#define SEQ_BITS 20
+#define SEQ_MASK ((1u << SEQ_BITS) - 1)
+static unsigned send_seq;
 
 static const struct {
 	const char *name;
@@ -193,8 +208,9 @@ out:
 	cookie_key = k;
 }
 
-/* The value of a call's signals: the cookie (a counter) and the key,
- * mixed so that knowing the counter says nothing about the value. */
+/* The value of a call's signals, before the send number is folded in:
+ * the cookie (a counter) and the key, mixed so that knowing the counter
+ * says nothing about the value. */
 static uintptr_t encode(uint64_t cookie)
 {
 	uint64_t z = cookie_key + cookie * 0x9e3779b97f4a7c15ull;
@@ -202,6 +218,86 @@ static uintptr_t encode(uint64_t cookie)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
 	return (uintptr_t)(z ^ (z >> 31));
+}
+
+/* The send number folded into v if v is a value of cookie's, else -1. */
+static long seq_of(uintptr_t v, uint64_t cookie)
+{
+	uintptr_t d;
+
+	if (!cookie)
+		return -1;
+	d = v ^ encode(cookie);
+	return d <= SEQ_MASK ? (long)d : -1;
+}
+
+/* True if the signal is pending for this thread.  In the handler it is
+ * blocked, so a send that reaches this thread stays pending until then. */
+static bool pending_here(void)
+{
+	sigset_t set;
+
+	return sigpending(&set) || sigismember(&set, intr__signo);
+}
+
+/*
+ * After a delivery: the send ours_pending names may still owe this thread
+ * a signal only if the signal is pending now.  A send still in flight (its
+ * system call not returned) is waited for first by taking the tree lock,
+ * which the sender holds throughout; the handler may take it, since every
+ * signal is blocked while it runs.  model/pending.pml checks this.
+ */
+static void settle(void)
+{
+	int f = atomic_load(&intr__ours_pending);
+	bool locked = false;
+
+	if (!f)
+		return;
+	if (f & 1) {
+		intr__tree_lock_blocked();
+		locked = true;
+		f = atomic_load(&intr__ours_pending);
+	}
+	/* Fails if a newer send has stored its own number meanwhile. */
+	if (f && !pending_here())
+		atomic_compare_exchange_strong(&intr__ours_pending, &f, 0);
+	if (locked)
+		intr__tree_unlock_blocked();
+}
+
+/* A signal of ours with its details, send number seq, was delivered
+ * here. */
+static void delivered(long seq)
+{
+	int f = atomic_load(&intr__ours_pending);
+
+	/* Its own send: settled, whether its sender has cleared the
+	 * in-flight bit yet or not. */
+	while (f && (f >> 1) == seq)
+		if (atomic_compare_exchange_weak(&intr__ours_pending, &f, 0))
+			return;
+	settle();
+}
+
+/* A signal whose details were lost: ours if a send of ours is
+ * outstanding.  Never for a real-time signal, which the kernel refuses to
+ * send without its details. */
+static bool lost_is_ours(void)
+{
+	if (intr__signo >= SIGRTMIN || !atomic_load(&intr__ours_pending))
+		return false;
+	settle();
+	return true;
+}
+
+/* Where every signal of ours leaves from, through the fault hook.
+ * Async-signal-safe. */
+static long queue_signal(pid_t tid, siginfo_t *si)
+{
+	if (intr__fault(INTR_SITE_SIGNAL_SEND))
+		return intr__fault_sigqueue(self_pid, tid, intr__signo, si);
+	return syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo, si);
 }
 
 /* What the handler does for the body running here: see the top. */
@@ -326,6 +422,7 @@ static void handler(int signo, siginfo_t *si, void *uc)
 	int e = errno;
 	uintptr_t v = (uintptr_t)si->si_value.sival_ptr;
 	int depth = chained_depth(si);
+	long seq;
 
 	if (depth >= 0) {
 		/* A chained handler passing a foreign signal back. */
@@ -334,20 +431,27 @@ static void handler(int signo, siginfo_t *si, void *uc)
 		return;
 	}
 	act(uc);
-	if (si->si_code == SI_QUEUE && si->si_pid == self_pid &&
-	    ((intr__cookie_cur && v == encode(intr__cookie_cur)) ||
-	     (intr__cookie_prev && v == encode(intr__cookie_prev)))) {
+	if (si->si_code == SI_QUEUE && si->si_pid == self_pid) {
 		/* Ours, for the body running here, or stale: the previous
 		 * call on this worker had ended, and it is delivered as this
 		 * body unblocks the signal, before the body runs. */
-		errno = e;
-		return;
+		seq = seq_of(v, intr__cookie_cur);
+		if (seq < 0)
+			seq = seq_of(v, intr__cookie_prev);
+		if (seq >= 0) {
+			delivered(seq);
+			errno = e;
+			return;
+		}
 	}
-	if (si->si_code == SI_USER && si->si_pid == 0 &&
-	    atomic_exchange(&intr__ours_pending, 0)) {
-		/* Ours with its details lost. */
-		errno = e;
-		return;
+	if (si->si_code == SI_USER && si->si_pid == 0) {
+		if (lost_is_ours()) {
+			errno = e;
+			return;
+		}
+	} else {
+		/* It may have taken the place of one of ours. */
+		settle();
 	}
 	pass_foreign(0, signo, si, uc);
 	errno = e;
@@ -476,24 +580,36 @@ void intr__signal_after_fork(void)
 {
 	self_pid = getpid();
 	new_key();
+	/* The child starts with nothing pending. */
+	atomic_store(&intr__ours_pending, 0);
 	pthread_mutex_init(&prev_mu, NULL);
 }
 
-int intr__signal_send(pid_t tid, uint64_t cookie)
+/* Signal worker tid for the call with this cookie; pending is the worker's
+ * intr__ours_pending.  Tree lock held. */
+int intr__signal_send(pid_t tid, uint64_t cookie, atomic_int *pending)
 {
+	unsigned seq;
 	siginfo_t si;
+	int before, mark;
 	long r;
 
+	seq = send_seq = (send_seq + 1) & SEQ_MASK;
+	if (!seq)
+		seq = send_seq = 1;
+	mark = (int)(seq << 1);
 	memset(&si, 0, sizeof(si));
 	si.si_signo = intr__signo;
 	si.si_code = SI_QUEUE;
 	si.si_pid = self_pid;
 	si.si_uid = self_uid;
-	si.si_value.sival_ptr = (void *)encode(cookie);
-	if (intr__fault(INTR_SITE_SIGNAL_SEND))
-		r = intr__fault_sigqueue(self_pid, tid, intr__signo, &si);
-	else
-		r = syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo,
-			    &si);
+	si.si_value.sival_ptr = (void *)(encode(cookie) ^ seq);
+	before = atomic_exchange(pending, mark | 1);
+	r = queue_signal(tid, &si);
+	/* Returned: the low bit goes, unless the delivery has already
+	 * settled the send.  Refused: what was outstanding before is. */
+	before = r < 0 ? before : mark;
+	mark |= 1;
+	atomic_compare_exchange_strong(pending, &mark, before);
 	return r < 0 ? -errno : 0;
 }
