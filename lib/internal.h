@@ -214,7 +214,6 @@ struct intr__sc_ret intr__sc_call(const atomic_int *flag, long nr, long a1,
 				  long a2, long a3, long a4, long a5, long a6);
 extern char intr__sc_begin[], intr__sc_end[], intr__sc_cancel[];
 
-
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;
 /* Cookies of the call running on this thread and of the one before. */
@@ -222,6 +221,10 @@ extern INTR_TLS uint64_t intr__cookie_cur;
 extern INTR_TLS uint64_t intr__cookie_prev;
 /* A send of ours to this thread is outstanding (signal.c). */
 extern INTR_TLS atomic_int intr__ours_pending;
+/* The thread is inside a wrapper's window; the handler has blocked the
+ * signal in a context it returned to, for the window (signal.c). */
+extern INTR_TLS volatile int intr__sc_active;
+extern INTR_TLS volatile int intr__sc_deferred;
 extern sigset_t intr__body_mask;	/* a worker inside a body */
 extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
 

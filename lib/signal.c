@@ -15,8 +15,17 @@
  * the canceller stores before it sends.  Reason not set: nothing (the
  * signal may have interrupted a system call; the wrappers retry the EINTR).
  * Reason set, and the PC inside the system call window, before the kernel
- * took the call: the PC moves to the window's cancel exit.  Anywhere else,
- * interrupting the system call (EINTR, no SA_RESTART) was the whole point.
+ * took the call: the PC moves to the window's cancel exit.  Reason set,
+ * the thread inside a wrapper's window but the PC elsewhere: the signal
+ * has landed in another signal's handler that interrupted the window (a
+ * profiler's SIGPROF, say), whose return may even restart the system call
+ * (SA_RESTART rewinds the PC to the system call instruction).  The handler
+ * then blocks the signal in the context it returns to and queues one more
+ * to its own thread: when the other handler returns, the window's own
+ * mask comes back, the new signal is delivered at the window's PC, and
+ * moves it to the exit.  The wrapper unblocks the signal when it leaves
+ * the window, in case the context was its own code, not another handler.
+ * So a plain read() in the body is interrupted by every later re-send.
  *
  * Telling ours from foreign, for passing on.  A signal from our pid whose
  * value is that of the cookie of the call running on this thread, or of
@@ -74,6 +83,10 @@ INTR_TLS uint64_t intr__cookie_prev;
  * is ours while it is not 0.
  */
 INTR_TLS atomic_int intr__ours_pending;
+/* The thread is inside a wrapper's window (syscall.c); the handler has
+ * blocked the signal in a context it returned to. */
+INTR_TLS volatile int intr__sc_active;
+INTR_TLS volatile int intr__sc_deferred;
 
 int intr__signo;
 sigset_t intr__body_mask;
@@ -266,8 +279,8 @@ static void settle(void)
 		intr__tree_unlock_blocked();
 }
 
-/* A signal of ours with its details, send number seq, was delivered
- * here. */
+/* A signal of ours with its details, send number seq (0: the handler's
+ * own, below), was delivered here. */
 static void delivered(long seq)
 {
 	int f = atomic_load(&intr__ours_pending);
@@ -300,6 +313,22 @@ static long queue_signal(pid_t tid, siginfo_t *si)
 	return syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo, si);
 }
 
+/* Queue one more of ours to this thread: si_code SI_USER, which only a
+ * thread may give a signal to itself, so the kernel never drops its
+ * details.  Async-signal-safe. */
+static int send_self(struct intr_task *t)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	si.si_signo = intr__signo;
+	si.si_code = SI_USER;
+	si.si_pid = self_pid;
+	si.si_uid = self_uid;
+	si.si_value.sival_ptr = (void *)encode(t->cookie);
+	return queue_signal(t->tid, &si) < 0 ? -errno : 0;
+}
+
 /* What the handler does for the body running here: see the top. */
 static void act(void *uc)
 {
@@ -310,8 +339,15 @@ static void act(void *uc)
 	if (!t || !atomic_load(&t->tok.reason))
 		return;
 	pc = intr__arch_pc(uc);
-	if (*pc >= (uintptr_t)intr__sc_begin && *pc < (uintptr_t)intr__sc_end)
+	if (*pc >= (uintptr_t)intr__sc_begin && *pc < (uintptr_t)intr__sc_end) {
 		*pc = (uintptr_t)intr__sc_cancel;
+		return;
+	}
+	if (intr__sc_active && !send_self(t)) {
+		/* In another handler over the window: defer to it. */
+		sigaddset(&((ucontext_t *)uc)->uc_sigmask, intr__signo);
+		intr__sc_deferred = 1;
+	}
 #else
 	(void)uc;
 #endif
@@ -427,11 +463,11 @@ static void handler(int signo, siginfo_t *si, void *uc)
 	if (depth >= 0) {
 		/* A chained handler passing a foreign signal back. */
 		pass_foreign(depth + 1, signo, si, uc);
-		errno = e;
-		return;
+		goto out;
 	}
 	act(uc);
-	if (si->si_code == SI_QUEUE && si->si_pid == self_pid) {
+	if ((si->si_code == SI_QUEUE || si->si_code == SI_USER) &&
+	    si->si_pid == self_pid) {
 		/* Ours, for the body running here, or stale: the previous
 		 * call on this worker had ended, and it is delivered as this
 		 * body unblocks the signal, before the body runs. */
@@ -440,20 +476,18 @@ static void handler(int signo, siginfo_t *si, void *uc)
 			seq = seq_of(v, intr__cookie_prev);
 		if (seq >= 0) {
 			delivered(seq);
-			errno = e;
-			return;
+			goto out;
 		}
 	}
 	if (si->si_code == SI_USER && si->si_pid == 0) {
-		if (lost_is_ours()) {
-			errno = e;
-			return;
-		}
+		if (lost_is_ours())
+			goto out;
 	} else {
 		/* It may have taken the place of one of ours. */
 		settle();
 	}
 	pass_foreign(0, signo, si, uc);
+out:
 	errno = e;
 }
 

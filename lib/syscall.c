@@ -26,7 +26,31 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "arch.h"
 #include "internal.h"
+
+#if INTR_HAVE_WINDOW
+/* Leave the window: if the handler blocked the signal in a context it
+ * returned to (signal.c, act), and that context was this wrapper's own
+ * code rather than another handler's, the body's mask must let the
+ * signal in again.  Once the signal is unblocked the one the handler
+ * queued is delivered, and does nothing: the flag is down. */
+static void window_leave(void)
+{
+	sigset_t set;
+
+	/* The handler runs on this thread: a compiler barrier orders it. */
+	atomic_signal_fence(memory_order_seq_cst);
+	intr__sc_active = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (intr__sc_deferred) {
+		intr__sc_deferred = 0;
+		sigemptyset(&set);
+		sigaddset(&set, intr__signo);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	}
+}
+#endif
 
 /* One pass through the window: the system call's result, the reason if
  * the call is cancelled, or -EINTR if another signal interrupted it. */
@@ -35,7 +59,14 @@ static long cp_once(struct intr_task *t, long nr, long a1, long a2, long a3,
 {
 	struct intr__sc_ret r;
 
+#if INTR_HAVE_WINDOW
+	intr__sc_active = 1;
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
 	r = intr__sc_call(&t->tok.reason, nr, a1, a2, a3, a4, a5, a6);
+#if INTR_HAVE_WINDOW
+	window_leave();
+#endif
 	if (r.exited || r.ret == -EINTR) {
 		/* The exit is taken only with the reason set. */
 		if (atomic_load(&t->tok.reason))

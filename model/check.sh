@@ -20,8 +20,8 @@ mode=${3:-check}
 
 # name|spin macros|pan compile flags|pan run flags (commas for spaces)
 props="
-lost_cancel|-DCHECK_LOST|-DNOREDUCE|-a,-f
-all_return|-DCHECK_RETURN|-DNOREDUCE|-a,-f
+lost_cancel|-DCHECK_LOST|-DNOREDUCE,-DNFAIR=3|-a,-f
+all_return|-DCHECK_RETURN|-DNOREDUCE,-DNFAIR=3|-a,-f
 no_leak|-DCHECK_LEAK|-DSAFETY,-DNOREDUCE|-E
 once|-DCHECK_ONCE|-DSAFETY,-DNOREDUCE|-E
 window|-DCHECK_WINDOW|-DSAFETY,-DNOREDUCE|-E
@@ -40,6 +40,8 @@ FIN_SNAPSHOT|once
 WAKE_NO_TAKE|once
 NO_WAKE_WAIT|once
 WAIT_LOCKED|no_deadlock
+NO_DEFER|window
+NO_HEAL|window
 PENDING_ANY_SEND|pending_safe
 PENDING_CLEAR_ALL|pending_safe
 PENDING_NO_LOCK|pending_safe
