@@ -20,6 +20,12 @@
  *
  * Arguments: rdi flag, rsi nr, rdx a1, rcx a2, r8 a3, r9 a4, stack a5 a6.
  * Kernel:    rax nr, rdi rsi rdx r10 r8 r9; rcx and r11 are clobbered.
+ *
+ * Built with -fcf-protection (__CET__), the entry is an indirect branch
+ * target (endbr64) and the object says so in its GNU property note, as
+ * the compiler's objects do: the linker marks the library IBT/SHSTK only
+ * if every object is.  The window returns through its caller's own call,
+ * so the shadow stack needs nothing more.
  */
 	.text
 	.globl	intr__sc_call
@@ -32,6 +38,9 @@
 	.globl	intr__sc_cancel
 	.hidden	intr__sc_cancel
 intr__sc_call:
+#ifdef __CET__
+	endbr64
+#endif
 intr__sc_begin:
 	movl	(%rdi), %eax
 	testl	%eax, %eax
@@ -52,5 +61,22 @@ intr__sc_cancel:
 	movl	$1, %edx		/* from the cancel exit */
 	ret
 	.size	intr__sc_call, . - intr__sc_call
+
+#ifdef __CET__
+	/* NT_GNU_PROPERTY_TYPE_0: GNU_PROPERTY_X86_FEATURE_1_AND, IBT and
+	 * SHSTK. */
+	.section .note.gnu.property, "a"
+	.p2align 3
+	.long	1f - 0f			/* name size */
+	.long	4f - 2f			/* descriptor size */
+	.long	5			/* NT_GNU_PROPERTY_TYPE_0 */
+0:	.asciz	"GNU"
+1:	.p2align 3
+2:	.long	0xc0000002		/* GNU_PROPERTY_X86_FEATURE_1_AND */
+	.long	3f - 5f			/* its size */
+5:	.long	3			/* IBT | SHSTK */
+3:	.p2align 3
+4:
+#endif
 
 	.section .note.GNU-stack, "", @progbits
