@@ -59,8 +59,10 @@ int sigaction(int signo, const struct sigaction *act, struct sigaction *old)
 	if (!real_sigaction)
 		real_sigaction = (sigaction_fn)dlsym(RTLD_NEXT, "sigaction");
 	atomic_fetch_add(&interposed, 1);
-	if (signo != SIGUSR1 || act || !trigger_at ||
-	    syscall(SYS_gettid) != test_tid)
+	/* The library's other threads look too (before each re-send): only
+	 * the test thread's looks count, and only it reads trigger_at. */
+	if (signo != SIGUSR1 || act || syscall(SYS_gettid) != test_tid ||
+	    !trigger_at)
 		return real_sigaction(signo, act, old);
 	/* A look at SIGUSR1's handler from the test thread. */
 	ret = real_sigaction(signo, NULL, old ? old : &tmp);
