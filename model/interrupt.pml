@@ -53,8 +53,9 @@
  * lock, in the same step), more workers and more calls, the instructions
  * of the window (one flag load, then the syscall instruction), the
  * waker's futex sequence (modelled as waking whenever work is due), lost
- * signal details (RLIMIT_SIGPENDING), queued real-time signals, foreign
- * signals, fork, and the joiner.
+ * signal details (RLIMIT_SIGPENDING: model/pending.pml), queued real-time
+ * signals, foreign signals but one handler frame (see "A foreign handler
+ * frame" below), fork, and the joiner.
  *
  * MUTATION_* macros each put one bug back; make model-mutants checks that
  * each breaks the property named for it in model/check.sh:
