@@ -48,6 +48,14 @@
  * The re-send list holds exactly the RUNNING calls, so the service thread
  * can never signal a call that has ended or a worker that moved on.
  *
+ * A signal is not the cancel.  Whoever sent it (another process may send
+ * the interrupt signal too), the handler acts for a body only when that
+ * call's reason is set, which the canceller stores before it sends
+ * (signal.c); anything else at most interrupts a system call, which the
+ * wrappers make again.  A cancel's signal that lands in another signal's
+ * handler running over a wrapper's window is deferred, through that
+ * handler's mask, to the window itself.
+ *
  * model/interrupt.pml follows this file, token.c, service.c, signal.c and
  * the window step by step; make model-check has spin verify, over every
  * interleaving of two calls on one worker, that no cancel is lost, none
@@ -92,8 +100,7 @@ static void running_del(struct intr_task *t)
 /* Signal the worker of RUNNING call t.  Tree lock held. */
 static void send_locked(struct intr_task *t)
 {
-	atomic_store(t->ours_pending, 1);
-	intr__signal_send(t->tid, t->cookie);
+	intr__signal_send(t->tid, t->cookie, t->ours_pending);
 }
 
 /* A cancel has just reached this call's token.  Tree lock held; may run in

@@ -227,10 +227,18 @@ void intr__wakers_drop(struct intr__waker *w);
 void intr__task_complete(struct intr_task *t);
 
 /* --------------------------------------------------- arch/<arch>/syscall */
-/* Make system call nr unless *flag is set; -ECANCELED if it is, or if the
- * handler moved the PC out of the window (see the stubs). */
-long intr__sc_call(const atomic_int *flag, long nr, long a1, long a2, long a3,
-		   long a4, long a5, long a6);
+/* What the window returns: the system call's result, and whether the call
+ * left by the cancel exit instead (then the system call was not made, and
+ * ret is -ECANCELED).  Two registers: rax:rdx, x0:x1. */
+struct intr__sc_ret {
+	long ret;
+	long exited;
+};
+
+/* Make system call nr unless *flag is set; the cancel exit if it is, or if
+ * the handler moved the PC out of the window (see the stubs). */
+struct intr__sc_ret intr__sc_call(const atomic_int *flag, long nr, long a1,
+				  long a2, long a3, long a4, long a5, long a6);
 extern char intr__sc_begin[], intr__sc_end[], intr__sc_cancel[];
 
 /* -------------------------------------------------------------- signal.c */
@@ -238,15 +246,19 @@ extern int intr__signo;
 /* Cookies of the call running on this thread and of the one before. */
 extern INTR_TLS uint64_t intr__cookie_cur;
 extern INTR_TLS uint64_t intr__cookie_prev;
-/* Set (by the sender) when a signal of ours is sent to this thread. */
+/* A send of ours to this thread is outstanding (signal.c). */
 extern INTR_TLS atomic_int intr__ours_pending;
+/* The thread is inside a wrapper's window; the handler has blocked the
+ * signal in a context it returned to, for the window (signal.c). */
+extern INTR_TLS volatile int intr__sc_active;
+extern INTR_TLS volatile int intr__sc_deferred;
 extern sigset_t intr__body_mask;	/* a worker inside a body */
 extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
 
 int intr__signal_parse(const char *s);
 bool intr__signal_usable(int signo);
 int intr__signal_install(int signo);
-int intr__signal_send(pid_t tid, uint64_t cookie);
+int intr__signal_send(pid_t tid, uint64_t cookie, atomic_int *pending);
 void intr__signal_after_fork(void);
 void intr__signal_check(void);
 void intr__signal_restore(void);

@@ -5,15 +5,19 @@
  * Every system call goes through intr__sc_call (lib/arch/<arch>/), which
  * checks the call token's reason and makes the system call inside a window
  * that the signal handler recognises:
- *   - cancelled before the window: the flag check returns -ECANCELED;
- *   - the signal lands inside the window, before the kernel was entered:
- *     the handler moves the PC to the cancel exit, -ECANCELED;
+ *   - cancelled before the window: the flag check takes the cancel exit;
+ *   - the signal lands inside the window, before the kernel was entered,
+ *     and the call is cancelled: the handler moves the PC to the cancel
+ *     exit;
  *   - the signal lands while the kernel blocks: -EINTR at the window's end;
  *   - the system call completed first: its result is returned as is.
- * In the first three cases the reason is set (the canceller stores it
- * before it signals), which is how -ECANCELED and -EINTR caused by the
- * cancel are told apart from the same errors for other causes: those are
- * a genuine result (-ECANCELED) or another signal's EINTR, retried here.
+ * The window says whether it left by the cancel exit, which it takes only
+ * when the reason is set (the canceller stores it before it signals); then
+ * the wrapper returns the reason.  -EINTR is the reason too if it is set,
+ * else another signal's, and the system call is made again.  Nothing else
+ * is the cancel's: a signal nobody cancelled for (another process may send
+ * the interrupt signal too, with any details it likes) is at worst an
+ * EINTR that is retried, and the kernel's own -ECANCELED is a result.
  */
 #include "config.h"
 
@@ -22,23 +26,54 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "arch.h"
 #include "internal.h"
+
+#if INTR_HAVE_WINDOW
+/* Leave the window: if the handler blocked the signal in a context it
+ * returned to (signal.c, act), and that context was this wrapper's own
+ * code rather than another handler's, the body's mask must let the
+ * signal in again.  Once the signal is unblocked the one the handler
+ * queued is delivered, and does nothing: the flag is down. */
+static void window_leave(void)
+{
+	sigset_t set;
+
+	/* The handler runs on this thread: a compiler barrier orders it. */
+	atomic_signal_fence(memory_order_seq_cst);
+	intr__sc_active = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (intr__sc_deferred) {
+		intr__sc_deferred = 0;
+		sigemptyset(&set);
+		sigaddset(&set, intr__signo);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	}
+}
+#endif
 
 /* One pass through the window: the system call's result, the reason if
  * the call is cancelled, or -EINTR if another signal interrupted it. */
 static long cp_once(struct intr_task *t, long nr, long a1, long a2, long a3,
 		    long a4, long a5, long a6)
 {
-	long r;
-	int reason;
+	struct intr__sc_ret r;
 
+#if INTR_HAVE_WINDOW
+	intr__sc_active = 1;
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
 	r = intr__sc_call(&t->tok.reason, nr, a1, a2, a3, a4, a5, a6);
-	if (r != -EINTR && r != -ECANCELED)
-		return r;
-	reason = atomic_load(&t->tok.reason);
-	if (!reason)
-		return r;	/* another signal's EINTR, or a real ECANCELED */
-	return intr__acknowledge(t);
+#if INTR_HAVE_WINDOW
+	window_leave();
+#endif
+	if (r.exited || r.ret == -EINTR) {
+		/* The exit is taken only with the reason set. */
+		if (atomic_load(&t->tok.reason))
+			return intr__acknowledge(t);
+		return -EINTR;	/* another signal's: retried */
+	}
+	return r.ret;
 }
 
 /* The same, restarted after other signals. */

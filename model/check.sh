@@ -20,12 +20,13 @@ mode=${3:-check}
 
 # name|spin macros|pan compile flags|pan run flags (commas for spaces)
 props="
-lost_cancel|-DCHECK_LOST|-DNOREDUCE|-a,-f
-all_return|-DCHECK_RETURN|-DNOREDUCE|-a,-f
+lost_cancel|-DCHECK_LOST|-DNOREDUCE,-DNFAIR=3|-a,-f
+all_return|-DCHECK_RETURN|-DNOREDUCE,-DNFAIR=3|-a,-f
 no_leak|-DCHECK_LEAK|-DSAFETY,-DNOREDUCE|-E
 once|-DCHECK_ONCE|-DSAFETY,-DNOREDUCE|-E
 window|-DCHECK_WINDOW|-DSAFETY,-DNOREDUCE|-E
 no_deadlock||-DSAFETY,-DNOREDUCE|
+pending_safe|-DPENDING_MODEL|-DSAFETY,-DNOREDUCE|
 "
 
 # mutant  the property it must break
@@ -39,11 +40,18 @@ FIN_SNAPSHOT|once
 WAKE_NO_TAKE|once
 NO_WAKE_WAIT|once
 WAIT_LOCKED|no_deadlock
+NO_DEFER|window
+NO_HEAL|window
+PENDING_ANY_SEND|pending_safe
+PENDING_CLEAR_ALL|pending_safe
+PENDING_NO_LOCK|pending_safe
 "
 
 command -v spin >/dev/null 2>&1 || { echo "spin not found (Debian: spin)"; exit 2; }
 mkdir -p "$dir" || exit 2
 cp "$model" "$dir/interrupt.pml" || exit 2
+# The lost-details model beside it: its properties say -DPENDING_MODEL.
+cp "$(dirname "$model")/pending.pml" "$dir/pending.pml" || exit 2
 cd "$dir" || exit 2
 
 # run NAME SPINFLAGS CCFLAGS PANFLAGS: sets ok (1 verified, 0 not) and
@@ -52,9 +60,11 @@ run() {
 	sf="$(printf '%s' "$2" | tr , ' ') ${MODEL_DEFS:-}"
 	cf=$(printf '%s' "$3" | tr , ' ')
 	pf=$(printf '%s' "$4" | tr , ' ')
-	rm -f pan pan.c interrupt.pml.trail
+	src=interrupt.pml
+	case " $sf " in *" -DPENDING_MODEL "*) src=pending.pml ;; esac
+	rm -f pan pan.c interrupt.pml.trail pending.pml.trail
 	# shellcheck disable=SC2086 # flags are word lists
-	if ! spin $sf -a interrupt.pml >"$1.out" 2>&1 ||
+	if ! spin $sf -a $src >"$1.out" 2>&1 ||
 		! ${CC:-cc} $cf -o pan pan.c >>"$1.out" 2>&1; then
 		ok=0
 		summary="spin or cc failed, see $dir/$1.out"
@@ -72,8 +82,8 @@ run() {
 		! grep -q -e 'Search not completed' -e 'depth too small' "$1.out"; then
 		ok=1
 	fi
-	if [ -e interrupt.pml.trail ]; then
-		mv interrupt.pml.trail "$1.trail"
+	if [ -e $src.trail ]; then
+		mv $src.trail "$1.trail"
 		summary="$summary (trail in $dir/$1.trail)"
 	fi
 }

@@ -53,8 +53,9 @@
  * lock, in the same step), more workers and more calls, the instructions
  * of the window (one flag load, then the syscall instruction), the
  * waker's futex sequence (modelled as waking whenever work is due), lost
- * signal details (RLIMIT_SIGPENDING), queued real-time signals, foreign
- * signals, fork, and the joiner.
+ * signal details (RLIMIT_SIGPENDING: model/pending.pml), queued real-time
+ * signals, foreign signals but one handler frame (see "A foreign handler
+ * frame" below), fork, and the joiner.
  *
  * MUTATION_* macros each put one bug back; make model-mutants checks that
  * each breaks the property named for it in model/check.sh:
@@ -157,6 +158,84 @@ byte want;
 #endif
 #define unlock()	lk = 0
 
+/*
+ * A foreign handler frame around the window (signal.c act, syscall.c
+ * cp_once).  Another signal (a profiler's SIGPROF, installed with
+ * SA_RESTART and a mask that lets the interrupt signal in) reaches the
+ * worker once while a wrapper's system call blocks: the kernel interrupts
+ * the system call, rewinds the PC to the system call instruction (inside
+ * the window) to restart it, and runs that handler (W_FOREIGN).  If the
+ * call's signal is handled there, the PC the handler sees is not in the
+ * window; since the thread is inside a wrapper (sc_active), the handler
+ * blocks the signal in the frame's context and queues one more to its own
+ * thread.  The frame's return (sigreturn) restores the window's mask, and
+ * the kernel delivers the pending signal before the restarted system call
+ * instruction runs: it moves the PC to the cancel exit.  The handler may
+ * also find sc_active with the PC in the wrapper's own code, just around
+ * the window (W_BODY): it does the same there, and the wrapper unblocks
+ * the signal when it leaves the window (window_leave).  The foreign
+ * signal landing in the window before the system call is the same case
+ * with no rewinding; it is not modelled separately.
+ *   MUTATION_NO_DEFER  the handler does nothing in the foreign frame
+ *                      (window: the restarted system call is entered
+ *                      after the call's signal was handled)
+ *   MUTATION_NO_HEAL   the wrapper leaves the signal blocked (window: the
+ *                      body goes on with the signal blocked)
+ */
+#define W_FOREIGN	8	/* in the foreign handler, over the window */
+#define W_RESTART	9	/* its return: PC on the system call instruction */
+
+bool sc_active;			/* TLS intr__sc_active */
+bool deferred;			/* TLS intr__sc_deferred */
+bool redo;			/* deliver(): queue one more to this thread */
+byte redo_call = NOCALL;
+
+/* The handler, where the PC is not in the window but the thread is in a
+ * wrapper: block the signal where it returns, queue another. */
+inline frame_defer()
+{
+	unblocked = false;
+	deferred = true;
+	redo = true;
+	redo_call = sig_call
+}
+
+/* The end of deliver(): the signal queued by frame_defer. */
+inline frame_requeue()
+{
+	if
+	:: redo ->
+		redo = false;
+		sig_pending = true;
+		sig_cookie = cookie_cur;
+		sig_call = redo_call
+	:: else
+	fi
+}
+
+/* syscall.c window_leave, after the window. */
+inline window_leave()
+{
+	atomic {
+		sc_active = false;
+		if
+#ifndef MUTATION_NO_HEAL
+		:: deferred ->
+			deferred = false;
+			unblocked = true;
+			if
+			:: sig_pending -> deliver()
+			:: else
+			fi
+#endif
+		:: else
+		fi
+	}
+#ifdef CHECK_WINDOW
+	assert(unblocked);
+#endif
+}
+
 /* call.c send_locked: rt_tgsigqueueinfo to the call's worker. */
 inline send_locked(c)
 {
@@ -217,8 +296,13 @@ inline deliver()
 		if
 #ifndef MUTATION_NO_REDIRECT
 		:: wloc == W_WINDOW -> wloc = W_REDIR	/* redirect_window */
+		:: wloc == W_RESTART -> wloc = W_REDIR	/* the same */
 #endif
 		:: wloc == W_KERNEL -> wloc = W_EINTR	/* no SA_RESTART */
+#ifndef MUTATION_NO_DEFER
+		:: (wloc == W_FOREIGN || wloc == W_BODY) && sc_active ->
+			frame_defer()
+#endif
 		:: else
 		fi
 	:: cookie_prev != 0 && sig_cookie == cookie_prev ->
@@ -237,7 +321,8 @@ inline deliver()
 #endif
 		skip
 	fi;
-	sig_call = NOCALL
+	sig_call = NOCALL;
+	frame_requeue()
 }
 
 /* The kernel returning from a blocking system call: -EINTR once a handler
@@ -251,6 +336,7 @@ inline sys_block(c)
 		assert(reason[c]);
 #endif
 	:: atomic { c == 1 && wloc == W_KERNEL -> r = R_OK; wloc = W_BODY }
+	:: atomic { wloc == W_REDIR -> r = R_CANCELED }	/* restart redirected */
 	fi
 }
 
@@ -321,7 +407,7 @@ inline cp_call(c, k)
 	do
 	:: if
 	   :: k == K_GENERIC -> sc_generic(c)
-	   :: else -> sc_window(c)
+	   :: else -> sc_active = true; sc_window(c); window_leave()
 	   fi;
 	   if
 	   :: r == R_EINTR || r == R_CANCELED ->
@@ -614,6 +700,38 @@ end_idle:
 	do
 	:: atomic { sig_pending && unblocked -> deliver() }
 	od
+}
+
+/* The foreign signal of the frame block above: once, on a worker blocked
+ * in a wrapper's system call. */
+active proctype Foreign()
+{
+	bool was;
+
+end_idle:
+	atomic {
+		wloc == W_KERNEL && sc_active ->
+		was = unblocked;
+		wloc = W_FOREIGN
+	}
+	/* Its handler returns: the window's mask is back, and what is
+	 * pending is delivered before the system call is made again. */
+	atomic {
+		unblocked = was;
+		wloc = W_RESTART;
+		if
+		:: sig_pending && unblocked -> deliver()
+		:: else
+		fi;
+		if
+		:: wloc == W_RESTART ->
+#ifdef CHECK_WINDOW
+			assert(!handled_cur[(cookie_cur == cookie[0] -> 0 : 1)]);
+#endif
+			wloc = W_KERNEL
+		:: else		/* W_REDIR: the cancel exit */
+		fi
+	}
 }
 
 #ifdef CHECK_RETURN

@@ -17,6 +17,7 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -823,6 +824,168 @@ out:
 }
 END_TEST
 
+/* --------------------------------------- 5. how a chained handler runs */
+
+/*
+ * A foreign signal reaches the application's handler through the
+ * library's: it must run as the kernel would have run it, installed on its
+ * own: under its own mask and flags, and able to leave by siglongjmp.
+ */
+static sigjmp_buf chain_env;
+static atomic_int chain_count;
+static sigset_t chain_mask_seen;
+static void *chain_stack_lo;
+static size_t chain_stack_size;
+static atomic_int chain_on_alt;
+
+static void chain_longjmp(int signo, siginfo_t *si, void *uc)
+{
+	(void)signo;
+	(void)si;
+	(void)uc;
+	atomic_fetch_add(&chain_count, 1);
+	siglongjmp(chain_env, 1);
+}
+
+static void chain_record(int signo, siginfo_t *si, void *uc)
+{
+	char here;
+
+	(void)signo;
+	(void)si;
+	(void)uc;
+	pthread_sigmask(SIG_BLOCK, NULL, &chain_mask_seen);
+	if (chain_stack_lo && (char *)&here >= (char *)chain_stack_lo &&
+	    (char *)&here < (char *)chain_stack_lo + chain_stack_size)
+		atomic_fetch_add(&chain_on_alt, 1);
+	atomic_fetch_add(&chain_count, 1);
+}
+
+static void install_chain(int signo, void (*fn)(int, siginfo_t *, void *),
+			  int flags, const sigset_t *mask)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = fn;
+	sa.sa_flags = SA_SIGINFO | flags;
+	if (mask)
+		sa.sa_mask = *mask;
+	else
+		sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(signo, &sa, NULL), 0);
+}
+
+/* A handler that leaves by siglongjmp, three times: each of the three
+ * signals must reach it (the library's pass-on state must not stay behind
+ * in the abandoned frame).  _i 0: installed before the library's; 1: over
+ * it, later. */
+START_TEST(chained_handler_longjmp)
+{
+	volatile int round;
+	struct h_rng r;
+
+	h_rng_seed(&r, "chained_handler_longjmp");
+	if (_i == 0)
+		install_chain(SIGUSR1, chain_longjmp, 0, NULL);
+	ck_assert_int_eq(run_interruptible(NULL, nop_body, NULL, NULL), 0);
+	if (_i == 1) {
+		install_chain(SIGUSR1, chain_longjmp, 0, NULL);
+		/* the next call records it */
+		ck_assert_int_eq(run_interruptible(NULL, nop_body, NULL, NULL),
+				 0);
+	}
+	for (round = 0; round < 3; round++) {
+		if (!sigsetjmp(chain_env, 1))
+			raise(SIGUSR1);	/* delivered before raise returns */
+		ck_assert_msg(atomic_load(&chain_count) == round + 1,
+			      "signal %d: the handler ran %d times", round + 1,
+			      atomic_load(&chain_count));
+	}
+	/* Cancels still work. */
+	cancel_plain(&r, 50, true);
+}
+END_TEST
+
+/* The chained handler's mask: the interrupted code's, plus its sa_mask,
+ * plus the signal itself unless SA_NODEFER (_i 1) - not every signal. */
+START_TEST(chained_handler_mask)
+{
+	sigset_t extra, blocked, old;
+
+	sigemptyset(&extra);
+	sigaddset(&extra, SIGUSR2);
+	install_chain(SIGUSR1, chain_record, _i ? SA_NODEFER : 0, &extra);
+	ck_assert_int_eq(run_interruptible(NULL, nop_body, NULL, NULL), 0);
+	sigemptyset(&blocked);
+	sigaddset(&blocked, SIGWINCH);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &blocked, &old), 0);
+	ck_assert_int_eq(raise(SIGUSR1), 0);
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	ck_assert_int_eq(atomic_load(&chain_count), 1);
+	ck_assert_msg(sigismember(&chain_mask_seen, SIGUSR2),
+		      "its sa_mask is not blocked");
+	ck_assert_msg(sigismember(&chain_mask_seen, SIGWINCH),
+		      "the interrupted code's mask is not kept");
+	ck_assert_msg(!sigismember(&chain_mask_seen, SIGTERM) &&
+		      !sigismember(&chain_mask_seen, SIGALRM),
+		      "it runs with signals blocked it did not ask for");
+	if (_i)
+		ck_assert_msg(!sigismember(&chain_mask_seen, SIGUSR1),
+			      "SA_NODEFER: the signal itself is blocked");
+	else
+		ck_assert_msg(sigismember(&chain_mask_seen, SIGUSR1),
+			      "the signal itself is not blocked");
+}
+END_TEST
+
+/* SA_RESETHAND: the first signal runs the handler, the next one gets the
+ * default disposition, which for SIGUSR2 ends the process (the test is
+ * registered to end by SIGUSR2). */
+START_TEST(chained_handler_resethand)
+{
+	struct intr_config cfg;
+
+	intr_config_default(&cfg);
+	cfg.signo = SIGUSR2;
+	ck_assert_int_eq(intr_configure(&cfg), 0);
+	install_chain(SIGUSR2, chain_record, SA_RESETHAND, NULL);
+	ck_assert_int_eq(run_interruptible(NULL, nop_body, NULL, NULL), 0);
+	ck_assert_int_eq(raise(SIGUSR2), 0);
+	ck_assert_int_eq(atomic_load(&chain_count), 1);
+	ck_assert_int_eq(run_interruptible(NULL, nop_body, NULL, NULL), 0);
+	raise(SIGUSR2);
+	ck_abort_msg("SA_RESETHAND handler ran %d times; the second signal "
+		     "did not end the process", atomic_load(&chain_count));
+}
+END_TEST
+
+/* SA_ONSTACK: a thread with an alternate signal stack runs the chained
+ * handler there, as the kernel would. */
+START_TEST(chained_handler_onstack)
+{
+	stack_t ss, old;
+
+	chain_stack_size = 1 << 16;
+	chain_stack_lo = malloc(chain_stack_size);
+	ck_assert_ptr_nonnull(chain_stack_lo);
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_sp = chain_stack_lo;
+	ss.ss_size = chain_stack_size;
+	ck_assert_int_eq(sigaltstack(&ss, &old), 0);
+	install_chain(SIGUSR1, chain_record, SA_ONSTACK, NULL);
+	ck_assert_int_eq(run_interruptible(NULL, nop_body, NULL, NULL), 0);
+	ck_assert_int_eq(raise(SIGUSR1), 0);
+	ck_assert_int_eq(atomic_load(&chain_count), 1);
+	ck_assert_msg(atomic_load(&chain_on_alt) == 1,
+		      "SA_ONSTACK handler ran on the normal stack");
+	ss.ss_flags = SS_DISABLE;
+	ck_assert_int_eq(sigaltstack(&ss, NULL), 0);
+	free(chain_stack_lo);
+	chain_stack_lo = NULL;
+}
+END_TEST
+
 /* ------------------------------------------------------------ suite */
 
 static Suite *make_suite(void)
@@ -834,6 +997,12 @@ static Suite *make_suite(void)
 	tcase_add_loop_test(tc, app_handler_after_first_use, 0, N_A1_KINDS);
 	tcase_add_test(tc, app_handler_while_blocked);
 	tcase_add_test(tc, app_handler_put_back);
+
+	tc = h_tcase(s, "chained", 60);
+	tcase_add_loop_test(tc, chained_handler_longjmp, 0, 2);
+	tcase_add_loop_test(tc, chained_handler_mask, 0, 2);
+	tcase_add_test_raise_signal(tc, chained_handler_resethand, SIGUSR2);
+	tcase_add_test(tc, chained_handler_onstack);
 
 	tc = h_tcase(s, "foreign", 60);
 	tcase_add_test(tc, process_kill_never_cancels);

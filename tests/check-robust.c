@@ -262,6 +262,75 @@ START_TEST(signal_details_lost)
 }
 END_TEST
 
+/* The other way round: once the library's own signal has been delivered
+ * with its details, a foreign one whose details were lost is the
+ * application's.  One worker, so the worker that took an ordinary cancel
+ * is the one the application's sigqueue() then reaches (the test thread
+ * blocks SIGUSR1); three rounds. */
+static atomic_int app_usr1;
+
+static void count_usr1(int signo)
+{
+	(void)signo;
+	atomic_fetch_add(&app_usr1, 1);
+}
+
+START_TEST(signal_details_lost_foreign)
+{
+	struct rlimit lim, none;
+	struct intr_config cfg;
+	sigset_t usr1;
+	int round;
+
+	intr_config_default(&cfg);
+	cfg.max_workers = 1;
+	cfg.resend_us = 1000000;	/* one signal per cancel */
+	ck_assert_int_eq(intr_configure(&cfg), 0);
+	signal(SIGUSR1, count_usr1);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &usr1, NULL), 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_SIGPENDING, &lim), 0);
+	none = lim;
+	none.rlim_cur = 0;	/* the hard limit stays: it comes back */
+	for (round = 0; round < 3; round++) {
+		intr_token *a = h_new_token(NULL), *b = h_new_token(NULL);
+		union sigval v = { .sival_int = 7 };
+		struct reader ra, rb;
+		intr_task *ta, *tb;
+
+		/* An ordinary cancel, details intact. */
+		reader_init(&ra);
+		ck_assert_int_eq(intr_spawn(&ta, a, read_until_cancelled, &ra),
+				 0);
+		ck_assert(h_spin_atomic(&ra.started, 1, WAIT_MS));
+		ck_assert(h_wait_sleeping(atomic_load(&ra.tid), WAIT_MS));
+		ck_assert_int_eq(intr_token_cancel(a), 0);
+		ck_assert_int_eq(h_join_within(ta, NULL, WAIT_MS), -ECANCELED);
+
+		/* The same worker, blocked again; the application's
+		 * sigqueue() finds no room for its details. */
+		reader_init(&rb);
+		ck_assert_int_eq(intr_spawn(&tb, b, read_until_cancelled, &rb),
+				 0);
+		ck_assert(h_spin_atomic(&rb.started, 1, WAIT_MS));
+		ck_assert(h_wait_sleeping(atomic_load(&rb.tid), WAIT_MS));
+		ck_assert_int_eq(setrlimit(RLIMIT_SIGPENDING, &none), 0);
+		ck_assert_int_eq(sigqueue(getpid(), SIGUSR1, v), 0);
+		ck_assert_int_eq(setrlimit(RLIMIT_SIGPENDING, &lim), 0);
+		ck_assert_msg(h_wait_atomic(&app_usr1, round + 1, 2000),
+			      "round %d: the application's signal, its details "
+			      "lost, never reached its handler", round);
+		ck_assert_int_eq(intr_token_cancel(b), 0);
+		ck_assert_int_eq(h_join_within(tb, NULL, WAIT_MS), -ECANCELED);
+		ck_assert_int_eq(intr_token_free(a), 0);
+		ck_assert_int_eq(intr_token_free(b), 0);
+		h_close_pipe(ra.fds);
+		h_close_pipe(rb.fds);
+	}
+}
+END_TEST
+
 /* Wait for a child with a bound; its exit status says what it saw. */
 static int child_status(pid_t pid)
 {
@@ -365,6 +434,8 @@ static Suite *make_suite(void)
 	 * under TSan. */
 	if (!h_under_valgrind())
 		tcase_add_test(tc, signal_details_lost);
+	if (!h_under_valgrind())
+		tcase_add_test(tc, signal_details_lost_foreign);
 	tc = h_tcase(s, "fork", TEST_TIMEOUT);
 	tcase_set_tags(tc, H_TAG_THREADED_FORK);
 	tcase_add_test(tc, fork_ends_parents_calls);

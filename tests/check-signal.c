@@ -748,6 +748,73 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
+/* ------------------------------------------- a body that blocks it */
+
+/*
+ * A body may block the interrupt signal itself (pthread_sigmask) to hold a
+ * cancel off for a while, as a thread disables cancellation: while it is
+ * blocked no system call of the body is interrupted, so a 200 ms sleep
+ * cancelled in its middle sleeps to its end.  The cancel is held, not
+ * lost: intr_cancelled() reports it, a wrapper called afterwards returns
+ * the reason at once, and the signal itself arrives once unblocked.
+ */
+struct holder {
+	atomic_int tid;
+	int sleep_ret;		/* the blocked sleep */
+	bool seen;		/* intr_cancelled() after it */
+	int after;		/* a 10 s sleep after unblocking */
+	int eintr;		/* read() interrupted after unblocking */
+};
+
+static void *holding_body(intr_ctx *ctx, void *arg)
+{
+	struct holder *h = arg;
+	sigset_t set;
+	int fds[2];
+	char b;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	atomic_store(&h->tid, (int)h_gettid());
+	h->sleep_ret = intr_sleep(ctx, 200000000);
+	h->seen = intr_reason(ctx) != 0;
+	/* Let it in: the pending signal (or a re-send) arrives; a plain
+	 * read() is interrupted by the re-sends. */
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (pipe(fds) == 0) {
+		h->eintr = read(fds[0], &b, 1) < 0 && errno == EINTR;
+		close(fds[0]);
+		close(fds[1]);
+	}
+	h->after = intr_sleep(ctx, 10000000000ull);
+	return h;
+}
+
+START_TEST(signal_blocked_by_body)
+{
+	intr_token *tok = h_new_token(NULL);
+	struct holder h;
+	intr_task *t;
+	void *res;
+
+	memset(&h, 0, sizeof(h));
+	atomic_init(&h.tid, 0);
+	ck_assert_int_eq(intr_spawn(&t, tok, holding_body, &h), 0);
+	ck_assert(h_wait_atomic(&h.tid, 1, WAIT_MS));
+	ck_assert(h_wait_sleeping(atomic_load(&h.tid), WAIT_MS));
+	ck_assert_int_eq(intr_token_cancel(tok), 0);
+	ck_assert_int_eq(h_join_within(t, &res, WAIT_MS), -ECANCELED);
+	ck_assert_ptr_eq(res, &h);
+	ck_assert_msg(h.sleep_ret == 0, "the blocked sleep returned %d",
+		      h.sleep_ret);
+	ck_assert(h.seen);
+	ck_assert(h.eintr);
+	ck_assert_int_eq(h.after, -ECANCELED);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("signal");
@@ -767,6 +834,7 @@ static Suite *make_suite(void)
 #endif
 	tcase_add_test(tc, signal_ign_foreign_harmless);
 	tcase_add_test(tc, signal_process_kill_many_bodies);
+	tcase_add_test(tc, signal_blocked_by_body);
 	tc = h_tcase(s, "choice", TEST_TIMEOUT);
 	tcase_add_loop_test(tc, signal_env_intr_signal, 0, N_ENV_CASES);
 	tcase_add_test(tc, signal_configure_rtmin2);

@@ -117,6 +117,35 @@ static inline pid_t h_gettid(void)
 	return (pid_t)syscall(SYS_gettid);
 }
 
+/* True once thread tid of this process sleeps in the kernel (state S in
+ * /proc/self/task/TID/stat), within ms milliseconds.  No Check. */
+static inline bool h_wait_sleeping(pid_t tid, unsigned ms)
+{
+	uint64_t end = h_deadline(ms);
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	for (;;) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return false;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = 0;
+			/* "tid (comm) S ...": the state follows the last ')' */
+			p = strrchr(buf, ')');
+			if (p && p[1] == ' ' && p[2] == 'S')
+				return true;
+		}
+		if (h_passed(end))
+			return false;
+		h_sleep_ms(1);
+	}
+}
+
 /* ------------------------------------------------------------ randomness */
 
 /* splitmix64: small, deterministic, good enough for a schedule. */

@@ -111,15 +111,19 @@ static inline void body_pin(void)
  * on overloaded virtual machines.  One canary thread per test CPU sleeps
  * 1 ms at a time and logs every wake-up that came STALL_NS late or more.
  * A slow call that overlaps a logged stall is reported as starved and
- * excused; any other slow call fails the test.
+ * excused; any other slow call fails the test.  The test starts only once
+ * every canary measures (a stall before that would go unseen), and the
+ * log keeps every stall of a test, so that one early in a long, loaded run
+ * is not forgotten by the time the slow calls are judged.
  */
 #define STALL_NS	100000000ull	/* 100 ms */
-#define STALL_LOG	64
+#define STALL_LOG	4096
 #define SLOW_KEEP	64
 
 struct canary {
 	pthread_t thread;
 	int cpu;			/* -1: not pinned */
+	atomic_int measuring;		/* a first sleep has been timed */
 	atomic_uint n;			/* stalls logged (one writer) */
 	_Atomic uint64_t seen;		/* the end of its last wake-up */
 	uint64_t from[STALL_LOG];
@@ -158,6 +162,7 @@ static inline void *canary_main(void *p)
 			atomic_store(&c->n, k + 1);
 		}
 		atomic_store(&c->seen, a + late);
+		atomic_store(&c->measuring, 1);
 	}
 	return NULL;
 }
@@ -172,9 +177,14 @@ static inline void canaries_start(void)
 		g_canary[k].cpu = k ? cpu_body : cpu_main;
 		atomic_store(&g_canary[k].n, 0);
 		atomic_store(&g_canary[k].seen, 0);
+		atomic_store(&g_canary[k].measuring, 0);
 		ck_assert_int_eq(pthread_create(&g_canary[k].thread, NULL,
 						canary_main, &g_canary[k]), 0);
 	}
+	for (k = 0; k < g_ncanary; k++)
+		ck_assert_msg(h_wait_atomic(&g_canary[k].measuring, 1, WAIT_MS),
+			      "stall canary %d not running after %d ms", k,
+			      WAIT_MS);
 }
 
 static inline void canaries_stop(void)

@@ -8,17 +8,18 @@
 
 #include "internal.h"
 
-long intr__sc_call(const atomic_int *flag, long nr, long a1, long a2, long a3,
-		   long a4, long a5, long a6)
+struct intr__sc_ret intr__sc_call(const atomic_int *flag, long nr, long a1,
+				  long a2, long a3, long a4, long a5, long a6)
 {
+	struct intr__sc_ret r = { -ECANCELED, 1 };
 	int e = errno;
-	long r;
 
 	if (atomic_load(flag))
-		return -ECANCELED;
-	r = syscall(nr, a1, a2, a3, a4, a5, a6);
-	if (r == -1)
-		r = -errno;
+		return r;
+	r.exited = 0;
+	r.ret = syscall(nr, a1, a2, a3, a4, a5, a6);
+	if (r.ret == -1)
+		r.ret = -errno;
 	errno = e;
 	return r;
 }

@@ -1,0 +1,3 @@
+module interruptible.test/gosignals
+
+go 1.19
