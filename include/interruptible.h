@@ -68,9 +68,13 @@ typedef void (*intr_finalizer)(void *arg);
  * being unloaded), -ENOMEM.
  *
  * May be called from any thread, including from inside a body.  The body
- * runs with all signals blocked except the interrupt signal and the
- * synchronous fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
- * SIGSYS); finalizers run with the interrupt signal blocked as well.
+ * runs under the calling thread's signal mask with the interrupt signal
+ * unblocked: it receives the signals the caller would receive, and a
+ * process it starts inherits the caller's mask.  Finalizers and context
+ * hooks run under the same mask with the interrupt signal blocked.
+ * Between calls a worker blocks every signal but the synchronous faults
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), whatever the body
+ * did to its mask.
  */
 int run_interruptible(intr_token *tok, intr_fn fn, void *arg, void **result);
 
@@ -148,7 +152,8 @@ int intr_token_free(intr_token *tok);
  * NULL off-worker.
  *
  * intr_defer() registers fn(arg) to run after the body returns, on the
- * worker, with the interrupt signal blocked, last registered first, exactly
+ * worker, under the submitter's mask with the interrupt signal blocked,
+ * last registered first, exactly
  * once, cancelled or not, before the caller is released.  A finalizer may
  * register further finalizers; they run next.  Returns 0, -ENOMEM, or
  * -EINVAL (fn NULL, or not called on the worker running ctx).

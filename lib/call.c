@@ -48,6 +48,21 @@
  * The re-send list holds exactly the RUNNING calls, so the service thread
  * can never signal a call that has ended or a worker that moved on.
  *
+ * Masks.  The worker runs the library's code, and takes the tree lock,
+ * only with every signal blocked but the synchronous faults (the quiet
+ * mask): a signal handler that cancels takes the same lock, and must never
+ * interrupt the thread that holds it.  A call's user code runs under the
+ * mask of the thread that submitted it (t->mask, saved by the tree lock
+ * intr_spawn takes anyway): the body with the interrupt signal open,
+ * everything else (install, the wake-ups the worker runs, finalizers,
+ * restore, release) with it blocked.  Any of these may change the mask;
+ * none is followed by the lock before the worker has set the quiet mask
+ * again: after the body, before the end step; after the last hook
+ * (release, also for a call skipped at the start), before the token is
+ * unlinked.  So the end step and the argument above are unchanged: the
+ * interrupt signal is blocked from the end of the body until the next
+ * body unblocks it, whatever the application's mask.
+ *
  * model/interrupt.pml follows this file, token.c, service.c, signal.c and
  * the window step by step; make model-check has spin verify, over every
  * interleaving of two calls on one worker, that no cancel is lost, none
@@ -219,7 +234,32 @@ static void run_finalizers(struct intr_task *t)
 	}
 }
 
-/* Run call t on the calling worker, whose signals are all blocked. */
+/* The body's mask, from the mask of the thread that submits the call (the
+ * tree lock saved it while binding the call): the same, with the
+ * interrupt signal open.  The body receives what the application's own
+ * thread would, and what it starts inherits nothing the application did
+ * not set. */
+void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter)
+{
+	t->mask = *submitter;
+	sigdelset(&t->mask, intr__signo);
+}
+
+/* User code other than the body runs on the worker under the submitter's
+ * mask with the interrupt signal blocked. */
+static void user_mask(const struct intr_task *t)
+{
+	sigset_t m = t->mask;
+
+	sigaddset(&m, intr__signo);
+	pthread_sigmask(SIG_SETMASK, &m, NULL);
+}
+
+/* Run call t on the calling worker, whose signals are all blocked, as
+ * they are again when this returns.  The tree lock is only ever taken
+ * here with every signal blocked: user code (hooks, the body, wake-ups,
+ * finalizers) runs under the submitter's mask, or under any mask it set
+ * itself, and the quiet mask comes back before the next lock. */
 void intr__call_run(struct intr_task *t, pid_t tid)
 {
 	struct intr__value *values;
@@ -245,8 +285,11 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__current = t;
 		intr__cookie_prev = intr__cookie_cur;
 		intr__cookie_cur = t->cookie;
-		intr__context_install(t);
-		pthread_sigmask(SIG_SETMASK, &intr__body_mask, NULL);
+		if (t->ctx_els) {
+			user_mask(t);
+			intr__context_install(t);
+		}
+		pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
 		t->result = t->fn((intr_ctx *)(void *)t, t->arg);
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
@@ -259,10 +302,12 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->wake_due = false;
 		intr__tree_unlock_blocked();
 
-		/* Did user code run on this thread after the body: wake-ups,
-		 * finalizers, context hooks?  Only they can change the mask
-		 * set just above. */
+		/* Does user code run on this thread after the body: wake-ups,
+		 * finalizers, context hooks?  Under the submitter's mask,
+		 * and the quiet mask comes back after the last of them. */
 		user = (t->status && wake) || t->fins || t->ctx_els;
+		if (user)
+			user_mask(t);
 
 		/* Wake-up actions not run yet run now if the call was
 		 * cancelled; then wait for those the wake-up thread runs. */
@@ -276,13 +321,17 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		run_finalizers(t);
 		intr__current = NULL;
 		intr__context_restore(t);
-		/* User code (wake-ups, finalizers, context hooks) may have
-		 * changed the mask; the tree lock needs every signal blocked.
-		 * Without any, it is still the quiet mask: no system call. */
+	} else {
+		/* Skipped: only the release hooks, if any, are user code. */
+		user = t->ctx_els != NULL;
 		if (user)
-			pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
+			user_mask(t);
 	}
 	intr__context_release(t);
+	/* The tree lock needs every signal blocked.  Without user code
+	 * since the body, the mask is still the quiet one: no system call. */
+	if (user)
+		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
 	/* The call's own token ends with the call. */
 	intr__tree_lock_blocked();

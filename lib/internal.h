@@ -133,6 +133,9 @@ struct intr_task {
 	void *result;
 	struct intr_token tok;		/* the call's own token */
 
+	sigset_t mask;			/* the body's: the submitter's, interrupt
+					 * signal open (intr__call_set_mask) */
+
 	/* Interruption protocol (tree lock). */
 	enum intr__state state;
 	int status;			/* reason at the moment the body ended */
@@ -187,6 +190,7 @@ static inline struct intr_task *intr__body_of(const intr_ctx *ctx)
 	return t && t->state == INTR_RUNNING ? t : NULL;
 }
 
+void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter);
 void intr__call_run(struct intr_task *t, pid_t tid);
 void intr__call_cancel_locked(struct intr_task *t);
 uint64_t intr__call_resend_locked(uint64_t now);

@@ -110,6 +110,8 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 		if (ret)
 			goto release;
 		intr__tree_lock(&ss);
+		/* ss is the submitter's mask: the body runs under it. */
+		intr__call_set_mask(t, &ss);
 		ret = bind_locked(t, tok);
 		if (!ret && atomic_load(&t->tok.reason)) {
 			/* Cancelled already: the body will not run, so no

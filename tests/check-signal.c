@@ -556,13 +556,20 @@ static int expected_signo(enum expect x)
 	}
 }
 
-/* Cancel blocked reads; inside the body, signo is the only one of the
- * candidates left unblocked. */
+/* Cancel blocked reads.  The submitting thread blocks every candidate;
+ * the body runs under its mask with only the interrupt signal opened, so
+ * inside the body signo is the only one of them left unblocked. */
 static void check_interrupt_signal(int signo, int iters, struct h_rng *r)
 {
 	static const int others[] = { SIGUSR1, SIGUSR2, SIGINT, SIGTERM };
+	sigset_t cand, saved;
 	int i, k;
 
+	sigemptyset(&cand);
+	sigaddset(&cand, signo);
+	for (k = 0; k < (int)(sizeof(others) / sizeof(others[0])); k++)
+		sigaddset(&cand, others[k]);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &cand, &saved), 0);
 	for (i = 0; i < iters; i++) {
 		struct blk b = { 0 };
 		intr_token *tok;
@@ -589,6 +596,7 @@ static void check_interrupt_signal(int signo, int iters, struct h_rng *r)
 		ck_assert_int_eq(intr_token_free(tok), 0);
 		h_close_pipe(fds);
 	}
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &saved, NULL), 0);
 }
 
 START_TEST(signal_env_intr_signal)
