@@ -293,6 +293,14 @@ void *intr_ctx_value(intr_ctx *ctx, const void *key);
  * call runs is misuse; with none running, the library stops its threads,
  * puts that handler back and frees its memory.  See interruptible(7).
  *
+ * A real-time interrupt signal is queued: while the per-user queue of
+ * pending signals (RLIMIT_SIGPENDING) is full, the kernel refuses to send
+ * it, and the library tries again, 1 ms later and then at doubling
+ * intervals up to 100 ms, until it goes through.  A body blocked in a
+ * system call is reached only then; the token's reason, intr_cancelled()
+ * and wake-up actions do not wait for it.  A classic signal (SIGUSR1,
+ * SIGUSR2) is never refused.
+ *
  * intr_configure() applies cfg.  It must come before the first call that
  * needs the runtime (intr_spawn, run_interruptible, intr_token_new); after
  * that it returns -EBUSY.  -EINVAL for an unusable signal (SIGKILL, SIGSTOP,

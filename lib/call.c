@@ -48,6 +48,18 @@
  * The re-send list holds exactly the RUNNING calls, so the service thread
  * can never signal a call that has ended or a worker that moved on.
  *
+ * A send can fail.  The kernel refuses a real-time signal while the
+ * per-user queue of pending signals is full (EAGAIN); a classic one it
+ * delivers without its details, which the handler recognises (signal.c).
+ * A refused send is not a send: the call stays on the running list, and
+ * the service thread tries again retry_gap later (1 ms, doubling up to
+ * RESEND_CAP_NS), not resend_us later, until a send goes through or the
+ * body acknowledges or returns; the re-sends' back-off starts from the
+ * first send that went through.  The argument above holds from that send
+ * on.  Before it, the reason is set and the wake-up actions run (they need
+ * no signal), so no cancel is lost; one can only be late, for as long as
+ * the queue stays full.
+ *
  * Masks.  The worker runs the library's code, and takes the tree lock,
  * only with every signal blocked but the synchronous faults (the quiet
  * mask): a signal handler that cancels takes the same lock, and must never
@@ -78,6 +90,9 @@
 
 /* The longest re-send interval, unless resend_us is longer still. */
 #define RESEND_CAP_NS 100000000ull
+/* A send that failed is tried again this soon (or after resend_us, if that
+ * is sooner), then at doubling intervals up to RESEND_CAP_NS. */
+#define RETRY_FIRST_NS 1000000ull
 
 INTR_TLS struct intr_task *intr__current;
 
@@ -104,11 +119,45 @@ static void running_del(struct intr_task *t)
 	t->run_next = t->run_prev = NULL;
 }
 
-/* Signal the worker of RUNNING call t.  Tree lock held. */
-static void send_locked(struct intr_task *t)
+/* Signal the worker of RUNNING call t.  Tree lock held.  Returns 0, or
+ * the send's error: -EAGAIN for a real-time signal while the queue of
+ * pending signals (RLIMIT_SIGPENDING) is full. */
+static int send_locked(struct intr_task *t)
 {
 	atomic_store(t->ours_pending, 1);
-	intr__signal_send(t->tid, t->cookie);
+	return intr__signal_send(t->tid, t->cookie);
+}
+
+/* Send to call t and set when the service thread comes back to it.  A
+ * send that went through is followed by the re-sends, resend_us apart and
+ * doubling (first: the cancel's own send).  One that failed is tried
+ * again at once, retry_gap apart, whatever resend_us: until it goes
+ * through, nothing carries the cancel to a body blocked in a system call.
+ * Tree lock held. */
+static void send_next_locked(struct intr_task *t, uint64_t now, bool first)
+{
+	uint64_t cap;
+
+	cap = (uint64_t)intr__cfg.resend_us * 1000u;
+	if (cap < RESEND_CAP_NS)
+		cap = RESEND_CAP_NS;
+	if (!send_locked(t)) {
+		/* Back off only after a send that went through. */
+		if (!first && !t->retry_gap) {
+			t->resend_gap *= 2;
+			if (t->resend_gap > cap)
+				t->resend_gap = cap;
+		}
+		t->retry_gap = 0;
+		t->resend_at = now + t->resend_gap;
+		return;
+	}
+	if (!t->retry_gap)
+		t->retry_gap = t->resend_gap < RETRY_FIRST_NS ?
+			       t->resend_gap : RETRY_FIRST_NS;
+	else if (t->retry_gap < RESEND_CAP_NS)
+		t->retry_gap *= 2;
+	t->resend_at = now + t->retry_gap;
 }
 
 /* A cancel has just reached this call's token.  Tree lock held; may run in
@@ -117,9 +166,9 @@ void intr__call_cancel_locked(struct intr_task *t)
 {
 	if (t->state != INTR_RUNNING)
 		return;
-	send_locked(t);
 	t->resend_gap = (uint64_t)intr__cfg.resend_us * 1000u;
-	t->resend_at = intr__now_ns() + t->resend_gap;
+	t->retry_gap = 0;
+	send_next_locked(t, intr__now_ns(), true);
 	intr__service_arm_locked(t->resend_at);
 	if (t->wakers) {
 		/* Wake-up actions (wake.c): the wake-up thread, now. */
@@ -155,26 +204,19 @@ void intr__call_wake_done_locked(struct intr_task *t)
 		intr__futex_wake(&t->wake_busy, 1);
 }
 
-/* Re-send to every cancelled call that is due and has not acknowledged.
- * Returns the next time one is due, or 0.  Tree lock held. */
+/* Re-send to every cancelled call that is due and has not acknowledged,
+ * and retry the sends that failed.  Returns the next time one is due, or
+ * 0.  Tree lock held. */
 uint64_t intr__call_resend_locked(uint64_t now)
 {
-	uint64_t next = 0, cap;
+	uint64_t next = 0;
 	struct intr_task *t;
 
-	cap = (uint64_t)intr__cfg.resend_us * 1000u;
-	if (cap < RESEND_CAP_NS)
-		cap = RESEND_CAP_NS;
 	for (t = running; t; t = t->run_next) {
 		if (!t->resend_at || atomic_load(&t->acked))
 			continue;
-		if (t->resend_at <= now) {
-			send_locked(t);
-			t->resend_gap *= 2;
-			if (t->resend_gap > cap)
-				t->resend_gap = cap;
-			t->resend_at = now + t->resend_gap;
-		}
+		if (t->resend_at <= now)
+			send_next_locked(t, now, false);
 		if (!next || t->resend_at < next)
 			next = t->resend_at;
 	}

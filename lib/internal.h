@@ -145,6 +145,7 @@ struct intr_task {
 	struct intr_task *run_next, *run_prev;	/* running list */
 	uint64_t resend_at;		/* next re-send, 0: none */
 	uint64_t resend_gap;		/* current back-off */
+	uint64_t retry_gap;		/* after a failed send; 0: none */
 	atomic_bool acked;		/* the body has seen the cancel */
 
 	struct intr__waker *wakers;	/* tree lock */
