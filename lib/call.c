@@ -60,6 +60,15 @@
  * no signal), so no cancel is lost; one can only be late, for as long as
  * the queue stays full.
  *
+ * fork().  A child has only the thread that forked.  The parent's other
+ * calls end there as cancelled (end_in_child), their workers gone; the
+ * call whose user code forked (here) goes on as the child's: the list of
+ * running calls holds it alone, with the child's tid, so the argument
+ * above holds in the child for it.  Its eventfd is the parent's open file,
+ * and the child closes its copy, so its completion in the child writes
+ * nothing the parent sees.  Its deadlines and re-sends need a service
+ * thread, which fork_child (config.c) starts when the body goes on.
+ *
  * Masks.  The worker runs the library's code, and takes the tree lock,
  * only with every signal blocked but the synchronous faults (the quiet
  * mask): a signal handler that cancels takes the same lock, and must never
@@ -85,6 +94,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -95,6 +105,8 @@
 #define RETRY_FIRST_NS 1000000ull
 
 INTR_TLS struct intr_task *intr__current;
+/* The call intr__call_run runs on this thread, hooks included. */
+static INTR_TLS struct intr_task *here;
 
 static struct intr_task *running;	/* RUNNING calls */
 static uint64_t next_cookie;
@@ -232,7 +244,7 @@ static void end_in_child(void *p)
 {
 	struct intr_task *t = p;
 
-	if (t == intr__current || atomic_load(&t->done) == 2)
+	if (t == here || atomic_load(&t->done) == 2)
 		return;
 	if (t->state != INTR_DONE) {
 		if (!atomic_load(&t->tok.reason))
@@ -249,18 +261,32 @@ static void end_in_child(void *p)
 	atomic_store(&t->done, 2);
 }
 
-/* In the child after fork(): the only call that can be running is the one
- * whose body (or finalizer) forked, on this very thread. */
-void intr__call_after_fork(void)
+/*
+ * In the child after fork(): the only call that can go on is the one whose
+ * user code (body, finalizer, hook) forked, on this very thread.  It goes
+ * on as the child's own: its worker completes it here, where no one joins
+ * it, so the eventfd it shares with the parent is closed in the child
+ * first (completing would make it readable while the parent's call still
+ * runs).  Returns true if its body runs: it needs this process's service
+ * threads for its deadlines and re-sends.
+ */
+bool intr__call_after_fork(void)
 {
-	struct intr_task *self = intr__current;
+	struct intr_task *self = here;
+	int fd;
 
 	running = NULL;
-	if (self && self->state == INTR_RUNNING) {
-		self->tid = intr__gettid();
-		running_add(self);
+	if (self) {
+		fd = atomic_exchange(&self->fd, -1);
+		if (fd >= 0)
+			close(fd);
+		if (self->state == INTR_RUNNING) {
+			self->tid = intr__gettid();
+			running_add(self);
+		}
 	}
 	intr__handles_each(INTR_H_TASK, end_in_child);
+	return self && self->state == INTR_RUNNING;
 }
 
 static void run_finalizers(struct intr_task *t)
@@ -309,6 +335,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 	bool skip, user;
 	int busy;
 
+	here = t;
 	intr__tree_lock_blocked();
 	skip = atomic_load(&t->tok.reason) != 0;
 	if (skip) {
@@ -382,5 +409,6 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 	values = t->tok.values;
 	t->tok.values = NULL;
 	intr__tree_unlock_blocked();
+	here = NULL;
 	intr__values_free(values);
 }

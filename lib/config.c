@@ -111,13 +111,20 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	bool body;
+
 	intr__tree_lock_reset();
 	intr__pool_after_fork();
 	intr__service_after_fork();
 	intr__signal_after_fork();
-	intr__call_after_fork();
+	body = intr__call_after_fork();
 	pthread_mutex_init(&init_mu, NULL);
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
+	/* A body forked and goes on here as a running call: its deadlines
+	 * fire and its re-sends go out in this process too.  If the threads
+	 * cannot be had, the next call that needs them tries again. */
+	if (body)
+		intr__service_start();
 }
 
 /* Registered outside init_mu: fork() runs fork_prepare, which takes

@@ -195,7 +195,7 @@ void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter);
 void intr__call_run(struct intr_task *t, pid_t tid);
 void intr__call_cancel_locked(struct intr_task *t);
 uint64_t intr__call_resend_locked(uint64_t now);
-void intr__call_after_fork(void);
+bool intr__call_after_fork(void);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
 void intr__call_wake_done_locked(struct intr_task *t);
 
