@@ -135,6 +135,7 @@ static void *forks_and_waits(intr_ctx *ctx, void *arg)
 	struct dlcase *d = arg;
 	pid_t pid;
 	char b;
+	int st;
 
 	pid = fork();
 	if (pid == 0) {
@@ -149,8 +150,11 @@ static void *forks_and_waits(intr_ctx *ctx, void *arg)
 	}
 	if (pid < 0)
 		return (void *)-2L;
-	/* The parent's body: its own deadline fires meanwhile. */
-	return (void *)(long)b_child_within(pid, WAIT_MS);
+	/* The parent's body: the child's status, once its own deadline has
+	 * fired too (it may come a little after the child's). */
+	st = b_child_within(pid, WAIT_MS);
+	intr_sleep(ctx, 2000000000ull * WAIT_MS / 1000);
+	return (void *)(long)st;
 }
 
 static void deadline_case(bool wrapped)
@@ -168,7 +172,7 @@ static void deadline_case(bool wrapped)
 		tap_ok(false, "deadline: set-up");
 		return;
 	}
-	ret = b_join_within(t, &res, 2 * WAIT_MS);
+	ret = b_join_within(t, &res, 3 * WAIT_MS);
 	tap_ok(ret == -ETIMEDOUT && (long)res == 0,
 	       "deadline: a 0.3 s deadline fires in the child of a body "
 	       "blocked in %s (child status %ld: %s)", what, (long)res,
