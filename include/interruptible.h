@@ -108,7 +108,7 @@ int intr_task_fd(intr_task *t);
  * needs them (this one, intr_spawn, intr_token_cancel_after) starts the
  * library's two service threads (deadlines and re-sends; wake-ups): those
  * calls can also fail with -EAGAIN when no thread (or the threads' timer
- * fd) can be created.
+ * fd) can be created, or once the library has been unloaded.
  *
  * intr_token_cancel() cancels tok, its descendants and every call bound to
  * them, with reason -ECANCELED.  It may be called from any thread and from

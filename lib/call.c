@@ -69,6 +69,12 @@
  * nothing the parent sees.  Its deadlines and re-sends need a service
  * thread, which fork_child (config.c) starts when the body goes on.
  *
+ * Unloading (intr__fini, config.c) goes ahead only with no call running,
+ * and for good: the pool refuses calls (-EAGAIN) and the service threads,
+ * once stopped, refuse to start, so a call that comes in later starts no
+ * thread in code about to be unmapped.  A cancel then finds no RUNNING
+ * call and sends nothing.
+ *
  * Masks.  The worker runs the library's code, and takes the tree lock,
  * only with every signal blocked but the synchronous faults (the quiet
  * mask): a signal handler that cancels takes the same lock, and must never

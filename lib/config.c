@@ -168,10 +168,12 @@ out:
  * While a call runs, nothing is touched: unloading then is a misuse the
  * library cannot make safe (the body runs on its worker, in code that is
  * about to be unmapped); at process exit it is harmless.  After this, a
- * call that still comes in (from another thread, during exit) is refused
- * with -EAGAIN.
+ * call that still comes in (from another thread, during exit or between
+ * this and the unmapping) is refused with -EAGAIN, and nothing starts a
+ * thread or a timer again: the pool refuses calls, the service refuses to
+ * start.  Not static, so that a statically linked test can run it early.
  */
-__attribute__((destructor)) static void intr__fini(void)
+__attribute__((destructor)) void intr__fini(void)
 {
 	int e = errno;
 

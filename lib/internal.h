@@ -256,6 +256,8 @@ void intr__context_free(void);
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;
 int intr__init(void);
+/* The unload destructor; a statically linked test may call it early. */
+void intr__fini(void);
 int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
 			pthread_t *th);
 
