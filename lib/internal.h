@@ -251,11 +251,15 @@ void intr__context_install(struct intr_task *t);
 void intr__context_restore(struct intr_task *t);
 void intr__context_release(struct intr_task *t);
 void intr__values_free(struct intr__value *v);
+void intr__context_fork_lock(void);
+void intr__context_fork_unlock(void);
+void intr__context_after_fork(void);
 void intr__context_free(void);
 
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;
 int intr__init(void);
+int intr__atfork(void);
 /* The unload destructor; a statically linked test may call it early. */
 void intr__fini(void);
 int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
