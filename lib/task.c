@@ -8,9 +8,10 @@
  * final, writes the eventfd if one exists, wakes the joiners, and only
  * then stores 2, after which it never touches the task again.  A joiner
  * sleeps while done is 0 and frees the task once it reads 2; between 1 and
- * 2 there is only the wake-up system call, which it waits out yielding.
- * (Waking after storing 2 would let a joiner free the task before the
- * wake, which then names freed memory.)
+ * 2 there is only the wake-up system call, which it waits out yielding a
+ * few times, then sleeping (wait_released).  (Waking after storing 2
+ * would let a joiner free the task before the wake, which then names
+ * freed memory.)
  */
 #include "config.h"
 
@@ -19,6 +20,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -176,6 +178,35 @@ static int claim(struct intr_task *t, bool only_if_done)
 	return ret;
 }
 
+/*
+ * done is 1: the worker is in its wake-up call and stores 2 right after,
+ * with no wake-up of its own.  Yielding lets it run, unless this thread
+ * has the higher priority (a SCHED_FIFO joiner on the worker's CPU, woken
+ * by that very call, preempts the worker before its store: yielding then
+ * spins until the kernel throttles real-time threads, about 0.95 s).  So
+ * after a few yields, sleep: 10 us, doubling up to 1 ms, each ended early
+ * if done has already changed.
+ */
+static void wait_released(struct intr_task *t)
+{
+	uint64_t gap = 10000, at;
+	struct timespec ts;
+	int i;
+
+	for (i = 0; atomic_load(&t->done) != 2; i++) {
+		if (i < 4) {
+			sched_yield();
+			continue;
+		}
+		at = intr__now_ns() + gap;
+		ts.tv_sec = (time_t)(at / 1000000000u);
+		ts.tv_nsec = (long)(at % 1000000000u);
+		intr__futex_wait(&t->done, 1, &ts);
+		if (gap < 1000000)
+			gap *= 2;
+	}
+}
+
 static int finish_join(struct intr_task *t, void **result)
 {
 	sigset_t ss;
@@ -185,9 +216,7 @@ static int finish_join(struct intr_task *t, void **result)
 	 * returns EINTR and the loop waits again. */
 	while (atomic_load(&t->done) == 0)
 		intr__futex_wait(&t->done, 0, NULL);
-	/* 1: the worker is in its wake-up call; it stores 2 right after. */
-	while (atomic_load(&t->done) != 2)
-		sched_yield();
+	wait_released(t);
 
 	intr__tree_lock(&ss);
 	intr__handle_del(t);
