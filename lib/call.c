@@ -93,8 +93,11 @@
  * model/interrupt.pml follows this file, token.c, service.c, signal.c and
  * the window step by step; make model-check has spin verify, over every
  * interleaving of two calls on one worker, that no cancel is lost, none
- * leaks, finalizers run exactly once and nothing deadlocks.  Change the
- * protocol here, change the model with it.
+ * leaks, finalizers run exactly once, nothing deadlocks, the worker takes
+ * the lock only with every signal blocked (a handler that cancels lands
+ * on it wherever the application's mask lets it in), and a refused send
+ * still reaches a body that needs no re-send.  Change the protocol here,
+ * change the model with it.
  */
 #include "config.h"
 

@@ -42,8 +42,12 @@ void intr__task_complete(struct intr_task *t)
 	atomic_store(&t->done, 1);
 	/* Store then load of another variable, the other side doing the
 	 * mirror image (intr_task_fd): sequentially consistent atomics order
-	 * them already; the explicit fence keeps it so under emulators that
-	 * translate acquire/release only. */
+	 * them already (on aarch64, STLR then LDAR).  qemu-user translates
+	 * those as a barrier before the store and one after the load, none
+	 * between, so on an x86 host the store can wait in the store buffer
+	 * while the load reads an old fd, and neither side writes the fd.
+	 * The fence (DMB ISH, a full barrier there) rules that out; see
+	 * model/handshake.pml. */
 	atomic_thread_fence(memory_order_seq_cst);
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
