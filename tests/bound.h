@@ -44,6 +44,25 @@ static inline void b_sleep_ms(unsigned ms)
 		;
 }
 
+/* n scaled by INTR_TEST_SCALE (a percentage, default 100; the valgrind
+ * builds set it low), at least 1. */
+static inline long b_scale(long n)
+{
+	const char *env = getenv("INTR_TEST_SCALE");
+	long pct = env && *env ? strtol(env, NULL, 10) : 100;
+
+	if (pct <= 0)
+		pct = 100;
+	n = n * pct / 100;
+	return n > 0 ? n : 1;
+}
+
+/* Whether the counts are at full scale: coverage is demanded only then. */
+static inline bool b_full_scale(void)
+{
+	return b_scale(1000) >= 1000;
+}
+
 static inline pid_t b_gettid(void)
 {
 	return (pid_t)syscall(SYS_gettid);

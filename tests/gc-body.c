@@ -160,6 +160,7 @@ static int child(void)
 	struct bctx b[BODIES];
 	intr_token *tok[BODIES];
 	intr_task *t[BODIES];
+	int rounds = (int)b_scale(ROUNDS);
 	pthread_t col;
 	int r, i, bad = 0;
 
@@ -168,7 +169,7 @@ static int child(void)
 	atomic_store(&collecting, 1);
 	if (pthread_create(&col, NULL, collector, NULL))
 		return 2;
-	for (r = 0; r < ROUNDS; r++) {
+	for (r = 0; r < rounds; r++) {
 		for (i = 0; i < BODIES; i++) {
 			memset(&b[i], 0, sizeof(b[i]));
 			b[i].kind = (enum kind)((r + i) % K_KINDS);
@@ -209,7 +210,7 @@ static int child(void)
 	atomic_store(&collecting, 0);
 	pthread_join(col, NULL);
 	printf("# %d rounds of %d registered bodies, %ld collections, "
-	       "collection %lu the last\n", ROUNDS, BODIES,
+	       "collection %lu the last\n", rounds, BODIES,
 	       atomic_load(&collections), (unsigned long)GC_get_gc_no());
 	fflush(stdout);
 	return 0;
@@ -235,7 +236,8 @@ int main(void)
 		_exit(child());
 	st = b_child_within(pid, CHILD_MS);
 	tap_ok(st == 0, "collections while %d registered bodies block, and "
-	       "while they are cancelled, %d rounds: %s", BODIES, ROUNDS,
+	       "while they are cancelled, %ld rounds: %s", BODIES,
+	       b_scale(ROUNDS),
 	       st == 0 ? "every collection stopped them, every list kept" :
 	       st == -1 ? "hung" :
 	       st == 256 + SIGABRT ? "the collector aborted the process" :
