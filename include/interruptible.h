@@ -76,9 +76,13 @@ typedef void (*intr_finalizer)(void *arg);
  * threads and one worker per call running at the same time.
  *
  * May be called from any thread, including from inside a body.  The body
- * runs with all signals blocked except the interrupt signal and the
- * synchronous fault signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
- * SIGSYS); finalizers run with the interrupt signal blocked as well.
+ * runs under the calling thread's signal mask with the interrupt signal
+ * unblocked: it receives the signals the caller would receive, and a
+ * process it starts inherits the caller's mask.  Finalizers and context
+ * hooks run under the same mask with the interrupt signal blocked.
+ * Between calls a worker blocks every signal but the synchronous faults
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), whatever the body
+ * did to its mask.
  */
 int run_interruptible(intr_token *tok, intr_fn fn, void *arg, void **result);
 
@@ -112,7 +116,7 @@ int intr_task_fd(intr_task *t);
  * needs them (this one, intr_spawn, intr_token_cancel_after) starts the
  * library's two service threads (deadlines and re-sends; wake-ups): those
  * calls can also fail with -EAGAIN when no thread (or the threads' timer
- * fd) can be created.
+ * fd) can be created, or once the library has been unloaded.
  *
  * intr_token_cancel() cancels tok, its descendants and every call bound to
  * them, with reason -ECANCELED.  It may be called from any thread and from
@@ -156,7 +160,8 @@ int intr_token_free(intr_token *tok);
  * it then are detached and become roots.  NULL off-worker.
  *
  * intr_defer() registers fn(arg) to run after the body returns, on the
- * worker, with the interrupt signal blocked, last registered first, exactly
+ * worker, under the submitter's mask with the interrupt signal blocked,
+ * last registered first, exactly
  * once, cancelled or not, before the caller is released.  A finalizer may
  * register further finalizers; they run next.  Returns 0, -ENOMEM, or
  * -EINVAL (fn NULL, or not called on the worker running ctx).
@@ -295,6 +300,14 @@ void *intr_ctx_value(intr_ctx *ctx, const void *key);
  * library's is installed again.  Unloading the library (dlclose) while a
  * call runs is misuse; with none running, the library stops its threads,
  * puts that handler back and frees its memory.  See interruptible(7).
+ *
+ * A real-time interrupt signal is queued: while the per-user queue of
+ * pending signals (RLIMIT_SIGPENDING) is full, the kernel refuses to send
+ * it, and the library tries again, 1 ms later and then at doubling
+ * intervals up to 100 ms, until it goes through.  A body blocked in a
+ * system call is reached only then; the token's reason, intr_cancelled()
+ * and wake-up actions do not wait for it.  A classic signal (SIGUSR1,
+ * SIGUSR2) is never refused.
  *
  * intr_configure() applies cfg.  It must come before the first call that
  * needs the runtime (intr_spawn, run_interruptible, intr_token_new); after

@@ -56,23 +56,74 @@
  * handler running over a wrapper's window is deferred, through that
  * handler's mask, to the window itself.
  *
+ * A send can fail.  The kernel refuses a real-time signal while the
+ * per-user queue of pending signals is full (EAGAIN); a classic one it
+ * delivers without its details, which the handler recognises (signal.c).
+ * A refused send is not a send: the call stays on the running list, and
+ * the service thread tries again retry_gap later (1 ms, doubling up to
+ * RESEND_CAP_NS), not resend_us later, until a send goes through or the
+ * body acknowledges or returns; the re-sends' back-off starts from the
+ * first send that went through.  The argument above holds from that send
+ * on.  Before it, the reason is set and the wake-up actions run (they need
+ * no signal), so no cancel is lost; one can only be late, for as long as
+ * the queue stays full.
+ *
+ * fork().  A child has only the thread that forked.  The parent's other
+ * calls end there as cancelled (end_in_child), their workers gone; the
+ * call whose user code forked (here) goes on as the child's: the list of
+ * running calls holds it alone, with the child's tid, so the argument
+ * above holds in the child for it.  Its eventfd is the parent's open file,
+ * and the child closes its copy, so its completion in the child writes
+ * nothing the parent sees.  Its deadlines and re-sends need a service
+ * thread, which fork_child (config.c) starts when the body goes on.
+ *
+ * Unloading (intr__fini, config.c) goes ahead only with no call running,
+ * and for good: the pool refuses calls (-EAGAIN) and the service threads,
+ * once stopped, refuse to start, so a call that comes in later starts no
+ * thread in code about to be unmapped.  A cancel then finds no RUNNING
+ * call and sends nothing.
+ *
+ * Masks.  The worker runs the library's code, and takes the tree lock,
+ * only with every signal blocked but the synchronous faults (the quiet
+ * mask): a signal handler that cancels takes the same lock, and must never
+ * interrupt the thread that holds it.  A call's user code runs under the
+ * mask of the thread that submitted it (t->mask, saved by the tree lock
+ * intr_spawn takes anyway): the body with the interrupt signal open,
+ * everything else (install, the wake-ups the worker runs, finalizers,
+ * restore, release) with it blocked.  Any of these may change the mask;
+ * none is followed by the lock before the worker has set the quiet mask
+ * again: after the body, before the end step; after the last hook
+ * (release, also for a call skipped at the start), before the token is
+ * unlinked.  So the end step and the argument above are unchanged: the
+ * interrupt signal is blocked from the end of the body until the next
+ * body unblocks it, whatever the application's mask.
+ *
  * model/interrupt.pml follows this file, token.c, service.c, signal.c and
  * the window step by step; make model-check has spin verify, over every
  * interleaving of two calls on one worker, that no cancel is lost, none
- * leaks, finalizers run exactly once and nothing deadlocks.  Change the
- * protocol here, change the model with it.
+ * leaks, finalizers run exactly once, nothing deadlocks, the worker takes
+ * the lock only with every signal blocked (a handler that cancels lands
+ * on it wherever the application's mask lets it in), and a refused send
+ * still reaches a body that needs no re-send.  Change the protocol here,
+ * change the model with it.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
 /* The longest re-send interval, unless resend_us is longer still. */
 #define RESEND_CAP_NS 100000000ull
+/* A send that failed is tried again this soon (or after resend_us, if that
+ * is sooner), then at doubling intervals up to RESEND_CAP_NS. */
+#define RETRY_FIRST_NS 1000000ull
 
 INTR_TLS struct intr_task *intr__current;
+/* The call intr__call_run runs on this thread, hooks included. */
+static INTR_TLS struct intr_task *here;
 
 static struct intr_task *running;	/* RUNNING calls */
 static uint64_t next_cookie;
@@ -97,10 +148,44 @@ static void running_del(struct intr_task *t)
 	t->run_next = t->run_prev = NULL;
 }
 
-/* Signal the worker of RUNNING call t.  Tree lock held. */
-static void send_locked(struct intr_task *t)
+/* Signal the worker of RUNNING call t.  Tree lock held.  Returns 0, or
+ * the send's error: -EAGAIN for a real-time signal while the queue of
+ * pending signals (RLIMIT_SIGPENDING) is full. */
+static int send_locked(struct intr_task *t)
 {
-	intr__signal_send(t->tid, t->cookie, t->ours_pending);
+	return intr__signal_send(t->tid, t->cookie, t->ours_pending);
+}
+
+/* Send to call t and set when the service thread comes back to it.  A
+ * send that went through is followed by the re-sends, resend_us apart and
+ * doubling (first: the cancel's own send).  One that failed is tried
+ * again at once, retry_gap apart, whatever resend_us: until it goes
+ * through, nothing carries the cancel to a body blocked in a system call.
+ * Tree lock held. */
+static void send_next_locked(struct intr_task *t, uint64_t now, bool first)
+{
+	uint64_t cap;
+
+	cap = (uint64_t)intr__cfg.resend_us * 1000u;
+	if (cap < RESEND_CAP_NS)
+		cap = RESEND_CAP_NS;
+	if (!send_locked(t)) {
+		/* Back off only after a send that went through. */
+		if (!first && !t->retry_gap) {
+			t->resend_gap *= 2;
+			if (t->resend_gap > cap)
+				t->resend_gap = cap;
+		}
+		t->retry_gap = 0;
+		t->resend_at = now + t->resend_gap;
+		return;
+	}
+	if (!t->retry_gap)
+		t->retry_gap = t->resend_gap < RETRY_FIRST_NS ?
+			       t->resend_gap : RETRY_FIRST_NS;
+	else if (t->retry_gap < RESEND_CAP_NS)
+		t->retry_gap *= 2;
+	t->resend_at = now + t->retry_gap;
 }
 
 /* A cancel has just reached this call's token.  Tree lock held; may run in
@@ -109,9 +194,9 @@ void intr__call_cancel_locked(struct intr_task *t)
 {
 	if (t->state != INTR_RUNNING)
 		return;
-	send_locked(t);
 	t->resend_gap = (uint64_t)intr__cfg.resend_us * 1000u;
-	t->resend_at = intr__now_ns() + t->resend_gap;
+	t->retry_gap = 0;
+	send_next_locked(t, intr__now_ns(), true);
 	intr__service_arm_locked(t->resend_at);
 	if (t->wakers) {
 		/* Wake-up actions (wake.c): the wake-up thread, now. */
@@ -147,26 +232,19 @@ void intr__call_wake_done_locked(struct intr_task *t)
 		intr__futex_wake(&t->wake_busy, 1);
 }
 
-/* Re-send to every cancelled call that is due and has not acknowledged.
- * Returns the next time one is due, or 0.  Tree lock held. */
+/* Re-send to every cancelled call that is due and has not acknowledged,
+ * and retry the sends that failed.  Returns the next time one is due, or
+ * 0.  Tree lock held. */
 uint64_t intr__call_resend_locked(uint64_t now)
 {
-	uint64_t next = 0, cap;
+	uint64_t next = 0;
 	struct intr_task *t;
 
-	cap = (uint64_t)intr__cfg.resend_us * 1000u;
-	if (cap < RESEND_CAP_NS)
-		cap = RESEND_CAP_NS;
 	for (t = running; t; t = t->run_next) {
 		if (!t->resend_at || atomic_load(&t->acked))
 			continue;
-		if (t->resend_at <= now) {
-			send_locked(t);
-			t->resend_gap *= 2;
-			if (t->resend_gap > cap)
-				t->resend_gap = cap;
-			t->resend_at = now + t->resend_gap;
-		}
+		if (t->resend_at <= now)
+			send_next_locked(t, now, false);
 		if (!next || t->resend_at < next)
 			next = t->resend_at;
 	}
@@ -182,7 +260,7 @@ static void end_in_child(void *p)
 {
 	struct intr_task *t = p;
 
-	if (t == intr__current || atomic_load(&t->done) == 2)
+	if (t == here || atomic_load(&t->done) == 2)
 		return;
 	if (t->state != INTR_DONE) {
 		if (!atomic_load(&t->tok.reason))
@@ -199,18 +277,32 @@ static void end_in_child(void *p)
 	atomic_store(&t->done, 2);
 }
 
-/* In the child after fork(): the only call that can be running is the one
- * whose body (or finalizer) forked, on this very thread. */
-void intr__call_after_fork(void)
+/*
+ * In the child after fork(): the only call that can go on is the one whose
+ * user code (body, finalizer, hook) forked, on this very thread.  It goes
+ * on as the child's own: its worker completes it here, where no one joins
+ * it, so the eventfd it shares with the parent is closed in the child
+ * first (completing would make it readable while the parent's call still
+ * runs).  Returns true if its body runs: it needs this process's service
+ * threads for its deadlines and re-sends.
+ */
+bool intr__call_after_fork(void)
 {
-	struct intr_task *self = intr__current;
+	struct intr_task *self = here;
+	int fd;
 
 	running = NULL;
-	if (self && self->state == INTR_RUNNING) {
-		self->tid = intr__gettid();
-		running_add(self);
+	if (self) {
+		fd = atomic_exchange(&self->fd, -1);
+		if (fd >= 0)
+			close(fd);
+		if (self->state == INTR_RUNNING) {
+			self->tid = intr__gettid();
+			running_add(self);
+		}
 	}
 	intr__handles_each(INTR_H_TASK, end_in_child);
+	return self && self->state == INTR_RUNNING;
 }
 
 static void run_finalizers(struct intr_task *t)
@@ -226,7 +318,32 @@ static void run_finalizers(struct intr_task *t)
 	}
 }
 
-/* Run call t on the calling worker, whose signals are all blocked. */
+/* The body's mask, from the mask of the thread that submits the call (the
+ * tree lock saved it while binding the call): the same, with the
+ * interrupt signal open.  The body receives what the application's own
+ * thread would, and what it starts inherits nothing the application did
+ * not set. */
+void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter)
+{
+	t->mask = *submitter;
+	sigdelset(&t->mask, intr__signo);
+}
+
+/* User code other than the body runs on the worker under the submitter's
+ * mask with the interrupt signal blocked. */
+static void user_mask(const struct intr_task *t)
+{
+	sigset_t m = t->mask;
+
+	sigaddset(&m, intr__signo);
+	pthread_sigmask(SIG_SETMASK, &m, NULL);
+}
+
+/* Run call t on the calling worker, whose signals are all blocked, as
+ * they are again when this returns.  The tree lock is only ever taken
+ * here with every signal blocked: user code (hooks, the body, wake-ups,
+ * finalizers) runs under the submitter's mask, or under any mask it set
+ * itself, and the quiet mask comes back before the next lock. */
 void intr__call_run(struct intr_task *t, pid_t tid)
 {
 	struct intr__value *values;
@@ -234,6 +351,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 	bool skip, user;
 	int busy;
 
+	here = t;
 	intr__tree_lock_blocked();
 	skip = atomic_load(&t->tok.reason) != 0;
 	if (skip) {
@@ -252,8 +370,11 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__current = t;
 		intr__cookie_prev = intr__cookie_cur;
 		intr__cookie_cur = t->cookie;
-		intr__context_install(t);
-		pthread_sigmask(SIG_SETMASK, &intr__body_mask, NULL);
+		if (t->ctx_els) {
+			user_mask(t);
+			intr__context_install(t);
+		}
+		pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
 		t->result = t->fn((intr_ctx *)t->ctx, t->arg);
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
@@ -266,10 +387,12 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->wake_due = false;
 		intr__tree_unlock_blocked();
 
-		/* Did user code run on this thread after the body: wake-ups,
-		 * finalizers, context hooks?  Only they can change the mask
-		 * set just above. */
+		/* Does user code run on this thread after the body: wake-ups,
+		 * finalizers, context hooks?  Under the submitter's mask,
+		 * and the quiet mask comes back after the last of them. */
 		user = (t->status && wake) || t->fins || t->ctx_els;
+		if (user)
+			user_mask(t);
 
 		/* Wake-up actions not run yet run now if the call was
 		 * cancelled; then wait for those the wake-up thread runs. */
@@ -283,13 +406,17 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		run_finalizers(t);
 		intr__current = NULL;
 		intr__context_restore(t);
-		/* User code (wake-ups, finalizers, context hooks) may have
-		 * changed the mask; the tree lock needs every signal blocked.
-		 * Without any, it is still the quiet mask: no system call. */
+	} else {
+		/* Skipped: only the release hooks, if any, are user code. */
+		user = t->ctx_els != NULL;
 		if (user)
-			pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
+			user_mask(t);
 	}
 	intr__context_release(t);
+	/* The tree lock needs every signal blocked.  Without user code
+	 * since the body, the mask is still the quiet one: no system call. */
+	if (user)
+		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
 	/* The call's own token ends with the call. */
 	intr__tree_lock_blocked();
@@ -298,5 +425,6 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 	values = t->tok.values;
 	t->tok.values = NULL;
 	intr__tree_unlock_blocked();
+	here = NULL;
 	intr__values_free(values);
 }

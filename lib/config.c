@@ -90,13 +90,15 @@ INTR_API const char *intr_version(void)
 }
 
 /* fork(): take the locks so the child gets them in a consistent state;
- * the child then resets what no longer exists there (threads, timer). */
+ * the child then resets what no longer exists there (threads, timer).
+ * The context list's lock first: it is never held with another. */
 static void fork_prepare(void)
 {
 	sigset_t all;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &fork_saved);
+	intr__context_fork_lock();
 	pthread_mutex_lock(&init_mu);
 	intr__pool_lock();
 	intr__tree_lock_blocked();
@@ -107,18 +109,27 @@ static void fork_parent(void)
 	intr__tree_unlock_blocked();
 	intr__pool_unlock();
 	pthread_mutex_unlock(&init_mu);
+	intr__context_fork_unlock();
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
 }
 
 static void fork_child(void)
 {
+	bool body;
+
 	intr__tree_lock_reset();
 	intr__pool_after_fork();
 	intr__service_after_fork();
 	intr__signal_after_fork();
-	intr__call_after_fork();
+	body = intr__call_after_fork();
 	pthread_mutex_init(&init_mu, NULL);
+	intr__context_after_fork();
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
+	/* A body forked and goes on here as a running call: its deadlines
+	 * fire and its re-sends go out in this process too.  If the threads
+	 * cannot be had, the next call that needs them tries again. */
+	if (body)
+		intr__service_start();
 }
 
 /* Registered outside init_mu: fork() runs fork_prepare, which takes
@@ -129,17 +140,25 @@ static void register_atfork(void)
 	intr__hg_before(&atfork_err);
 }
 
+/* The fork handlers, registered once: at first use, or by the first
+ * intr_context_add() if that comes earlier.  0 or -ENOMEM. */
+int intr__atfork(void)
+{
+	pthread_once(&atfork_once, register_atfork);
+	/* pthread_once orders it; helgrind is told so (it cannot see it). */
+	intr__hg_after(&atfork_err);
+	return -atfork_err;
+}
+
 int intr__init(void)
 {
 	int ret = 0;
 
 	if (atomic_load(&started))
 		return 0;
-	pthread_once(&atfork_once, register_atfork);
-	/* pthread_once orders it; helgrind is told so (it cannot see it). */
-	intr__hg_after(&atfork_err);
-	if (atfork_err)
-		return -atfork_err;
+	ret = intr__atfork();
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&init_mu);
 	if (atomic_load(&started))
 		goto out;
@@ -162,10 +181,12 @@ out:
  * While a call runs, nothing is touched: unloading then is a misuse the
  * library cannot make safe (the body runs on its worker, in code that is
  * about to be unmapped); at process exit it is harmless.  After this, a
- * call that still comes in (from another thread, during exit) is refused
- * with -EAGAIN.
+ * call that still comes in (from another thread, during exit or between
+ * this and the unmapping) is refused with -EAGAIN, and nothing starts a
+ * thread or a timer again: the pool refuses calls, the service refuses to
+ * start.  Not static, so that a statically linked test can run it early.
  */
-__attribute__((destructor)) static void intr__fini(void)
+__attribute__((destructor)) void intr__fini(void)
 {
 	int e = errno;
 

@@ -57,6 +57,14 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 
 	if (!el || !el->capture || !el->install || !el->restore)
 		return -EINVAL;
+	/* The fork handlers take add_mu: a fork while another thread holds
+	 * it must not leave the child's locked.  Possibly before any other
+	 * use of the library. */
+	ret = intr__atfork();
+	if (ret) {
+		errno = e;
+		return ret;
+	}
 	pthread_mutex_lock(&add_mu);
 	old = atomic_load(&current);
 	n = old ? old->n : 0;
@@ -208,6 +216,22 @@ void intr__values_free(struct intr__value *v)
 		next = v->next;
 		free(v);
 	}
+}
+
+/* fork() (config.c): held across it, so the child's is consistent. */
+void intr__context_fork_lock(void)
+{
+	pthread_mutex_lock(&add_mu);
+}
+
+void intr__context_fork_unlock(void)
+{
+	pthread_mutex_unlock(&add_mu);
+}
+
+void intr__context_after_fork(void)
+{
+	pthread_mutex_init(&add_mu, NULL);
 }
 
 /* Unloading (config.c), with no call running: free every snapshot. */

@@ -152,6 +152,9 @@ struct intr_task {
 	void *result;
 	struct intr_token tok;		/* the call's own token */
 
+	sigset_t mask;			/* the body's: the submitter's, interrupt
+					 * signal open (intr__call_set_mask) */
+
 	/* Interruption protocol (tree lock). */
 	enum intr__state state;
 	int status;			/* reason at the moment the body ended */
@@ -161,6 +164,7 @@ struct intr_task {
 	struct intr_task *run_next, *run_prev;	/* running list */
 	uint64_t resend_at;		/* next re-send, 0: none */
 	uint64_t resend_gap;		/* current back-off */
+	uint64_t retry_gap;		/* after a failed send; 0: none */
 	atomic_bool acked;		/* the body has seen the cancel */
 
 	struct intr__waker *wakers;	/* tree lock */
@@ -214,10 +218,11 @@ static inline struct intr_task *intr__body_of(const intr_ctx *ctx)
 	return t && t->state == INTR_RUNNING ? t : NULL;
 }
 
+void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter);
 void intr__call_run(struct intr_task *t, pid_t tid);
 void intr__call_cancel_locked(struct intr_task *t);
 uint64_t intr__call_resend_locked(uint64_t now);
-void intr__call_after_fork(void);
+bool intr__call_after_fork(void);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
 void intr__call_wake_done_locked(struct intr_task *t);
 
@@ -285,11 +290,17 @@ void intr__context_install(struct intr_task *t);
 void intr__context_restore(struct intr_task *t);
 void intr__context_release(struct intr_task *t);
 void intr__values_free(struct intr__value *v);
+void intr__context_fork_lock(void);
+void intr__context_fork_unlock(void);
+void intr__context_after_fork(void);
 void intr__context_free(void);
 
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;
 int intr__init(void);
+int intr__atfork(void);
+/* The unload destructor; a statically linked test may call it early. */
+void intr__fini(void);
 int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
 			pthread_t *th);
 

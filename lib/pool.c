@@ -8,10 +8,10 @@
  * call is complete, so when run_interruptible() or intr_join() returns, the
  * next call can have that worker (a one-worker pool runs call after call).
  *
- * Every worker blocks all signals but the synchronous faults (the interrupt
- * signal is unblocked only around a body, in call.c).  Threads are created
- * with that mask already in place, so no signal can reach a worker before
- * it is ready.
+ * Every worker blocks all signals but the synchronous faults whenever it
+ * runs the library's code (a call's user code runs under the submitter's
+ * mask, in call.c).  Threads are created with that mask already in place,
+ * so no signal can reach a worker before it is ready.
  *
  * Workers are joinable, so that unloading the library can wait until none
  * runs its code.  A worker that leaves after idle_ms joins the one that

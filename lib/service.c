@@ -30,6 +30,7 @@ static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t armed_at;	/* tree lock; 0: not armed */
 static atomic_int wake_seq;	/* futex: bumped when wake-ups are due */
 static atomic_bool stopping;	/* intr__service_stop: both threads end */
+static bool closed;		/* start_mu: stopped for good (unloaded) */
 static pthread_t service_th, waker_th;
 
 void intr__service_arm_locked(uint64_t at)
@@ -124,6 +125,11 @@ int intr__service_start(void)
 	pthread_mutex_lock(&start_mu);
 	if (atomic_load(&running))
 		goto out;
+	if (closed) {
+		/* Unloaded: a thread started now would run unmapped code. */
+		ret = -EAGAIN;
+		goto out;
+	}
 	if (tfd < 0) {
 		if (intr__fault(INTR_SITE_TIMERFD))
 			errno = EMFILE;
@@ -154,8 +160,9 @@ out:
 
 /*
  * Unloading (config.c): end both threads, wait until they are gone, and
- * close the timer.  Only when no call is running: a re-send or a wake-up
- * of a running call could still be due.
+ * close the timer, for good: intr__service_start refuses from now on.
+ * Only when no call is running: a re-send or a wake-up of a running call
+ * could still be due.
  */
 void intr__service_stop(void)
 {
@@ -188,7 +195,7 @@ void intr__service_stop(void)
 		close(tfd);
 	tfd = -1;
 	armed_at = 0;
-	atomic_store(&stopping, false);
+	closed = true;
 	pthread_mutex_unlock(&start_mu);
 }
 

@@ -14,8 +14,9 @@
  * joiners, and only then stores 2, after which it never touches the task
  * again.  A joiner sleeps while done is 0 and frees the task once it reads
  * 2; between 1 and 2 there is only the wake-up system call, which it waits
- * out yielding.  (Waking after storing 2 would let a joiner free the task
- * before the wake, which then names freed memory.)
+ * out yielding a few times, then sleeping (wait_released).  (Waking
+ * after storing 2 would let a joiner free the task before the wake, which
+ * then names freed memory.)
  */
 #include "config.h"
 
@@ -24,6 +25,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -45,8 +47,12 @@ void intr__task_complete(struct intr_task *t)
 	atomic_store(&t->done, 1);
 	/* Store then load of another variable, the other side doing the
 	 * mirror image (intr_task_fd): sequentially consistent atomics order
-	 * them already; the explicit fence keeps it so under emulators that
-	 * translate acquire/release only. */
+	 * them already (on aarch64, STLR then LDAR).  qemu-user translates
+	 * those as a barrier before the store and one after the load, none
+	 * between, so on an x86 host the store can wait in the store buffer
+	 * while the load reads an old fd, and neither side writes the fd.
+	 * The fence (DMB ISH, a full barrier there) rules that out; see
+	 * model/handshake.pml. */
 	atomic_thread_fence(memory_order_seq_cst);
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
@@ -121,6 +127,8 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 		if (ret)
 			goto release;
 		intr__tree_lock(&ss);
+		/* ss is the submitter's mask: the body runs under it. */
+		intr__call_set_mask(t, &ss);
 		ret = bind_locked(t, tok);
 		if (!ret && atomic_load(&t->tok.reason)) {
 			/* Cancelled already: the body will not run, so no
@@ -197,6 +205,35 @@ static int claim(intr_task *handle, bool only_if_done, struct intr_task **tp)
 	return ret;
 }
 
+/*
+ * done is 1: the worker is in its wake-up call and stores 2 right after,
+ * with no wake-up of its own.  Yielding lets it run, unless this thread
+ * has the higher priority (a SCHED_FIFO joiner on the worker's CPU, woken
+ * by that very call, preempts the worker before its store: yielding then
+ * spins until the kernel throttles real-time threads, about 0.95 s).  So
+ * after a few yields, sleep: 10 us, doubling up to 1 ms, each ended early
+ * if done has already changed.
+ */
+static void wait_released(struct intr_task *t)
+{
+	uint64_t gap = 10000, at;
+	struct timespec ts;
+	int i;
+
+	for (i = 0; atomic_load(&t->done) != 2; i++) {
+		if (i < 4) {
+			sched_yield();
+			continue;
+		}
+		at = intr__now_ns() + gap;
+		ts.tv_sec = (time_t)(at / 1000000000u);
+		ts.tv_nsec = (long)(at % 1000000000u);
+		intr__futex_wait(&t->done, 1, &ts);
+		if (gap < 1000000)
+			gap *= 2;
+	}
+}
+
 static int finish_join(struct intr_task *t, void **result)
 {
 	sigset_t ss;
@@ -206,9 +243,7 @@ static int finish_join(struct intr_task *t, void **result)
 	 * returns EINTR and the loop waits again. */
 	while (atomic_load(&t->done) == 0)
 		intr__futex_wait(&t->done, 0, NULL);
-	/* 1: the worker is in its wake-up call; it stores 2 right after. */
-	while (atomic_load(&t->done) != 2)
-		sched_yield();
+	wait_released(t);
 
 	/* From here no entry point can reach t (they look it up under the
 	 * lock), and its handle is never made again. */

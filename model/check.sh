@@ -8,8 +8,10 @@
 #                                 each must break the property named for it
 #
 # MODEL_DEFS adds spin -D options to every search (MODEL_DEFS=-DMUTATION_x
-# checks one mutant).  The work happens in DIR: pan.c, pan (built without
-# optimisation, which compiles faster than the search gains), NAME.out,
+# checks one mutant).  model/handshake.pml, beside MODEL, is checked the
+# same way with its own lists (hs_props, hs_mutants); model/pending.pml
+# serves the properties that say -DPENDING_MODEL.  The work happens in
+# DIR: pan.c, pan (built without optimisation, which compiles faster than the search gains), NAME.out,
 # and NAME.trail for a property that fails; replay one with
 #   spin -DCHECK_x [-DMUTATION_x] -t -k DIR/NAME.trail -p DIR/interrupt.pml
 set -u
@@ -27,6 +29,9 @@ once|-DCHECK_ONCE|-DSAFETY,-DNOREDUCE|-E
 window|-DCHECK_WINDOW|-DSAFETY,-DNOREDUCE|-E
 no_deadlock||-DSAFETY,-DNOREDUCE|
 pending_safe|-DPENDING_MODEL|-DSAFETY,-DNOREDUCE|
+mask|-DCHECK_MASK|-DSAFETY,-DNOREDUCE|-E
+lost_send|-DCHECK_LOST,-DSEND_FAILS,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
+no_leak_send|-DCHECK_LEAK,-DSEND_FAILS|-DSAFETY,-DNOREDUCE|-E
 "
 
 # mutant  the property it must break
@@ -45,6 +50,18 @@ NO_HEAL|window
 PENDING_ANY_SEND|pending_safe
 PENDING_CLEAR_ALL|pending_safe
 PENDING_NO_LOCK|pending_safe
+RELEASE_OPEN|no_deadlock
+SKIP_OPEN|mask
+SEND_UNCHECKED|lost_send
+"
+
+# The completion handshake of lib/task.c with store buffers.
+hs_props="
+handshake_qemu||-DSAFETY,-DNOREDUCE|
+handshake_native|-DNATIVE,-DWITHOUT_FENCE|-DSAFETY,-DNOREDUCE|
+"
+hs_mutants="
+NO_FENCE|handshake_qemu
 "
 
 command -v spin >/dev/null 2>&1 || { echo "spin not found (Debian: spin)"; exit 2; }
@@ -52,19 +69,21 @@ mkdir -p "$dir" || exit 2
 cp "$model" "$dir/interrupt.pml" || exit 2
 # The lost-details model beside it: its properties say -DPENDING_MODEL.
 cp "$(dirname "$model")/pending.pml" "$dir/pending.pml" || exit 2
+cp "$(dirname "$model")/handshake.pml" "$dir/handshake.pml" || exit 2
 cd "$dir" || exit 2
 
 # run NAME SPINFLAGS CCFLAGS PANFLAGS: sets ok (1 verified, 0 not) and
-# summary; pan's output is kept in NAME.out.
+# summary; pan's output is kept in NAME.out.  The model is $pml.
+pml=interrupt.pml
 run() {
 	sf="$(printf '%s' "$2" | tr , ' ') ${MODEL_DEFS:-}"
 	cf=$(printf '%s' "$3" | tr , ' ')
 	pf=$(printf '%s' "$4" | tr , ' ')
-	src=interrupt.pml
+	src=$pml
 	case " $sf " in *" -DPENDING_MODEL "*) src=pending.pml ;; esac
-	rm -f pan pan.c interrupt.pml.trail pending.pml.trail
+	rm -f pan pan.c "$src.trail"
 	# shellcheck disable=SC2086 # flags are word lists
-	if ! spin $sf -a $src >"$1.out" 2>&1 ||
+	if ! spin $sf -a "$src" >"$1.out" 2>&1 ||
 		! ${CC:-cc} $cf -o pan pan.c >>"$1.out" 2>&1; then
 		ok=0
 		summary="spin or cc failed, see $dir/$1.out"
@@ -82,8 +101,8 @@ run() {
 		! grep -q -e 'Search not completed' -e 'depth too small' "$1.out"; then
 		ok=1
 	fi
-	if [ -e $src.trail ]; then
-		mv $src.trail "$1.trail"
+	if [ -e "$src.trail" ]; then
+		mv "$src.trail" "$1.trail"
 		summary="$summary (trail in $dir/$1.trail)"
 	fi
 }
@@ -126,5 +145,44 @@ else
 		fi
 	done
 fi
+# The same for the handshake model.
+pml=handshake.pml
+if [ "$mode" = mutants ]; then
+	for m in $hs_mutants; do
+		mname=${m%%|*}
+		want=${m#*|}
+		broken=""
+		for p in $hs_props; do
+			name=${p%%|*}; rest=${p#*|}
+			sflags=${rest%%|*}; rest=${rest#*|}
+			cflags=${rest%%|*}; pflags=${rest#*|}
+			run "$mname-$name" "$sflags,-DMUTATION_$mname" "$cflags" "$pflags"
+			[ "$ok" -eq 0 ] && broken="$broken $name"
+		done
+		case " $broken " in
+		*" $want "*)
+			echo "PASS: MUTATION_$mname breaks$broken"
+			passed=$((passed + 1)) ;;
+		*)
+			echo "FAIL: MUTATION_$mname breaks${broken:- nothing}, not $want"
+			failed=$((failed + 1)) ;;
+		esac
+	done
+else
+	for p in $hs_props; do
+		name=${p%%|*}; rest=${p#*|}
+		sflags=${rest%%|*}; rest=${rest#*|}
+		cflags=${rest%%|*}; pflags=${rest#*|}
+		run "$name" "$sflags" "$cflags" "$pflags"
+		if [ "$ok" -eq 1 ]; then
+			echo "PASS: $name: $summary"
+			passed=$((passed + 1))
+		else
+			echo "FAIL: $name: $summary"
+			failed=$((failed + 1))
+		fi
+	done
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

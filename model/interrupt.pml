@@ -46,6 +46,30 @@
  *                 handled, so the window needs no re-send.
  *   no_deadlock   no invalid end state: every process ends or waits at an
  *                 end_* label, where waiting forever is correct.
+ *   mask          assertions (-DCHECK_MASK): the worker takes the tree lock
+ *                 only with every signal blocked (the application's signal,
+ *                 whose handler cancels, closed).
+ *   lost_send     LTL under weak fairness (-DSEND_FAILS -DNO_SLOW_RESEND):
+ *                 sends fail while the queue of pending signals is full,
+ *                 which it is at first and stops being at some point;
+ *                 re-sends resend_us apart never come (resend_us far
+ *                 away), and the bodies are those that need no re-send
+ *                 (window, wake-up, none).  A cancel still reaches the
+ *                 first call: the failed send is retried until it goes
+ *                 through.
+ *   no_leak_send  no_leak's assertions with sends that fail (-DSEND_FAILS).
+ *
+ * User code and masks (call.c, Masks): the application's own signal, whose
+ * handler cancels the first call's token (a SIGALRM handler calling
+ * intr_token_cancel), is open on the worker while it runs a call's user
+ * code: the body (the submitter's mask), and install, the wake-ups it
+ * runs, finalizers, restore and release (the same mask, interrupt signal
+ * blocked; release may open more).  The handler runs on the worker itself
+ * (app_handler, inside the Worker process: the thread is in the handler),
+ * wherever that signal is open: in the body, and, if the worker got it
+ * wrong, inside a critical section, where it waits for the lock its own
+ * thread holds.  Every call's token is unlinked under the lock after
+ * release (the skip path too).
  *
  * Abstracted away: time (a deadline or a re-send is due whenever the
  * service thread gets to run; back-off intervals are not modelled), the
@@ -68,6 +92,10 @@
  *   WAKE_NO_TAKE    the wake-up thread leaves the actions on the call
  *   NO_WAKE_WAIT    the worker does not wait for running wake-up actions
  *   WAIT_LOCKED     the worker waits for them holding the tree lock
+ *   RELEASE_OPEN    the worker takes the lock after the release hooks
+ *                   without blocking every signal again
+ *   SKIP_OPEN       the same on the path of a call skipped at its start
+ *   SEND_UNCHECKED  a send the kernel refused counts as sent (no retry)
  */
 
 #define NCALLS		2
@@ -143,6 +171,19 @@ byte fin_reg[NCALLS];
 byte fin_ran[NCALLS];
 bool handled_cur[NCALLS];	/* a signal of the call reached its body */
 byte ended;			/* calls the worker is through with */
+
+/* User code and masks (call.c, Masks). */
+bool app_open;			/* the application's signal open on the worker */
+bool app_fired;			/* its handler ran (once) */
+
+/* A send that fails (call.c send_next_locked): while the per-user queue
+ * of pending signals is full, a real-time signal is refused. */
+#ifdef SEND_FAILS
+bool queue_full = true;
+#else
+bool queue_full;
+#endif
+bool unsent[NCALLS];		/* the last send was refused: retry it */
 
 #if defined(CHECK_LOST) || defined(CHECK_RETURN)
 /* Re-sends are resend_us apart (1 ms, doubling), critical sections take
@@ -240,6 +281,17 @@ inline window_leave()
 inline send_locked(c)
 {
 	atomic {
+	/* Refused while the queue is full (EAGAIN): nothing is pending, and
+	 * the service thread retries (unsent) until a send goes through. */
+	if
+	:: queue_full ->
+#ifndef MUTATION_SEND_UNCHECKED
+		unsent[c] = true
+#else
+		skip
+#endif
+	:: else ->
+		unsent[c] = false;
 		if
 		:: !sig_pending ->
 			sig_pending = true;
@@ -247,6 +299,7 @@ inline send_locked(c)
 			sig_call = c
 		:: else
 		fi
+	fi
 	}
 }
 
@@ -261,7 +314,9 @@ inline call_cancel_locked(c)
 	:: state[c] == RUNNING ->
 #endif
 		send_locked(c);
+#ifndef NO_SLOW_RESEND
 		resend_armed[c] = true;
+#endif
 		if
 		:: wakers[c] -> wake_due[c] = true
 		:: else
@@ -279,6 +334,34 @@ inline cancel_locked(c)
 		call_cancel_locked(c)
 	:: else
 	fi
+}
+
+/* The application's handler for its own signal, on the worker: it
+ * cancels the first call's token (token.c intr_token_cancel: the tree
+ * lock, every signal blocked).  It may land wherever the signal is open;
+ * once is enough.  If this thread holds the lock, it waits for itself. */
+inline app_handler()
+{
+	if
+	:: app_open && !app_fired ->
+		app_fired = true;
+		lock();
+		cancel_locked(0);
+		unlock()
+	:: true
+	fi
+}
+
+/* The worker takes the tree lock (intr__tree_lock_blocked): every signal
+ * must be blocked; a handler that lands inside the critical section
+ * would wait for the lock this thread holds. */
+inline worker_lock()
+{
+#ifdef CHECK_MASK
+	assert(!app_open);
+#endif
+	lock();
+	app_handler()
 }
 
 /* signal.c handler(), on the worker, with every signal blocked: atomic. */
@@ -513,7 +596,7 @@ active proctype Worker()
 		/* pool.c worker_main: the call is w->task */
 		wloc = W_IDLE;
 		/* call.c intr__call_run: start */
-		lock();
+		worker_lock();
 		if
 		:: reason[c] ->
 			state[c] = DONE;
@@ -536,12 +619,14 @@ active proctype Worker()
 			atomic {
 				wloc = W_UNBLOCK;
 				unblocked = true;
+				app_open = true;	/* submitter's mask */
 				if
 				:: sig_pending -> deliver()
 				:: else
 				fi;
 				wloc = W_BODY
 			}
+			app_handler();		/* lands in the body */
 
 			/* The body. */
 			fins[c]++;		/* intr_defer */
@@ -549,8 +634,10 @@ active proctype Worker()
 			if
 			:: k = K_NONE
 			:: k = K_WINDOW
+#ifndef NO_SLOW_RESEND
 			:: k = K_GENERIC
 			:: k = K_PLAIN
+#endif
 			:: c == 0 -> k = K_WAKE
 			fi;
 			if
@@ -568,8 +655,9 @@ active proctype Worker()
 #ifndef MUTATION_BLOCK_LATE
 			unblocked = false;
 #endif
+			app_open = false;
 			wloc = W_FIN;
-			lock();
+			worker_lock();
 			state[c] = DONE;
 			status[c] = reason[c];
 #ifndef MUTATION_NO_RUNNING_DEL
@@ -586,6 +674,7 @@ active proctype Worker()
 #ifdef MUTATION_BLOCK_LATE
 			unblocked = false;
 #endif
+			app_open = true;	/* user code: submitter's mask */
 			if
 			:: took && status[c] -> wake_action(c)	/* wakers_run */
 			:: else				/* wakers_drop */
@@ -596,6 +685,26 @@ active proctype Worker()
 			run_finalizers(c)
 		:: else
 		fi;
+		/* The release hooks (user code, which may open signals), also
+		 * for a call skipped at its start; then the quiet mask again;
+		 * then the call's token is unlinked under the lock. */
+		app_open = true;
+		if
+		:: skip_body ->
+#ifndef MUTATION_SKIP_OPEN
+			app_open = false
+#else
+			skip
+#endif
+		:: else ->
+#ifndef MUTATION_RELEASE_OPEN
+			app_open = false
+#else
+			skip
+#endif
+		fi;
+		worker_lock();
+		unlock();
 #ifdef CHECK_ONCE
 		assert(fins[c] == 0 && fin_ran[c] == fin_reg[c]);
 		assert(fin_reg[c] == (skip_body -> 0 : 2));
@@ -733,6 +842,46 @@ end_idle:
 		fi
 	}
 }
+
+#ifdef SEND_FAILS
+/* service.c service_main's pass, as far as refused sends go (call.c
+ * intr__call_resend_locked -> send_next_locked): a call whose last send
+ * was refused is retried whenever the service thread runs, whatever
+ * resend_us, until a send goes through or the body acknowledges. */
+active proctype Retry()
+{
+	byte c;
+
+end_idle:
+	do
+	:: atomic {
+		lk == 0 && SERVICE_MAY &&
+		((on_list[0] && unsent[0] && !acked[0]) ||
+		 (on_list[1] && unsent[1] && !acked[1])) ->
+			lk = _pid + 1
+	   }
+		c = 0;
+		do
+		:: c < NCALLS ->
+			if
+			:: on_list[c] && unsent[c] && !acked[c] ->
+				send_locked(c)
+			:: else
+			fi;
+			c++
+		:: else -> break
+		od;
+		unlock()
+	od
+}
+
+/* The per-user queue of pending signals: full at first, it gets room at
+ * some point (other signals are taken) and keeps it. */
+active proctype Queue()
+{
+	queue_full = false
+}
+#endif
 
 #ifdef CHECK_RETURN
 ltl all_return { <> (ended == NCALLS) }

@@ -139,6 +139,8 @@ static _Atomic(intr_token *) g_tok;
 static atomic_int g_sigint_runs;
 static atomic_int g_sigint_on_main;
 static pthread_t g_main;
+/* The body's worker: it runs under the main thread's mask, SIGINT open. */
+static atomic_int g_sigint_body_tid;
 
 static void on_sigint(int sig)
 {
@@ -146,7 +148,8 @@ static void on_sigint(int sig)
 
 	(void)sig;
 	atomic_fetch_add(&g_sigint_runs, 1);
-	if (pthread_equal(pthread_self(), g_main))
+	if (pthread_equal(pthread_self(), g_main) ||
+	    h_gettid() == atomic_load(&g_sigint_body_tid))
 		atomic_fetch_add(&g_sigint_on_main, 1);
 	intr_token_cancel(atomic_load(&g_tok));
 	errno = saved;
@@ -164,11 +167,13 @@ static void *sigint_helper_main(void *p)
 {
 	struct sigint_helper *h = p;
 
-	/* SIGINT is blocked here (inherited): only the main thread takes it */
+	/* SIGINT is blocked here (inherited): only the main thread takes it,
+	 * and the body it submitted, which runs under its mask */
 	if (!h_spin_atomic(&h->b->started, 1, WAIT_MS)) {
 		atomic_store(&h->lost, 2);
 		return NULL;
 	}
+	atomic_store(&g_sigint_body_tid, h->b->tid);
 	h_spin_ns(h->spin);
 	kill(getpid(), SIGINT);
 	if (!h_wait_atomic(&h->done, 1, WAIT_MS)) {
@@ -244,13 +249,13 @@ START_TEST(signal_cancel_from_sigint_handler)
 		h_close_pipe(fds);
 	}
 	printf("signal_cancel_from_sigint_handler: %d SIGINTs, %d handled on "
-	       "the main thread\n", atomic_load(&g_sigint_runs),
+	       "the main thread or its body\n", atomic_load(&g_sigint_runs),
 	       atomic_load(&g_sigint_on_main));
 	fflush(stdout);
 	ck_assert_int_eq(atomic_load(&g_sigint_runs), SIGINT_ITERS);
 	ck_assert_msg(atomic_load(&g_sigint_on_main) == SIGINT_ITERS,
-		      "SIGINT (blocked everywhere but the main thread) was "
-		      "handled elsewhere %d times",
+		      "SIGINT (blocked everywhere but the main thread and "
+		      "the body it submitted) was handled elsewhere %d times",
 		      SIGINT_ITERS - atomic_load(&g_sigint_on_main));
 }
 END_TEST
@@ -568,13 +573,20 @@ static int expected_signo(enum expect x)
 	}
 }
 
-/* Cancel blocked reads; inside the body, signo is the only one of the
- * candidates left unblocked. */
+/* Cancel blocked reads.  The submitting thread blocks every candidate;
+ * the body runs under its mask with only the interrupt signal opened, so
+ * inside the body signo is the only one of them left unblocked. */
 static void check_interrupt_signal(int signo, int iters, struct h_rng *r)
 {
 	static const int others[] = { SIGUSR1, SIGUSR2, SIGINT, SIGTERM };
+	sigset_t cand, saved;
 	int i, k;
 
+	sigemptyset(&cand);
+	sigaddset(&cand, signo);
+	for (k = 0; k < (int)(sizeof(others) / sizeof(others[0])); k++)
+		sigaddset(&cand, others[k]);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &cand, &saved), 0);
 	for (i = 0; i < iters; i++) {
 		struct blk b = { 0 };
 		intr_token *tok;
@@ -601,6 +613,7 @@ static void check_interrupt_signal(int signo, int iters, struct h_rng *r)
 		ck_assert_int_eq(intr_token_free(tok), 0);
 		h_close_pipe(fds);
 	}
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &saved, NULL), 0);
 }
 
 START_TEST(signal_env_intr_signal)
