@@ -174,6 +174,24 @@ int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg);
 int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg);
 
 /*
+ * intr_on_cancel_repeat() registers wake(arg) as intr_on_cancel() does,
+ * for a wake-up that the other side ignores when it arrives too early: a
+ * PQcancel() or a Redis CLIENT UNBLOCK that reaches the server before it
+ * started the query or the blocking command is dropped, and the body would
+ * stay blocked.  The action runs when the call is cancelled, and again at
+ * every re-send of the interrupt signal (resend_us, doubling up to 100 ms)
+ * until the body acknowledges the cancel (intr_cancelled() returns true, a
+ * wrapper returns the reason) or returns.  It runs on the wake-up thread,
+ * never concurrently with itself or another wake-up, never in a signal
+ * handler; if the body returns before it ever ran, it runs once on the
+ * worker, after the body and before the finalizers.  It never runs for a
+ * call that is not cancelled, and never after the finalizers started.
+ * Each run must be harmless when the wait it ends is already over.
+ * Returns as intr_on_cancel().
+ */
+int intr_on_cancel_repeat(intr_ctx *ctx, void (*wake)(void *arg), void *arg);
+
+/*
  * Race-free blocking calls (worker thread, inside the body only)
  * ---------------------------------------------------------------
  * Each returns the call's own result as a non-negative value or a negative

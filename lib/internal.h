@@ -125,6 +125,9 @@ struct intr__waker {
 	struct intr__waker *next;
 	bool owned;			/* freed after it runs (intr_on_cancel) */
 	atomic_int done;		/* not owned: 1 once it ran */
+	bool repeat;			/* intr_on_cancel_repeat: again at every
+					   re-send until acknowledged */
+	bool ran;			/* repeat: it has run once */
 };
 
 struct intr_task {
@@ -192,10 +195,12 @@ void intr__call_cancel_locked(struct intr_task *t);
 uint64_t intr__call_resend_locked(uint64_t now);
 void intr__call_after_fork(void);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
-void intr__call_wake_done_locked(struct intr_task *t);
+struct intr__waker *intr__call_wake_done_locked(struct intr_task *t,
+					       struct intr__waker *again);
 
 /* ---------------------------------------------------------------- wake.c */
 void intr__wakers_run(struct intr__waker *w);
+struct intr__waker *intr__wakers_repeat(struct intr__waker *w);
 void intr__wakers_drop(struct intr__waker *w);
 void intr__task_complete(struct intr_task *t);
 

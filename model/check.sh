@@ -39,6 +39,7 @@ FIN_SNAPSHOT|once
 WAKE_NO_TAKE|once
 NO_WAKE_WAIT|once
 WAIT_LOCKED|no_deadlock
+ONE_SHOT|lost_cancel
 "
 
 command -v spin >/dev/null 2>&1 || { echo "spin not found (Debian: spin)"; exit 2; }
