@@ -152,6 +152,20 @@ struct b_lat {
 	size_t n, cap;
 };
 
+/* Room for n samples, so that adding them allocates nothing. */
+static inline void b_lat_reserve(struct b_lat *l, size_t n)
+{
+	uint64_t *p;
+
+	if (n <= l->cap)
+		return;
+	p = realloc(l->ns, n * sizeof(*p));
+	if (!p)
+		return;
+	l->ns = p;
+	l->cap = n;
+}
+
 static inline void b_lat_add(struct b_lat *l, uint64_t ns)
 {
 	if (l->n == l->cap) {
