@@ -270,6 +270,7 @@ static int sleep_body(intr_ctx *ctx, clockid_t clock, int flags,
 	struct timespec left = { .tv_sec = 0, .tv_nsec = -1 };
 	long r;
 
+	*libc = false;
 	if (clock == CLOCK_THREAD_CPUTIME_ID)
 		return EINVAL;
 	if (clock == CLOCK_PROCESS_CPUTIME_ID)
