@@ -718,11 +718,13 @@ static void check_probes(const char *where, struct probe_set *ps)
 	for (i = 0; i < N_PROBES; i++) {
 		struct probe_out *o = &ps->out[i];
 
+		/* errno as numbers: strerror() of an unknown one (the mark
+		 * left when nothing changed it) reuses its buffer. */
 		tap_ok(o->r[0] == o->r[1] && o->err[0] == o->err[1] &&
 		       o->r[0] != -99,
-		       "%s: %s as libc's (libc %ld %s, here %ld %s)", where,
-		       probes[i].name, o->r[0], strerror(o->err[0]), o->r[1],
-		       strerror(o->err[1]));
+		       "%s: %s as libc's (libc %ld errno %d, here %ld errno "
+		       "%d)", where, probes[i].name, o->r[0], o->err[0],
+		       o->r[1], o->err[1]);
 	}
 }
 
@@ -871,6 +873,7 @@ static void cancel_disabled(void)
 	close(sr.fd[1]);
 }
 
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 static atomic_int cleaned;
 
 static void cleanup(void *arg)
@@ -911,6 +914,7 @@ static void pthread_cancel_kept(void)
 	close(sr.fd[0]);
 	close(sr.fd[1]);
 }
+#endif
 
 /* ------------------------------------------------------------ 4. races */
 
@@ -1124,6 +1128,26 @@ static void *nop_body(intr_ctx *ctx, void *arg)
 	return NULL;
 }
 
+/* Whether poll() is a cancellation point here: a body that cancelled
+ * itself gets EINTR from a poll() on nothing, which libc's own returns at
+ * once with 0.  (Comparing addresses would not do: a sanitizer's
+ * interceptor stands in for libc's too.) */
+static void *probe_point(intr_ctx *ctx, void *arg)
+{
+	intr_token_cancel(intr_ctx_token(ctx));
+	*(int *)arg = poll(NULL, 0, 0);
+	intr_cancelled(ctx);
+	return NULL;
+}
+
+static bool interposed(void)
+{
+	int r = 0;
+
+	run_interruptible(NULL, probe_point, &r, NULL);
+	return r == -1;
+}
+
 static void warm_up(void)
 {
 	intr_token *tok;
@@ -1157,9 +1181,7 @@ int main(void)
 	 * counts below see only what a case leaves. */
 	warm_up();
 
-	tap_ok(dlsym(RTLD_DEFAULT, "read") != libc_sym("read") &&
-	       dlsym(RTLD_DEFAULT, "sem_wait") != libc_sym("sem_wait"),
-	       "libc's names resolve to libinterruptible-libc");
+	tap_ok(interposed(), "libc's names resolve to libinterruptible-libc");
 
 	for (i = 0; i < N_WAIT_CASES; i++) {
 		if (!wait_cases[i].interposed)
@@ -1170,7 +1192,13 @@ int main(void)
 	same_as_libc();
 	foreign_signal();
 	cancel_disabled();
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* Their runtimes do not survive the unwinding of a thread that
+	 * pthread_cancel ends (a check of the sanitizer's own fails). */
+	tap_skip("pthread_cancel outside bodies: not under a sanitizer");
+#else
 	pthread_cancel_kept();
+#endif
 #if INTR_TEST_WINDOW && defined(__x86_64__)
 	/* Needs the CPU's own signal delivery: not under valgrind or
 	 * ThreadSanitizer, which hand the handler a copy of the context. */
