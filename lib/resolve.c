@@ -206,7 +206,8 @@ static int servers_of(const char *file, char *csv, size_t size)
 	for (line = strtok_r(buf, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		p = line + strspn(line, " \t");
-		if (strncmp(p, "nameserver", 10) || !strchr(" \t", p[10]))
+		if (strncmp(p, "nameserver", 10) != 0 ||
+		    (p[10] != ' ' && p[10] != '\t'))
 			continue;
 		p += 10 + strspn(p + 10, " \t");
 		end = p + strcspn(p, " \t#;");
@@ -335,7 +336,8 @@ static int expand(const struct ares_addrinfo *ai, const char *service,
 				continue;
 			addr = &((const struct sockaddr_in *)(const void *)
 				 nd->ai_addr)->sin_addr;
-			strcpy(host, map ? "::ffff:" : "");
+			snprintf(host, sizeof(host), "%s",
+				 map ? "::ffff:" : "");
 		} else if (nd->ai_family == AF_INET6) {
 			addr = &((const struct sockaddr_in6 *)(const void *)
 				 nd->ai_addr)->sin6_addr;

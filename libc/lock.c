@@ -72,51 +72,85 @@ static int lock_after(intr_ctx *ctx, int r)
 #define lock_after(ctx, r) (r)
 #endif
 
+typedef int (*fcntl_fn)(int, int, ...);
+
 /* libc reads the third argument as a pointer whatever the command; so
  * does this. */
-#define FCNTL(name) \
-INTR_LIBC_API int name(int fd, int cmd, ...) \
-{ \
-	intr_ctx *ctx; \
-	va_list ap; \
-	void *arg; \
-	bool libc; \
-	int r; \
-\
-	va_start(ap, cmd); \
-	arg = va_arg(ap, void *); \
-	va_end(ap); \
-	ctx = intr__libc_ctx(); \
-	if (likely(!ctx) || !waits(cmd)) \
-		return REAL_OR(__typeof__(&name), name, -1)(fd, cmd, arg); \
-	r = lock_body(ctx, fd, cmd, arg, &libc); \
-	if (libc) \
-		return lock_after(ctx, REAL_OR(__typeof__(&name), name, -1)( \
-			fd, cmd, arg)); \
-	return r; \
+static int fcntl_point(fcntl_fn real, int fd, int cmd, void *arg)
+{
+	intr_ctx *ctx = intr__libc_ctx();
+	bool libc;
+	int r;
+
+	if (!real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (likely(!ctx) || !waits(cmd))
+		return real(fd, cmd, arg);
+	r = lock_body(ctx, fd, cmd, arg, &libc);
+	if (libc)
+		return lock_after(ctx, real(fd, cmd, arg));
+	return r;
 }
 
-FCNTL(fcntl)
-FCNTL(fcntl64)
+INTR_LIBC_API int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
 
-#define LOCKF(name, off_type) \
-INTR_LIBC_API int name(int fd, int cmd, off_type len) \
-{ \
-	struct flock64 fl = { \
-		.l_type = F_WRLCK, .l_whence = SEEK_CUR, .l_len = len, \
-	}; \
-	intr_ctx *ctx = intr__libc_ctx(); \
-	bool libc; \
-	int r; \
-\
-	if (likely(!ctx) || cmd != F_LOCK) \
-		return REAL_OR(__typeof__(&name), name, -1)(fd, cmd, len); \
-	r = lock_body(ctx, fd, F_SETLKW64, &fl, &libc); \
-	if (libc) \
-		return lock_after(ctx, REAL_OR(__typeof__(&name), name, -1)( \
-			fd, cmd, len)); \
-	return r; \
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_point(REAL(fcntl_fn, fcntl), fd, cmd, arg);
 }
 
-LOCKF(lockf, off_t)
-LOCKF(lockf64, off64_t)
+INTR_LIBC_API int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_point(REAL(fcntl_fn, fcntl64), fd, cmd, arg);
+}
+
+/* lockf(F_LOCK) is F_SETLKW on the rest of the file from the offset.
+ * *libc: call libc's lockf instead (another command, or no window). */
+static int lockf_point(int fd, int cmd, off64_t len, bool *libc)
+{
+	struct flock64 fl = {
+		.l_type = F_WRLCK, .l_whence = SEEK_CUR, .l_len = len,
+	};
+	intr_ctx *ctx = intr__libc_ctx();
+
+	*libc = true;
+	if (likely(!ctx) || cmd != F_LOCK)
+		return 0;
+	return lock_body(ctx, fd, F_SETLKW64, &fl, libc);
+}
+
+INTR_LIBC_API int lockf(int fd, int cmd, off_t len)
+{
+	__typeof__(&lockf) real = REAL_OR(__typeof__(&lockf), lockf, -1);
+	bool libc;
+	int r = lockf_point(fd, cmd, len, &libc);
+
+	if (!libc)
+		return r;
+	return cmd == F_LOCK ? lock_after(intr__libc_ctx(), real(fd, cmd, len)) :
+			       real(fd, cmd, len);
+}
+
+INTR_LIBC_API int lockf64(int fd, int cmd, off64_t len)
+{
+	__typeof__(&lockf64) real = REAL_OR(__typeof__(&lockf64), lockf64, -1);
+	bool libc;
+	int r = lockf_point(fd, cmd, len, &libc);
+
+	if (!libc)
+		return r;
+	return cmd == F_LOCK ? lock_after(intr__libc_ctx(), real(fd, cmd, len)) :
+			       real(fd, cmd, len);
+}
