@@ -187,6 +187,24 @@ int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg);
 int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg);
 
 /*
+ * intr_on_cancel_repeat() registers wake(arg) as intr_on_cancel() does,
+ * for a wake-up that the other side ignores when it arrives too early: a
+ * PQcancel() or a Redis CLIENT UNBLOCK that reaches the server before it
+ * started the query or the blocking command is dropped, and the body would
+ * stay blocked.  The action runs when the call is cancelled, and again at
+ * every re-send of the interrupt signal (resend_us, doubling up to 100 ms)
+ * until the body acknowledges the cancel (intr_cancelled() returns true, a
+ * wrapper returns the reason) or returns.  It runs on the wake-up thread,
+ * never concurrently with itself or another wake-up, never in a signal
+ * handler; if the body returns before it ever ran, it runs once on the
+ * worker, after the body and before the finalizers.  It never runs for a
+ * call that is not cancelled, and never after the finalizers started.
+ * Each run must be harmless when the wait it ends is already over.
+ * Returns as intr_on_cancel().
+ */
+int intr_on_cancel_repeat(intr_ctx *ctx, void (*wake)(void *arg), void *arg);
+
+/*
  * Race-free blocking calls (worker thread, inside the body only)
  * ---------------------------------------------------------------
  * Each returns the call's own result as a non-negative value or a negative
@@ -224,6 +242,37 @@ int intr_accept(intr_ctx *ctx, int fd, struct sockaddr *addr,
 		socklen_t *len);
 int intr_sleep(intr_ctx *ctx, uint64_t ns);
 int intr_cond_wait(intr_ctx *ctx, pthread_cond_t *c, pthread_mutex_t *m);
+
+/*
+ * Name resolution (worker thread, inside the body only)
+ * -----------------------------------------------------
+ * intr_getaddrinfo() is getaddrinfo() for a body: the same arguments after
+ * ctx, the same rules for hints, services and numeric hosts (libc's own
+ * apply), and the same results, but a name is looked up through c-ares
+ * with its sockets waited on in the library's window, so a cancel stops a
+ * lookup whose server does not answer at once.  libc's own getaddrinfo()
+ * cannot be stopped: it waits in its own poll() and retries EINTR.
+ *
+ * Returns 0 and a list in *res, to be freed with intr_freeaddrinfo(); an
+ * EAI_* code (as getaddrinfo() returns them: EAI_NONAME, EAI_AGAIN when
+ * the servers do not answer within the resolver's own timeout, ...); the
+ * reason (-ECANCELED, -ETIMEDOUT) if the call was cancelled, with nothing
+ * left allocated or open; -EINVAL (res NULL, or not called in a body);
+ * -ENOSYS in a library built without c-ares.  *res is NULL unless 0 is
+ * returned.  errno is left alone: EAI_SYSTEM is never returned.
+ *
+ * The configuration is /etc/resolv.conf and /etc/hosts (not NSS modules),
+ * or the file named by the environment variable INTR_RESOLV_CONF (ignored
+ * in set-user-ID programs), whose nameserver lines may give a port:
+ * "nameserver 127.0.0.1:5353", "nameserver [::1]:5353".
+ *
+ * intr_freeaddrinfo() frees a list intr_getaddrinfo() returned (NULL is
+ * fine); it may be called from any thread.
+ */
+struct addrinfo;
+int intr_getaddrinfo(intr_ctx *ctx, const char *node, const char *service,
+		     const struct addrinfo *hints, struct addrinfo **res);
+void intr_freeaddrinfo(struct addrinfo *res);
 
 /*
  * Context propagation

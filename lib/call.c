@@ -46,7 +46,12 @@
  * therefore sees only signals sent for that body.
  *
  * The re-send list holds exactly the RUNNING calls, so the service thread
- * can never signal a call that has ended or a worker that moved on.
+ * can never signal a call that has ended or a worker that moved on.  Each
+ * re-send also makes the call's wake-up actions due again: the repeating
+ * ones (intr_on_cancel_repeat, wake.c) are handed back to the call after
+ * they ran, and only while it is RUNNING, so one that ran too early for
+ * the wait it ends runs again with the signal's back-off, until the body
+ * acknowledges or returns, and none runs after the end step.
  *
  * A signal is not the cancel.  Whoever sent it (another process may send
  * the interrupt signal too), the handler acts for a body only when that
@@ -224,12 +229,26 @@ struct intr_task *intr__call_wake_take_locked(struct intr__waker **list)
 	return NULL;
 }
 
-/* The wake-up thread ran what it took.  Waking the worker under the tree
- * lock keeps t alive until then: the worker needs the lock to end. */
-void intr__call_wake_done_locked(struct intr_task *t)
+/* The wake-up thread ran what it took.  The repeating actions it hands
+ * back (again) go back on a call that is still RUNNING, for the next
+ * re-send; those of a call that has ended are returned, for the caller to
+ * free without the lock.  Waking the worker under the tree lock keeps t
+ * alive until then: the worker needs the lock to end. */
+struct intr__waker *intr__call_wake_done_locked(struct intr_task *t,
+					       struct intr__waker *again)
 {
+	struct intr__waker *last;
+
+	if (again && t->state == INTR_RUNNING) {
+		for (last = again; last->next; last = last->next)
+			;
+		last->next = t->wakers;
+		t->wakers = again;
+		again = NULL;
+	}
 	if (atomic_fetch_sub(&t->wake_busy, 1) == 1)
 		intr__futex_wake(&t->wake_busy, 1);
+	return again;
 }
 
 /* Re-send to every cancelled call that is due and has not acknowledged,
@@ -243,8 +262,15 @@ uint64_t intr__call_resend_locked(uint64_t now)
 	for (t = running; t; t = t->run_next) {
 		if (!t->resend_at || atomic_load(&t->acked))
 			continue;
-		if (t->resend_at <= now)
+		if (t->resend_at <= now) {
 			send_next_locked(t, now, false);
+			if (t->wakers) {
+				/* Repeating actions (intr_on_cancel_repeat)
+				 * run again with every re-send. */
+				t->wake_due = true;
+				intr__service_kick_waker();
+			}
+		}
 		if (!next || t->resend_at < next)
 			next = t->resend_at;
 	}

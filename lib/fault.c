@@ -50,6 +50,9 @@ static const struct {
 	[INTR_SITE_TIMERFD] = { "service.c timerfd", INTR_FAULT_FD },
 	[INTR_SITE_EVENTFD] = { "task.c eventfd", INTR_FAULT_FD },
 	[INTR_SITE_SIGNAL_SEND] = { "signal.c send", INTR_FAULT_SIGNAL },
+	[INTR_SITE_RESOLVE] = { "resolve.c address", INTR_FAULT_ALLOC },
+	[INTR_SITE_RESOLVE_NAME] = { "resolve.c canonical name", INTR_FAULT_ALLOC },
+	[INTR_SITE_RESOLV_CONF] = { "resolve.c INTR_RESOLV_CONF", INTR_FAULT_FD },
 };
 
 static const char *const kind_names[INTR_FAULT_KINDS] = {

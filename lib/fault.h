@@ -42,6 +42,9 @@ enum intr__site {
 	INTR_SITE_TIMERFD,		/* service.c: the service timer */
 	INTR_SITE_EVENTFD,		/* task.c: intr_task_fd */
 	INTR_SITE_SIGNAL_SEND,		/* signal.c: the interrupt signal */
+	INTR_SITE_RESOLVE,		/* resolve.c: an address found */
+	INTR_SITE_RESOLVE_NAME,		/* resolve.c: the canonical name */
+	INTR_SITE_RESOLV_CONF,		/* resolve.c: INTR_RESOLV_CONF */
 	INTR_SITES
 };
 

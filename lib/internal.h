@@ -140,6 +140,9 @@ struct intr__waker {
 	struct intr__waker *next;
 	bool owned;			/* freed after it runs (intr_on_cancel) */
 	atomic_int done;		/* not owned: 1 once it ran */
+	bool repeat;			/* intr_on_cancel_repeat: again at every
+					   re-send until acknowledged */
+	bool ran;			/* repeat: it has run once */
 };
 
 /* A call (the public intr_task * is its handle, not its address). */
@@ -224,10 +227,12 @@ void intr__call_cancel_locked(struct intr_task *t);
 uint64_t intr__call_resend_locked(uint64_t now);
 bool intr__call_after_fork(void);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
-void intr__call_wake_done_locked(struct intr_task *t);
+struct intr__waker *intr__call_wake_done_locked(struct intr_task *t,
+					       struct intr__waker *again);
 
 /* ---------------------------------------------------------------- wake.c */
 void intr__wakers_run(struct intr__waker *w);
+struct intr__waker *intr__wakers_repeat(struct intr__waker *w);
 void intr__wakers_drop(struct intr__waker *w);
 void intr__task_complete(struct intr_task *t);
 
@@ -245,6 +250,11 @@ struct intr__sc_ret {
 struct intr__sc_ret intr__sc_call(const atomic_int *flag, long nr, long a1,
 				  long a2, long a3, long a4, long a5, long a6);
 extern char intr__sc_begin[], intr__sc_end[], intr__sc_cancel[];
+
+/* -------------------------------------------------------------- syscall.c */
+/* intr__sc_call for body t, with what the handler needs around it. */
+struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
+				  long a2, long a3, long a4, long a5, long a6);
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;

@@ -101,11 +101,18 @@ static void *waker_main(void *unused)
 		intr__tree_lock_blocked();
 		while ((t = intr__call_wake_take_locked(&list))) {
 			intr__tree_unlock_blocked();
-			intr__wakers_run(list);
+			list = intr__wakers_repeat(list);
 			/* User code may have changed the mask. */
 			pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 			intr__tree_lock_blocked();
-			intr__call_wake_done_locked(t);
+			list = intr__call_wake_done_locked(t, list);
+			if (list) {
+				/* Repeating actions of a call that ended:
+				 * freed, not under the lock. */
+				intr__tree_unlock_blocked();
+				intr__wakers_drop(list);
+				intr__tree_lock_blocked();
+			}
 		}
 		intr__tree_unlock_blocked();
 		intr__futex_wait(&wake_seq, seq, NULL);

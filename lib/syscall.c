@@ -52,10 +52,11 @@ static void window_leave(void)
 }
 #endif
 
-/* One pass through the window: the system call's result, the reason if
- * the call is cancelled, or -EINTR if another signal interrupted it. */
-static long cp_once(struct intr_task *t, long nr, long a1, long a2, long a3,
-		    long a4, long a5, long a6)
+/* One pass through the window, with the bookkeeping the handler needs
+ * around it (intr__sc_active, window_leave).  Also the pass of
+ * libinterruptible-libc's points (point.c). */
+struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
+				  long a2, long a3, long a4, long a5, long a6)
 {
 	struct intr__sc_ret r;
 
@@ -67,6 +68,16 @@ static long cp_once(struct intr_task *t, long nr, long a1, long a2, long a3,
 #if INTR_HAVE_WINDOW
 	window_leave();
 #endif
+	return r;
+}
+
+/* One pass: the system call's result, the reason if the call is
+ * cancelled, or -EINTR if another signal interrupted it. */
+static long cp_once(struct intr_task *t, long nr, long a1, long a2, long a3,
+		    long a4, long a5, long a6)
+{
+	struct intr__sc_ret r = intr__sc_pass(t, nr, a1, a2, a3, a4, a5, a6);
+
 	if (r.exited || r.ret == -EINTR) {
 		/* The exit is taken only with the reason set. */
 		if (atomic_load(&t->tok.reason))

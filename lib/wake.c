@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Wake-up actions: intr_on_cancel() and intr_cond_wait().
+ * Wake-up actions: intr_on_cancel(), intr_on_cancel_repeat() and
+ * intr_cond_wait().
  *
  * Some waits are not broken by a signal (a condition variable, a custom
  * event loop).  For those the body registers a wake-up action on its call.
@@ -16,6 +17,16 @@
  * so they all finish before the call returns to its caller.  The wake-up
  * thread is not the thread that fires deadlines and re-sends: an action
  * that blocks delays other wake-ups, never a deadline.
+ *
+ * A repeating action (intr_on_cancel_repeat) is for a wake-up that can
+ * arrive too early: a server that ignores a PQcancel or a CLIENT UNBLOCK
+ * sent before it started the wait.  The wake-up thread hands it back to
+ * the call after it ran (intr__call_wake_done_locked puts it back while
+ * the call is RUNNING), and every re-send of the signal (call.c, with the
+ * signal's back-off, until the body acknowledges) makes the call's actions
+ * due again; it still runs on one thread at a time, never concurrently
+ * with itself.  The worker frees it at the end without running it again,
+ * unless it never ran.
  *
  * intr_cond_wait's action broadcasts the condition under its mutex.  The
  * waiter registers it and checks the reason under the tree lock while it
@@ -33,12 +44,19 @@
 
 #include "internal.h"
 
+/* On the worker, after the body of a cancelled call: the actions the
+ * wake-up thread has not run.  A repeating one that ran already is done
+ * with: the body it woke has returned. */
 void intr__wakers_run(struct intr__waker *w)
 {
 	struct intr__waker *next;
 
 	for (; w; w = next) {
 		next = w->next;
+		if (w->repeat && w->ran) {
+			free(w);
+			continue;
+		}
 		w->fn(w->arg);
 		if (w->owned) {
 			free(w);
@@ -48,6 +66,28 @@ void intr__wakers_run(struct intr__waker *w)
 			intr__futex_wake(&w->done, 1);
 		}
 	}
+}
+
+/* On the wake-up thread: every action taken off a cancelled call; the
+ * repeating ones are returned, to go back on the call for its next
+ * re-send, the others are done with. */
+struct intr__waker *intr__wakers_repeat(struct intr__waker *w)
+{
+	struct intr__waker *next, *again = NULL;
+
+	for (; w; w = next) {
+		next = w->next;
+		if (!w->repeat) {
+			w->next = NULL;
+			intr__wakers_run(w);
+			continue;
+		}
+		w->fn(w->arg);
+		w->ran = true;
+		w->next = again;
+		again = w;
+	}
+	return again;
 }
 
 void intr__wakers_drop(struct intr__waker *w)
@@ -99,7 +139,8 @@ static bool take_back(struct intr_task *t, struct intr__waker *w)
 	return found;
 }
 
-INTR_API int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg)
+static int on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg,
+		     bool repeat)
 {
 	int e = errno;
 	struct intr_task *t = intr__body_of(ctx);
@@ -116,10 +157,22 @@ INTR_API int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg)
 	w->fn = wake;
 	w->arg = arg;
 	w->owned = true;
+	w->repeat = repeat;
 	ret = add(t, w);
 	if (ret)
 		free(w);
 	return ret;
+}
+
+INTR_API int intr_on_cancel(intr_ctx *ctx, void (*wake)(void *arg), void *arg)
+{
+	return on_cancel(ctx, wake, arg, false);
+}
+
+INTR_API int intr_on_cancel_repeat(intr_ctx *ctx, void (*wake)(void *arg),
+				   void *arg)
+{
+	return on_cancel(ctx, wake, arg, true);
 }
 
 struct cond_wake {

@@ -53,6 +53,7 @@ PENDING_NO_LOCK|pending_safe
 RELEASE_OPEN|no_deadlock
 SKIP_OPEN|mask
 SEND_UNCHECKED|lost_send
+ONE_SHOT|lost_cancel
 "
 
 # The completion handshake of lib/task.c with store buffers.

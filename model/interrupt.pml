@@ -7,9 +7,10 @@
  * (intr_token_cancel) and a deadline fired by the service thread; the
  * second is never cancelled.  Each body picks one way to block (the
  * assembly window, the portable C window, a plain system call after an
- * intr_cancelled() check, a wait only a wake-up action ends, or none) and
- * may register a wake-up action; every body defers a finalizer that defers
- * one more.  The processes, and the code each follows:
+ * intr_cancelled() check, a wait only a wake-up action ends, a wait that
+ * ignores a wake-up arriving before it started and that only a repeating
+ * action ends, or none) and may register a wake-up action; every body
+ * defers a finalizer that defers one more.  The processes, and the code each follows:
  *
  *   Worker     pool.c worker_main, call.c intr__call_run and the body,
  *              syscall.c cp_call/cp_once, arch/x86_64/syscall.S
@@ -40,7 +41,8 @@
  *   once          assertions (-DCHECK_ONCE): every finalizer runs exactly
  *                 once, with the signal blocked and after every wake-up
  *                 action finished; a wake-up action runs at most once, and
- *                 exactly once if its call was cancelled while RUNNING.
+ *                 exactly once if its call was cancelled while RUNNING; a
+ *                 repeating one runs at least once if so, never if not.
  *   window        assertions (-DCHECK_WINDOW): with the assembly window, no
  *                 system call is entered once the call's signal has been
  *                 handled, so the window needs no re-send.
@@ -54,7 +56,8 @@
  *                 which it is at first and stops being at some point;
  *                 re-sends resend_us apart never come (resend_us far
  *                 away), and the bodies are those that need no re-send
- *                 (window, wake-up, none).  A cancel still reaches the
+ *                 (window, one-shot wake-up, none; a repeating wake-up
+ *                 repeats with the re-sends).  A cancel still reaches the
  *                 first call: the failed send is retried until it goes
  *                 through.
  *   no_leak_send  no_leak's assertions with sends that fail (-DSEND_FAILS).
@@ -96,6 +99,8 @@
  *                   without blocking every signal again
  *   SKIP_OPEN       the same on the path of a call skipped at its start
  *   SEND_UNCHECKED  a send the kernel refused counts as sent (no retry)
+ *   ONE_SHOT        the wake-up thread drops a repeating action after it
+ *                   ran, instead of handing it back to the call
  */
 
 #define NCALLS		2
@@ -112,6 +117,9 @@
 #define K_PLAIN		3	/* intr_cancelled(), then a plain read() */
 #define K_WAKE		4	/* a wait that signals do not break, ended by
 				 * its intr_on_cancel action */
+#define K_REPEAT	5	/* the same, but a wake-up that comes before
+				 * the wait started is ignored (a PQcancel
+				 * before the query): intr_on_cancel_repeat */
 
 /* Where the worker is, as the signal handler would find it. */
 #define W_IDLE		0	/* in the pool, or in call_run, signal blocked */
@@ -144,6 +152,7 @@ bool resend_armed[NCALLS];	/* resend_at != 0 */
 byte cookie[NCALLS];
 byte next_cookie;
 bool wakers[NCALLS];		/* one owned intr_on_cancel action */
+bool wrepeat[NCALLS];		/* it repeats (intr_on_cancel_repeat) */
 bool wake_due[NCALLS];
 byte wake_busy[NCALLS];		/* atomic */
 byte fins[NCALLS];		/* finalizers on the list (worker only) */
@@ -166,6 +175,7 @@ byte sig_call = NOCALL;		/* ghost: the call it was sent for */
 bool woken[NCALLS];		/* the wake-up action ran */
 byte wake_ran[NCALLS];
 bool wake_reg[NCALLS];		/* the body registered an action */
+bool waiting[NCALLS];		/* K_REPEAT: the wait has started */
 bool wake_running;
 byte fin_reg[NCALLS];
 byte fin_ran[NCALLS];
@@ -520,12 +530,13 @@ inline plain_wait(c)
 	od
 }
 
-/* wake.c intr_on_cancel: add() under the tree lock. */
-inline on_cancel(c)
+/* wake.c intr_on_cancel (rep false), intr_on_cancel_repeat (rep true):
+ * add() under the tree lock. */
+inline on_cancel(c, rep)
 {
 	lock();
 	if
-	:: !reason[c] -> wakers[c] = true; wake_reg[c] = true
+	:: !reason[c] -> wakers[c] = true; wake_reg[c] = true; wrepeat[c] = rep
 	:: else
 	fi;
 	unlock();
@@ -539,7 +550,7 @@ inline on_cancel(c)
  * an action that ends it: only the action, run on cancel, lets it go. */
 inline wake_wait(c)
 {
-	on_cancel(c);
+	on_cancel(c, false);
 	if
 	:: wake_reg[c] ->
 		woken[c];
@@ -548,12 +559,33 @@ inline wake_wait(c)
 	fi
 }
 
-/* The action of intr_on_cancel: ends wake_wait. */
+/* A wait that drops a wake-up arriving before it started: only a later
+ * run of a repeating action ends it. */
+inline repeat_wait(c)
+{
+	on_cancel(c, true);
+	if
+	:: wake_reg[c] ->
+		waiting[c] = true;	/* the server took the request */
+		woken[c];
+		acked[c] = true		/* intr_cancelled() */
+	:: else
+	fi
+}
+
+/* The action of intr_on_cancel: ends wake_wait; a repeating one ends
+ * repeat_wait only once the wait has started.  wake_ran saturates. */
 inline wake_action(c)
 {
 	wake_running = true;
-	woken[c] = true;
-	wake_ran[c]++;
+	if
+	:: !wrepeat[c] || waiting[c] -> woken[c] = true
+	:: else
+	fi;
+	if
+	:: wake_ran[c] < 3 -> wake_ran[c]++
+	:: else
+	fi;
 	wake_running = false
 }
 
@@ -634,19 +666,21 @@ active proctype Worker()
 			if
 			:: k = K_NONE
 			:: k = K_WINDOW
+			:: c == 0 -> k = K_WAKE
 #ifndef NO_SLOW_RESEND
 			:: k = K_GENERIC
 			:: k = K_PLAIN
+			:: c == 0 -> k = K_REPEAT	/* repeats with the re-sends */
 #endif
-			:: c == 0 -> k = K_WAKE
 			fi;
 			if
 			:: k == K_WINDOW || k == K_GENERIC -> cp_call(c, k)
 			:: k == K_PLAIN -> plain_wait(c)
 			:: k == K_WAKE -> wake_wait(c)
+			:: k == K_REPEAT -> repeat_wait(c)
 			:: k == K_NONE ->
 				if
-				:: on_cancel(c)	/* registered, never waited on */
+				:: on_cancel(c, false)	/* never waited on */
 				:: skip
 				fi
 			fi;
@@ -675,8 +709,11 @@ active proctype Worker()
 			unblocked = false;
 #endif
 			app_open = true;	/* user code: submitter's mask */
+			/* wakers_run: a repeating action that ran already
+			 * is only freed */
 			if
-			:: took && status[c] -> wake_action(c)	/* wakers_run */
+			:: took && status[c] &&
+			   !(wrepeat[c] && wake_ran[c] > 0) -> wake_action(c)
 			:: else				/* wakers_drop */
 			fi;
 #ifndef MUTATION_NO_WAKE_WAIT
@@ -708,8 +745,9 @@ active proctype Worker()
 #ifdef CHECK_ONCE
 		assert(fins[c] == 0 && fin_ran[c] == fin_reg[c]);
 		assert(fin_reg[c] == (skip_body -> 0 : 2));
-		assert(wake_ran[c] <= 1);
-		assert(!wake_reg[c] || wake_ran[c] == (status[c] -> 1 : 0));
+		assert(wrepeat[c] || wake_ran[c] <= 1);
+		assert(!wake_reg[c] ||
+		       (status[c] -> wake_ran[c] >= 1 : wake_ran[c] == 0));
 #endif
 		wloc = W_IDLE;
 		ended++;
@@ -756,7 +794,12 @@ end_idle:
 #ifndef MUTATION_NO_RESEND
 			if
 			:: on_list[c] && resend_armed[c] && !acked[c] ->
-				send_locked(c)
+				send_locked(c);
+				/* repeating actions: due again */
+				if
+				:: wakers[c] -> wake_due[c] = true
+				:: else
+				fi
 			:: else
 			fi;
 #endif
@@ -792,9 +835,17 @@ end_idle:
 #endif
 			wake_busy[c]++;
 			unlock();
-			wake_action(c);		/* intr__wakers_run */
+			wake_action(c);		/* intr__wakers_repeat */
 			lock();
-			wake_busy[c]--;		/* intr__call_wake_done_locked */
+			/* intr__call_wake_done_locked: a repeating action
+			 * goes back on a call that still runs */
+#ifndef MUTATION_ONE_SHOT
+			if
+			:: wrepeat[c] && state[c] == RUNNING -> wakers[c] = true
+			:: else
+			fi;
+#endif
+			wake_busy[c]--;
 			unlock()
 		:: else -> unlock()
 		fi
@@ -865,7 +916,12 @@ end_idle:
 		:: c < NCALLS ->
 			if
 			:: on_list[c] && unsent[c] && !acked[c] ->
-				send_locked(c)
+				send_locked(c);
+				/* the pass runs repeating actions too */
+				if
+				:: wakers[c] -> wake_due[c] = true
+				:: else
+				fi
 			:: else
 			fi;
 			c++
