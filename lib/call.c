@@ -405,6 +405,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
 		intr__tree_lock_blocked();
+		intr__fault_delay(INTR_DELAY_END_STEP);
 		t->state = INTR_DONE;
 		t->status = atomic_load(&t->tok.reason);
 		running_del(t);
