@@ -1872,6 +1872,62 @@ END_TEST
 
 /* ------------------------------------------------------------ suite */
 
+/* A finalizer cancels its own call's token.  The body has returned: the
+ * call is DONE, so no signal is sent for it (none is pending on the
+ * worker, where the finalizer runs with the interrupt signal blocked and
+ * would find it), and the call's status stays 0, since it was not
+ * cancelled before its body returned. */
+struct fin_cancel {
+	intr_ctx *ctx;
+	int signo;
+	int cancel;
+	int sigpending_ret;
+	int pending;
+	int reason;
+};
+
+static void fin_cancel_own(void *arg)
+{
+	struct fin_cancel *p = arg;
+	sigset_t pend;
+
+	p->cancel = intr_token_cancel(intr_ctx_token(p->ctx));
+	sigemptyset(&pend);
+	p->sigpending_ret = sigpending(&pend);
+	p->pending = sigismember(&pend, p->signo);
+	p->reason = intr_reason(p->ctx);
+}
+
+static void *fin_cancel_body(intr_ctx *ctx, void *arg)
+{
+	struct fin_cancel *p = arg;
+
+	p->ctx = ctx;
+	return intr_defer(ctx, fin_cancel_own, p) ? BODY_ERROR : BODY_DONE;
+}
+
+START_TEST(test_fin_cancel_own_token_no_signal)
+{
+	struct intr_config cfg;
+	struct fin_cancel p;
+	void *res = NULL;
+
+	memset(&p, 0, sizeof(p));
+	intr_config_default(&cfg);
+	p.signo = cfg.signo;
+	p.pending = -1;
+	ck_assert_int_eq(run_interruptible(NULL, fin_cancel_body, &p, &res),
+			 0);
+	ck_assert_ptr_eq(res, BODY_DONE);
+	ck_assert_int_eq(p.cancel, 0);
+	ck_assert_int_eq(p.reason, -ECANCELED);
+	ck_assert_int_eq(p.sigpending_ret, 0);
+	ck_assert_msg(p.pending == 0, "a cancel that reached a DONE call "
+		      "sent the interrupt signal (%d): pending in its "
+		      "finalizer", p.signo);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -1918,6 +1974,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_fin_join);
 	tcase_add_test(tc, test_fin_when_cancelled);
 	tcase_add_test(tc, test_fin_registers_fin);
+	tcase_add_test(tc, test_fin_cancel_own_token_no_signal);
 
 	tc = h_tcase(s, "signals", 30);
 	tcase_add_test(tc, test_body_sigmask);
