@@ -450,6 +450,88 @@ START_TEST(test_repeat_misuse)
 }
 END_TEST
 
+/* Two calls cancelled together, neither acknowledging, both blocked in a
+ * plain read; then one acknowledges with intr_cancelled().  The other's
+ * repeating wake-up is the clock: once it ran three more times, its
+ * re-sends went on, and those of the one that acknowledged must not (one
+ * under way may still finish). */
+struct pair_side {
+	atomic_int runs;
+	atomic_int registered;
+	atomic_int acked;
+	int at_ack;
+	bool ack;
+	int fds[2];
+};
+
+static void pair_wake(void *arg)
+{
+	struct pair_side *p = arg;
+
+	atomic_fetch_add(&p->runs, 1);
+}
+
+static void *pair_body(intr_ctx *ctx, void *arg)
+{
+	struct pair_side *p = arg;
+	char c;
+
+	if (intr_on_cancel_repeat(ctx, pair_wake, p))
+		return BODY_ERROR;
+	atomic_store(&p->registered, 1);
+	if (p->ack) {
+		if (!h_wait_atomic(&p->runs, 3, BOUND_MS) ||
+		    !intr_cancelled(ctx))
+			return BODY_ERROR;
+		p->at_ack = atomic_load(&p->runs);
+		atomic_store(&p->acked, 1);
+	}
+	while (read(p->fds[0], &c, 1) < 0)
+		if (errno != EINTR)
+			return BODY_ERROR;
+	return BODY_RELEASED;
+}
+
+START_TEST(test_repeat_stops_at_ack_beside_other)
+{
+	struct pair_side a, b;
+	intr_task *ta, *tb;
+	intr_token *tok;
+	void *res;
+	int b_at;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.ack = true;
+	h_make_pipe(a.fds);
+	h_make_pipe(b.fds);
+	tok = h_new_token(NULL);
+	ck_assert_int_eq(intr_spawn(&ta, tok, pair_body, &a), 0);
+	ck_assert_int_eq(intr_spawn(&tb, tok, pair_body, &b), 0);
+	ck_assert(h_wait_atomic(&a.registered, 1, BOUND_MS));
+	ck_assert(h_wait_atomic(&b.registered, 1, BOUND_MS));
+	intr_token_cancel(tok);
+	ck_assert(h_wait_atomic(&a.acked, 1, BOUND_MS));
+	b_at = atomic_load(&b.runs);
+	ck_assert_msg(h_wait_atomic(&b.runs, b_at + 3, BOUND_MS),
+		      "the call that did not acknowledge: no re-send");
+	ck_assert_msg(atomic_load(&a.runs) <= a.at_ack + 1,
+		      "the call that acknowledged at run %d ran its wake-up "
+		      "%d times while the other's ran 3 more: its re-sends "
+		      "went on after intr_cancelled()", a.at_ack,
+		      atomic_load(&a.runs));
+	ck_assert_int_eq(write(a.fds[1], "x", 1), 1);
+	ck_assert_int_eq(write(b.fds[1], "x", 1), 1);
+	ck_assert_int_eq(h_join_within(ta, &res, BOUND_MS), -ECANCELED);
+	ck_assert_ptr_eq(res, BODY_RELEASED);
+	ck_assert_int_eq(h_join_within(tb, &res, BOUND_MS), -ECANCELED);
+	ck_assert_ptr_eq(res, BODY_RELEASED);
+	h_close_pipe(a.fds);
+	h_close_pipe(b.fds);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
 /* The re-sends back off from resend_us, doubling up to 100 ms and no
  * further.  With resend_us = 50 ms, the gaps between the runs of a
  * repeating wake-up on a body that never acknowledges are 50 ms, then
@@ -551,6 +633,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_repeat_on_worker);
 	tcase_add_test(tc, test_repeat_misuse);
 	tcase_add_test(tc, test_repeat_backoff_capped);
+	tcase_add_test(tc, test_repeat_stops_at_ack_beside_other);
 	return s;
 }
 
