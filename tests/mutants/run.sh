@@ -43,7 +43,10 @@ start=$(date +%s)
 [ -d "$src/lib" ] || { echo "run.sh: no source tree in $src"; exit 2; }
 mkdir -p "$obj" "$logs"
 chmod -R u+w "$src"
-src=$(cd "$src" && pwd)
+dir=$(cd "$dir" && pwd)
+src=$dir/src
+obj=$dir/obj
+logs=$dir/logs
 
 # The mutants of this run, in order.
 n=0
