@@ -149,10 +149,11 @@ static void end_step_mask(int signo)
 		}
 		/* The worker is in the end step once it waits there. */
 		{
-			uint64_t end = h_deadline(BOUND_MS);
+			uint64_t end = h_now_ns() +
+				       (uint64_t)BOUND_MS * 1000000u;
 
 			while (intr__fault_delaying(INTR_DELAY_END_STEP) < 1 &&
-			       !h_passed(end))
+			       h_now_ns() < end)
 				b_sleep_ms(1);
 		}
 		pass = intr__fault_delayed(INTR_DELAY_END_STEP);
