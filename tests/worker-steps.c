@@ -95,10 +95,14 @@ static void worker_idle_before_join(void)
 			other++;
 	}
 #ifdef INTR_FAULT_INJECTION
-	intr__fault_delay_arm(INTR_DELAY_WORKER_IDLE, 0);
-	tap_ok(intr__fault_delayed(INTR_DELAY_WORKER_IDLE) >= (unsigned long)n,
-	       "the worker went through the delay before the idle list "
-	       "%lu times", intr__fault_delayed(INTR_DELAY_WORKER_IDLE));
+	{
+		unsigned long waited =
+			intr__fault_delayed(INTR_DELAY_WORKER_IDLE);
+
+		intr__fault_delay_arm(INTR_DELAY_WORKER_IDLE, 0);
+		tap_ok(waited >= (unsigned long)n, "the worker went through "
+		       "the delay before the idle list %lu times", waited);
+	}
 #endif
 	tap_ok(!refused && !other, "max_workers = 1: %ld calls in a row, "
 	       "%ld refused with -EAGAIN (worker not idle when the previous "
