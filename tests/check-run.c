@@ -323,6 +323,58 @@ START_TEST(test_run_cancel_after_return)
 }
 END_TEST
 
+/* The cancel's signal lands while the body still runs in user space, and
+ * only then does the body block in a plain read() that no wrapper makes:
+ * the first signal is spent, and only the re-send (resend_us later)
+ * reaches the read. */
+struct late_read {
+	int fds[2];
+	atomic_int started;
+};
+
+static void *late_read_body(intr_ctx *ctx, void *arg)
+{
+	struct late_read *l = arg;
+	uint64_t end = h_deadline(BODY_MS);
+	char c;
+
+	atomic_store(&l->started, 1);
+	/* Not acknowledged: intr_reason() only looks. */
+	while (!intr_reason(ctx))
+		if (h_passed(end))
+			return BODY_TIMEOUT;
+	/* A system call: the signal sent with the reason is delivered on
+	 * its way back, if it was not already. */
+	syscall(SYS_getpid);
+	for (;;) {
+		if (read(l->fds[0], &c, 1) >= 0)
+			return BODY_RELEASED;
+		if (errno != EINTR)
+			return BODY_ERROR;
+		if (intr_cancelled(ctx))
+			return BODY_CANCELLED;
+	}
+}
+
+START_TEST(test_run_cancel_before_plain_read_resent)
+{
+	struct late_read l;
+	intr_token *tok = h_new_token(NULL);
+	intr_task *t;
+	void *res = NULL;
+
+	memset(&l, 0, sizeof(l));
+	h_make_pipe(l.fds);
+	ck_assert_int_eq(intr_spawn(&t, tok, late_read_body, &l), 0);
+	ck_assert(h_wait_atomic(&l.started, 1, BODY_MS));
+	ck_assert_int_eq(intr_token_cancel(tok), 0);
+	ck_assert_int_eq(h_join_within(t, &res, BODY_MS), -ECANCELED);
+	ck_assert_ptr_eq(res, BODY_CANCELLED);
+	h_close_pipe(l.fds);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
 /* A body blocked in a plain read() that retries EINTR unless cancelled. */
 static void *plain_read_body(intr_ctx *ctx, void *arg)
 {
@@ -1946,6 +1998,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_run_cancelled_result_kept);
 	tcase_add_test(tc, test_run_cancel_after_return);
 	tcase_add_test(tc, test_run_plain_read_cancel);
+	tcase_add_test(tc, test_run_cancel_before_plain_read_resent);
 
 	tc = h_tcase(s, "task", 30);
 	tcase_add_test(tc, test_spawn_join);
