@@ -177,8 +177,11 @@ for p in $patches; do
 		exit 2
 	fi
 done
-# The objects of the last mutant: the next run starts from a clean tree.
-$make -C "$obj" lib/libinterruptible.la >/dev/null 2>&1
+# The objects and programs of the last mutant: rebuilt from the tree as
+# it is, so that what is left in DIR/obj is not a mutant.
+# shellcheck disable=SC2046 # one word per program
+$make -C "$obj" -j"$jobs" lib/libinterruptible.la \
+	$(programs_of "$all_tests") >/dev/null 2>&1
 
 echo "# $hangs killed only by a hang, $broken not built, $(($(date +%s) - start)) s"
 echo "$killed killed, $survived survived"
