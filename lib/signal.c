@@ -312,6 +312,7 @@ static long queue_signal(pid_t tid, siginfo_t *si)
 	return syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo, si);
 }
 
+#if INTR_HAVE_WINDOW
 /* Queue one more of ours to this thread: si_code SI_USER, which only a
  * thread may give a signal to itself, so the kernel never drops its
  * details.  Async-signal-safe. */
@@ -327,6 +328,7 @@ static int send_self(struct intr_task *t)
 	si.si_value.sival_ptr = (void *)encode(t->cookie);
 	return queue_signal(t->tid, &si) < 0 ? -errno : 0;
 }
+#endif
 
 /* What the handler does for the body running here: see the top. */
 static void act(void *uc)
