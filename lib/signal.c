@@ -313,16 +313,20 @@ static long queue_signal(pid_t tid, siginfo_t *si)
 }
 
 #if INTR_HAVE_WINDOW
-/* Queue one more of ours to this thread: si_code SI_USER, which only a
- * thread may give a signal to itself, so the kernel never drops its
- * details.  Async-signal-safe. */
+/* Queue one more of ours to this thread.  A classic signal goes with
+ * si_code SI_USER, whose details the kernel keeps even with the queue of
+ * pending signals full.  A real-time one with SI_USER would then be
+ * delivered without them, taken for a foreign signal and given its default
+ * disposition, which ends the process: it goes with SI_QUEUE, which the
+ * kernel refuses instead (-EAGAIN), and the caller does without.
+ * Async-signal-safe. */
 static int send_self(struct intr_task *t)
 {
 	siginfo_t si;
 
 	memset(&si, 0, sizeof(si));
 	si.si_signo = intr__signo;
-	si.si_code = SI_USER;
+	si.si_code = intr__signo >= SIGRTMIN ? SI_QUEUE : SI_USER;
 	si.si_pid = self_pid;
 	si.si_uid = self_uid;
 	si.si_value.sival_ptr = (void *)encode(t->cookie);
