@@ -313,6 +313,13 @@ static long queue_signal(pid_t tid, siginfo_t *si)
 }
 
 #if INTR_HAVE_WINDOW
+/* Set while a signal send_self queued to this thread is on its way.  The
+ * handler knows that one by its value; an emulator that does not carry a
+ * signal's value (qemu-user drops it for si_code SI_USER) leaves it this
+ * mark, which the handler takes instead.  Only this thread's own code and
+ * handler touch it. */
+static INTR_TLS volatile sig_atomic_t self_owed;
+
 /* Queue one more of ours to this thread.  A classic signal goes with
  * si_code SI_USER, whose details the kernel keeps even with the queue of
  * pending signals full.  A real-time one with SI_USER would then be
@@ -330,7 +337,12 @@ static int send_self(struct intr_task *t)
 	si.si_pid = self_pid;
 	si.si_uid = self_uid;
 	si.si_value.sival_ptr = (void *)encode(t->cookie);
-	return queue_signal(t->tid, &si) < 0 ? -errno : 0;
+	self_owed = 1;
+	if (queue_signal(t->tid, &si) < 0) {
+		self_owed = 0;
+		return -errno;
+	}
+	return 0;
 }
 #endif
 
@@ -480,9 +492,20 @@ static void handler(int signo, siginfo_t *si, void *uc)
 		if (seq < 0)
 			seq = seq_of(v, intr__cookie_prev);
 		if (seq >= 0) {
+#if INTR_HAVE_WINDOW
+			if (!seq)	/* send_self's own */
+				self_owed = 0;
+#endif
 			delivered(seq);
 			goto out;
 		}
+#if INTR_HAVE_WINDOW
+		if (self_owed) {	/* send_self's, its value lost */
+			self_owed = 0;
+			settle();
+			goto out;
+		}
+#endif
 	}
 	if (si->si_code == SI_USER && si->si_pid == 0) {
 		if (lost_is_ours())
