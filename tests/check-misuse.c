@@ -952,6 +952,13 @@ START_TEST(env_intr_signal)
 	ck_assert_int_eq(sigaction(expect, NULL, &sa), 0);
 	ck_assert(sa.sa_flags & SA_SIGINFO);
 	ck_assert(!(sa.sa_flags & SA_RESTART));
+	if (getenv("INTR_TEST_QEMU") && expect > SIGRTMAX - 2) {
+		/* qemu-user keeps these two for itself: never delivered. */
+		printf("env_intr_signal: INTR_SIGNAL=\"%s\": the cancel not "
+		       "tried under qemu-user, which delivers no signal %d\n",
+		       c->value, expect);
+		return;
+	}
 	h_make_pipe(fds);
 	tok = h_new_token(NULL);
 	atomic_store(&block_up, 0);
