@@ -59,7 +59,14 @@
  * (signal.c); anything else at most interrupts a system call, which the
  * wrappers make again.  A cancel's signal that lands in another signal's
  * handler running over a wrapper's window is deferred, through that
- * handler's mask, to the window itself.
+ * handler's mask, to the window itself.  The window's flags say the
+ * window is open only while it is: a handler over it gets libc's own
+ * functions from libinterruptible-libc, not points that would pass
+ * through the window again (point.c), and every body starts with them
+ * down, so a handler that left an earlier body's window by siglongjmp
+ * cannot have later cancels deferred to a window that is gone.  (Within
+ * the body it jumped in, they stay up until its next pass through the
+ * window, whose leaving puts them down.)
  *
  * A send can fail.  The kernel refuses a real-time signal while the
  * per-user queue of pending signals is full (EAGAIN); a classic one it
@@ -400,6 +407,11 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 			user_mask(t);
 			intr__context_install(t);
 		}
+		/* A handler that left a wrapper's window by siglongjmp in
+		 * an earlier body left the window's flags as they were:
+		 * the window is not open here, whatever they say. */
+		intr__sc_active = 0;
+		intr__sc_deferred = 0;
 		pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
 		t->result = t->fn((intr_ctx *)t->ctx, t->arg);
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
