@@ -86,7 +86,9 @@
  * running calls holds it alone, with the child's tid, so the argument
  * above holds in the child for it.  Its eventfd is the parent's open file,
  * and the child closes its copy, so its completion in the child writes
- * nothing the parent sees.  Its deadlines and re-sends need a service
+ * nothing the parent sees.  Wake-up actions the parent's wake-up thread
+ * was running at the fork stay the parent's: the child does not wait for
+ * them (wake_busy is zeroed), or its worker would wait for ever.  Its deadlines and re-sends need a service
  * thread, which fork_child (config.c) starts when the body goes on.
  *
  * Unloading (intr__fini, config.c) goes ahead only with no call running,
@@ -329,6 +331,10 @@ bool intr__call_after_fork(void)
 		fd = atomic_exchange(&self->fd, -1);
 		if (fd >= 0)
 			close(fd);
+		/* The wake-up actions the parent's wake-up thread was
+		 * running are the parent's: no one here will say they are
+		 * done, and the worker must not wait for them. */
+		atomic_store(&self->wake_busy, 0);
 		if (self->state == INTR_RUNNING) {
 			self->tid = intr__gettid();
 			running_add(self);
