@@ -136,6 +136,7 @@
 #define RETRY_FIRST_NS 1000000ull
 
 INTR_TLS struct intr_task *intr__current;
+INTR_TLS int intr__in_body;
 /* The call intr__call_run runs on this thread, hooks included. */
 static INTR_TLS struct intr_task *here;
 
@@ -418,9 +419,11 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		 * the window is not open here, whatever they say. */
 		intr__sc_active = 0;
 		intr__sc_deferred = 0;
+		intr__in_body = 1;
 		pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
 		t->result = t->fn((intr_ctx *)t->ctx, t->arg);
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
+		intr__in_body = 0;
 
 		intr__tree_lock_blocked();
 		t->state = INTR_DONE;

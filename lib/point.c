@@ -8,8 +8,9 @@
  *
  *   intr__libc_ctx()       the ctx of the body running on this thread, or
  *                          NULL: outside bodies (and in finalizers, wake-up
- *                          actions, context hooks) the interposed functions
- *                          are libc's own.  So they are in a signal handler
+ *                          actions, context hooks: intr__in_body is set
+ *                          around the body proper only, call.c) the
+ *                          interposed functions are libc's own.  So they are in a signal handler
  *                          that runs over one of the window's passes
  *                          (intr__sc_active): a point there would pass
  *                          through the window inside the window, and
@@ -60,7 +61,7 @@ INTR_API intr_ctx *intr__libc_ctx(void)
 {
 	struct intr_task *t = intr__current;
 
-	if (!t || t->state != INTR_RUNNING || intr__sc_active)
+	if (!t || !intr__in_body || intr__sc_active)
 		return NULL;
 	return (intr_ctx *)t->ctx;
 }
