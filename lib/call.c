@@ -291,13 +291,19 @@ uint64_t intr__call_resend_locked(uint64_t now)
  * here and never will, so it ends now, cancelled (a join returns
  * -ECANCELED, or its own status if it had finished), and its token leaves
  * the tree.  Its finalizers belong to the parent's worker and do not run
- * here; its fd, if any, is shared with the parent and is not written. */
+ * here.  Its fd, if any, is the parent's open file, which must not be
+ * written: the child closes its copy, and intr_task_fd() makes a new one
+ * there, readable at once. */
 static void end_in_child(void *p)
 {
 	struct intr_task *t = p;
+	int fd;
 
 	if (t == here || atomic_load(&t->done) == 2)
 		return;
+	fd = atomic_exchange(&t->fd, -1);
+	if (fd >= 0)
+		close(fd);
 	if (t->state != INTR_DONE) {
 		if (!atomic_load(&t->tok.reason))
 			atomic_store(&t->tok.reason, -ECANCELED);

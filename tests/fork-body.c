@@ -271,6 +271,55 @@ static void waker_case(void)
 	close(w.report[1]);
 }
 
+/* ---------------------------------------- a parent's task fd in a child */
+
+static void *reads_until_told(intr_ctx *ctx, void *arg)
+{
+	int *rel = arg;
+	char b;
+
+	intr_read(ctx, rel[0], &b, 1);
+	return NULL;
+}
+
+/* A child forked by a thread that is not a worker: the parent's call has
+ * ended there, and its task fd in the child says so (the parent made one
+ * before the fork), while the parent's stays unreadable. */
+static void child_fd_case(void)
+{
+	int rel[2], fd, cfd, st, ret;
+	intr_task *t;
+	pid_t pid;
+
+	if (pipe(rel) || intr_spawn(&t, NULL, reads_until_told, rel)) {
+		tap_ok(false, "parent's fd in a child: set-up");
+		return;
+	}
+	fd = intr_task_fd(t);
+	pid = fork();
+	if (pid == 0) {
+		cfd = intr_task_fd(t);
+		if (b_readable_within(cfd, WAIT_MS) != 1)
+			_exit(2);
+		_exit(intr_tryjoin(t, NULL) == -ECANCELED ? 0 : 3);
+	}
+	st = pid > 0 ? b_child_within(pid, 3 * WAIT_MS) : -2;
+	tap_ok(st == 0, "parent's fd in a child: readable there, the call "
+	       "ended (child status %d: %s)", st,
+	       st == 0 ? "ok" : st == 2 ? "intr_task_fd not readable" :
+	       st == 3 ? "tryjoin" : "killed");
+	tap_ok(fd >= 0 && b_readable_within(fd, 0) == 0,
+	       "parent's fd in a child: the parent's stays unreadable while "
+	       "its call runs");
+	if (write(rel[1], "r", 1) != 1)
+		tap_diag("write: %s", strerror(errno));
+	ret = b_join_within(t, NULL, WAIT_MS);
+	tap_ok(ret == 0, "parent's fd in a child: the parent's call then "
+	       "completes (join %d)", ret);
+	close(rel[0]);
+	close(rel[1]);
+}
+
 int main(void)
 {
 	struct intr_config cfg;
@@ -283,5 +332,6 @@ int main(void)
 	deadline_case(true);
 	deadline_case(false);
 	waker_case();
+	child_fd_case();
 	return tap_done();
 }
