@@ -195,11 +195,14 @@ static void send_next_locked(struct intr_task *t, uint64_t now, bool first)
 		t->resend_at = now + t->resend_gap;
 		return;
 	}
-	if (!t->retry_gap)
+	if (!t->retry_gap) {
 		t->retry_gap = t->resend_gap < RETRY_FIRST_NS ?
 			       t->resend_gap : RETRY_FIRST_NS;
-	else if (t->retry_gap < RESEND_CAP_NS)
+	} else {
 		t->retry_gap *= 2;
+		if (t->retry_gap > RESEND_CAP_NS)
+			t->retry_gap = RESEND_CAP_NS;
+	}
 	t->resend_at = now + t->retry_gap;
 }
 
