@@ -88,8 +88,9 @@
  * and the child closes its copy, so its completion in the child writes
  * nothing the parent sees.  Wake-up actions the parent's wake-up thread
  * was running at the fork stay the parent's: the child does not wait for
- * them (wake_busy is zeroed), or its worker would wait for ever.  Its deadlines and re-sends need a service
- * thread, which fork_child (config.c) starts when the body goes on.
+ * them (wake_busy is zeroed), or its worker would wait for ever.  Its
+ * deadlines and re-sends need a service thread, which fork_child
+ * (config.c) starts when the body goes on.
  *
  * Unloading (intr__fini, config.c) goes ahead only with no call running,
  * and for good: the pool refuses calls (-EAGAIN) and the service threads,

@@ -10,16 +10,16 @@
  *                          NULL: outside bodies (and in finalizers, wake-up
  *                          actions, context hooks: intr__in_body is set
  *                          around the body proper only, call.c) the
- *                          interposed functions are libc's own.  So they are in a signal handler
- *                          that runs over one of the window's passes
- *                          (intr__sc_active): a point there would pass
- *                          through the window inside the window, and
- *                          leaving the inner pass would end the outer one
- *                          (syscall.c, window_leave).  A handler that runs
- *                          over the body proper is the body, for its
- *                          points as for the signal.  This is the whole
- *                          cost of the interposition outside bodies: a
- *                          call, a TLS load and a compare.
+ *                          interposed functions are libc's own.  So they
+ *                          are in a signal handler that runs over one of
+ *                          the window's passes (intr__sc_active): a point
+ *                          there would pass through the window inside the
+ *                          window, and leaving the inner pass would end
+ *                          the outer one (syscall.c, window_leave).  A
+ *                          handler that runs over the body proper is the
+ *                          body, for its points as for the signal.  This
+ *                          is the whole cost of the interposition outside
+ *                          bodies: a call, two TLS loads and compares.
  *   intr__libc_syscall()   one pass through the system call window for that
  *                          body: the kernel's result, or INTR__LIBC_STOP
  *                          when the window's cancel exit was taken (the
