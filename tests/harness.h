@@ -456,6 +456,14 @@ static inline TCase *h_tcase(Suite *s, const char *name, int timeout_s)
 #define H_TAG_THREADED_FORK	"threaded-fork"
 
 /*
+ * The tag of the test cases that make check-aarch64 leaves out for a
+ * reason not understood yet: under qemu-user, process_kill_never_cancels
+ * (another process's flood of kill()) dies of the signal's default
+ * disposition in about half the runs; natively it never has.
+ */
+#define H_TAG_QEMU_OPEN		"qemu-open"
+
+/*
  * Tests left out of a suite because what they need is not there (io_uring
  * not permitted): h_skip_test() records one, with the reason, instead of
  * adding it, and h_run_suite() reports it as a skipped test.
