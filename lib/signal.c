@@ -360,7 +360,11 @@ static void act(void *uc)
 		*pc = (uintptr_t)intr__sc_cancel;
 		return;
 	}
-	if (intr__sc_active && !send_self(t)) {
+	/* Once only: until the window is left, the signal send_self queued
+	 * stands for this cancel.  (Where the mask set below is not applied,
+	 * as under valgrind, that signal comes back at once, and deferring
+	 * again would send another, for ever.) */
+	if (intr__sc_active && !intr__sc_deferred && !send_self(t)) {
 		/* In another handler over the window: defer to it. */
 		sigaddset(&((ucontext_t *)uc)->uc_sigmask, intr__signo);
 		intr__sc_deferred = 1;
