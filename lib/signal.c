@@ -360,6 +360,11 @@ static void act(void *uc)
 		*pc = (uintptr_t)intr__sc_cancel;
 		return;
 	}
+	/* Right after the window's system call: the wrapper itself, which
+	 * finds the reason with the call's -EINTR (or returns the result
+	 * that came first).  Nothing to defer. */
+	if (*pc == (uintptr_t)intr__sc_end)
+		return;
 	/* Once only: until the window is left, the signal send_self queued
 	 * stands for this cancel.  (Where the mask set below is not applied,
 	 * as under valgrind, that signal comes back at once, and deferring
