@@ -101,6 +101,17 @@ static inline bool h_full_scale(void)
 	return h_scale_pct() >= 100;
 }
 
+/*
+ * For loops of many rounds: true while round i of n should run, stopping
+ * early once stop (from h_deadline) has passed, after at least 100 rounds.
+ * A loaded machine then runs fewer rounds instead of outrunning its test
+ * case's timeout; each round still asserts all it did.  No Check.
+ */
+static inline bool h_more_rounds(long i, long n, uint64_t stop)
+{
+	return i < n && (i < 100 || !h_passed(stop));
+}
+
 /* True when the test runs under valgrind, which emulates signal delivery:
  * it keeps signals blocked in the kernel and hands them to the program at
  * its own scheduling points.  No Check. */
