@@ -20,6 +20,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,10 @@
 #include <interruptible/uring.h>
 
 static intr_token *tok;
-static volatile uint64_t t_cancel;	/* set in the SIGINT handler */
+/* Set by the first SIGINT.  The handler may run on the main thread or on
+ * the worker (a body runs under the mask of the thread that submitted
+ * it, SIGINT open here): lock-free atomics, safe in a handler. */
+static _Atomic uint64_t t_cancel;
 
 static uint64_t now_ns(void)
 {
@@ -42,8 +46,10 @@ static uint64_t now_ns(void)
 
 static void on_sigint(int sig)
 {
+	uint64_t none = 0;
+
 	(void)sig;
-	t_cancel = now_ns();
+	atomic_compare_exchange_strong(&t_cancel, &none, now_ns());
 	intr_token_cancel(tok);	/* async-signal-safe */
 }
 
@@ -169,8 +175,8 @@ int main(int argc, char **argv)
 	printf("stopped after %lu completions; ring torn down by the "
 	       "finalizer\n", l.completions);
 	printf("cancel latency: body back %.1f us, run_interruptible "
-	       "returned %.1f us\n", (l.t_back - t_cancel) / 1e3,
-	       (t_ret - t_cancel) / 1e3);
+	       "returned %.1f us\n", (l.t_back - atomic_load(&t_cancel)) / 1e3,
+	       (t_ret - atomic_load(&t_cancel)) / 1e3);
 	intr_token_free(tok);
 	return 0;
 }

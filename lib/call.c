@@ -59,7 +59,14 @@
  * (signal.c); anything else at most interrupts a system call, which the
  * wrappers make again.  A cancel's signal that lands in another signal's
  * handler running over a wrapper's window is deferred, through that
- * handler's mask, to the window itself.
+ * handler's mask, to the window itself.  The window's flags say the
+ * window is open only while it is: a handler over it gets libc's own
+ * functions from libinterruptible-libc, not points that would pass
+ * through the window again (point.c), and every body starts with them
+ * down, so a handler that left an earlier body's window by siglongjmp
+ * cannot have later cancels deferred to a window that is gone.  (Within
+ * the body it jumped in, they stay up until its next pass through the
+ * window, whose leaving puts them down.)
  *
  * A send can fail.  The kernel refuses a real-time signal while the
  * per-user queue of pending signals is full (EAGAIN); a classic one it
@@ -79,8 +86,11 @@
  * running calls holds it alone, with the child's tid, so the argument
  * above holds in the child for it.  Its eventfd is the parent's open file,
  * and the child closes its copy, so its completion in the child writes
- * nothing the parent sees.  Its deadlines and re-sends need a service
- * thread, which fork_child (config.c) starts when the body goes on.
+ * nothing the parent sees.  Wake-up actions the parent's wake-up thread
+ * was running at the fork stay the parent's: the child does not wait for
+ * them (wake_busy is zeroed), or its worker would wait for ever.  Its
+ * deadlines and re-sends need a service thread, which fork_child
+ * (config.c) starts when the body goes on.
  *
  * Unloading (intr__fini, config.c) goes ahead only with no call running,
  * and for good: the pool refuses calls (-EAGAIN) and the service threads,
@@ -127,6 +137,7 @@
 #define RETRY_FIRST_NS 1000000ull
 
 INTR_TLS struct intr_task *intr__current;
+INTR_TLS int intr__in_body;
 /* The call intr__call_run runs on this thread, hooks included. */
 static INTR_TLS struct intr_task *here;
 
@@ -185,11 +196,14 @@ static void send_next_locked(struct intr_task *t, uint64_t now, bool first)
 		t->resend_at = now + t->resend_gap;
 		return;
 	}
-	if (!t->retry_gap)
+	if (!t->retry_gap) {
 		t->retry_gap = t->resend_gap < RETRY_FIRST_NS ?
 			       t->resend_gap : RETRY_FIRST_NS;
-	else if (t->retry_gap < RESEND_CAP_NS)
+	} else {
 		t->retry_gap *= 2;
+		if (t->retry_gap > RESEND_CAP_NS)
+			t->retry_gap = RESEND_CAP_NS;
+	}
 	t->resend_at = now + t->retry_gap;
 }
 
@@ -281,13 +295,19 @@ uint64_t intr__call_resend_locked(uint64_t now)
  * here and never will, so it ends now, cancelled (a join returns
  * -ECANCELED, or its own status if it had finished), and its token leaves
  * the tree.  Its finalizers belong to the parent's worker and do not run
- * here; its fd, if any, is shared with the parent and is not written. */
+ * here.  Its fd, if any, is the parent's open file, which must not be
+ * written: the child closes its copy, and intr_task_fd() makes a new one
+ * there, readable at once. */
 static void end_in_child(void *p)
 {
 	struct intr_task *t = p;
+	int fd;
 
 	if (t == here || atomic_load(&t->done) == 2)
 		return;
+	fd = atomic_exchange(&t->fd, -1);
+	if (fd >= 0)
+		close(fd);
 	if (t->state != INTR_DONE) {
 		if (!atomic_load(&t->tok.reason))
 			atomic_store(&t->tok.reason, -ECANCELED);
@@ -322,6 +342,10 @@ bool intr__call_after_fork(void)
 		fd = atomic_exchange(&self->fd, -1);
 		if (fd >= 0)
 			close(fd);
+		/* The wake-up actions the parent's wake-up thread was
+		 * running are the parent's: no one here will say they are
+		 * done, and the worker must not wait for them. */
+		atomic_store(&self->wake_busy, 0);
 		if (self->state == INTR_RUNNING) {
 			self->tid = intr__gettid();
 			running_add(self);
@@ -400,9 +424,16 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 			user_mask(t);
 			intr__context_install(t);
 		}
+		/* A handler that left a wrapper's window by siglongjmp in
+		 * an earlier body left the window's flags as they were:
+		 * the window is not open here, whatever they say. */
+		intr__sc_active = 0;
+		intr__sc_deferred = 0;
+		intr__in_body = 1;
 		pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
 		t->result = t->fn((intr_ctx *)t->ctx, t->arg);
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
+		intr__in_body = 0;
 
 		intr__tree_lock_blocked();
 		intr__fault_delay(INTR_DELAY_END_STEP);

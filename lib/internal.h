@@ -194,6 +194,10 @@ static inline struct intr_task *intr__task_of(const intr_task *handle)
 
 /* The call running on this thread (body and finalizers), or NULL. */
 extern INTR_TLS struct intr_task *intr__current;
+/* Set only while this thread runs a body proper (t->fn), not its hooks,
+ * wake-ups or finalizers: libinterruptible-libc's points act there only
+ * (point.c). */
+extern INTR_TLS int intr__in_body;
 
 /* The call ctx is the handle of, if it is the one running on this thread
  * (its body or its finalizers); NULL for anything else.  A ctx is a value

@@ -8,10 +8,18 @@
  *
  *   intr__libc_ctx()       the ctx of the body running on this thread, or
  *                          NULL: outside bodies (and in finalizers, wake-up
- *                          actions, context hooks) the interposed functions
- *                          are libc's own.  This is the whole cost of the
- *                          interposition outside bodies: a call, a TLS load
- *                          and a compare.
+ *                          actions, context hooks: intr__in_body is set
+ *                          around the body proper only, call.c) the
+ *                          interposed functions are libc's own.  So they
+ *                          are in a signal handler that runs over one of
+ *                          the window's passes (intr__sc_active): a point
+ *                          there would pass through the window inside the
+ *                          window, and leaving the inner pass would end
+ *                          the outer one (syscall.c, window_leave).  A
+ *                          handler that runs over the body proper is the
+ *                          body, for its points as for the signal.  This
+ *                          is the whole cost of the interposition outside
+ *                          bodies: a call, two TLS loads and compares.
  *   intr__libc_syscall()   one pass through the system call window for that
  *                          body: the kernel's result, or INTR__LIBC_STOP
  *                          when the window's cancel exit was taken (the
@@ -26,9 +34,13 @@
  *                          code that gives up on EINTR (zeromq asserts that
  *                          poll() fails with nothing else) sees what it
  *                          always saw; the reason (-ECANCELED, -ETIMEDOUT)
- *                          every later time, acknowledged, so a loop that
- *                          retries EINTR ends on its next turn.  0 if the
- *                          call is not cancelled.
+ *                          every later time, so a loop that retries EINTR
+ *                          ends on its next turn.  0 if the call is not
+ *                          cancelled.  Nothing is acknowledged: the code
+ *                          stopped may be a signal handler, or a library
+ *                          that goes on to block where no point is, and
+ *                          the re-sends must go on until the body itself
+ *                          acknowledges (intr_cancelled()) or returns.
  *   intr__libc_signal()    the interrupt signal, which the interposed
  *                          functions keep out of the masks and sets they
  *                          are given in bodies (sigsuspend, ppoll,
@@ -49,7 +61,9 @@ INTR_API intr_ctx *intr__libc_ctx(void)
 {
 	struct intr_task *t = intr__current;
 
-	return t && t->state == INTR_RUNNING ? (intr_ctx *)t->ctx : NULL;
+	if (!t || !intr__in_body || intr__sc_active)
+		return NULL;
+	return (intr_ctx *)t->ctx;
 }
 
 INTR_API long intr__libc_syscall(intr_ctx *ctx, long nr, long a1, long a2,
@@ -77,7 +91,7 @@ INTR_API int intr__libc_stop(intr_ctx *ctx)
 		told = t->cookie;
 		return -EINTR;
 	}
-	return intr__acknowledge(t);
+	return atomic_load(&t->tok.reason);
 }
 
 INTR_API int intr__libc_signal(void)

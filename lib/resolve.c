@@ -437,6 +437,13 @@ INTR_API int intr_getaddrinfo(intr_ctx *ctx, const char *node,
 	r = numeric(node, service, hints, res);
 	if (r == EAI_NONAME && node && !(hints->ai_flags & AI_NUMERICHOST))
 		r = lookup(ctx, node, service, hints, res);
+	/* With libinterruptible-libc, the cancel may have stopped one of
+	 * the libc calls on the way (the resolver file's read, c-ares's
+	 * connect, send or recv), which the lookup then reported as an
+	 * EAI_* failure: a failure of a cancelled call is the cancel's.  An
+	 * answer that came in is kept. */
+	if (r && atomic_load(&t->tok.reason))
+		r = intr__acknowledge(t);
 #else
 	(void)none;
 	(void)numeric;

@@ -312,21 +312,39 @@ static long queue_signal(pid_t tid, siginfo_t *si)
 	return syscall(SYS_rt_tgsigqueueinfo, self_pid, tid, intr__signo, si);
 }
 
-/* Queue one more of ours to this thread: si_code SI_USER, which only a
- * thread may give a signal to itself, so the kernel never drops its
- * details.  Async-signal-safe. */
+#if INTR_HAVE_WINDOW
+/* Set while a signal send_self queued to this thread is on its way.  The
+ * handler knows that one by its value; an emulator that does not carry a
+ * signal's value (qemu-user drops it for si_code SI_USER) leaves it this
+ * mark, which the handler takes instead.  Only this thread's own code and
+ * handler touch it. */
+static INTR_TLS volatile sig_atomic_t self_owed;
+
+/* Queue one more of ours to this thread.  A classic signal goes with
+ * si_code SI_USER, whose details the kernel keeps even with the queue of
+ * pending signals full.  A real-time one with SI_USER would then be
+ * delivered without them, taken for a foreign signal and given its default
+ * disposition, which ends the process: it goes with SI_QUEUE, which the
+ * kernel refuses instead (-EAGAIN), and the caller does without.
+ * Async-signal-safe. */
 static int send_self(struct intr_task *t)
 {
 	siginfo_t si;
 
 	memset(&si, 0, sizeof(si));
 	si.si_signo = intr__signo;
-	si.si_code = SI_USER;
+	si.si_code = intr__signo >= SIGRTMIN ? SI_QUEUE : SI_USER;
 	si.si_pid = self_pid;
 	si.si_uid = self_uid;
 	si.si_value.sival_ptr = (void *)encode(t->cookie);
-	return queue_signal(t->tid, &si) < 0 ? -errno : 0;
+	self_owed = 1;
+	if (queue_signal(t->tid, &si) < 0) {
+		self_owed = 0;
+		return -errno;
+	}
+	return 0;
 }
+#endif
 
 /* What the handler does for the body running here: see the top. */
 static void act(void *uc)
@@ -342,7 +360,16 @@ static void act(void *uc)
 		*pc = (uintptr_t)intr__sc_cancel;
 		return;
 	}
-	if (intr__sc_active && !send_self(t)) {
+	/* Right after the window's system call: the wrapper itself, which
+	 * finds the reason with the call's -EINTR (or returns the result
+	 * that came first).  Nothing to defer. */
+	if (*pc == (uintptr_t)intr__sc_end)
+		return;
+	/* Once only: until the window is left, the signal send_self queued
+	 * stands for this cancel.  (Where the mask set below is not applied,
+	 * as under valgrind, that signal comes back at once, and deferring
+	 * again would send another, for ever.) */
+	if (intr__sc_active && !intr__sc_deferred && !send_self(t)) {
 		/* In another handler over the window: defer to it. */
 		sigaddset(&((ucontext_t *)uc)->uc_sigmask, intr__signo);
 		intr__sc_deferred = 1;
@@ -474,9 +501,20 @@ static void handler(int signo, siginfo_t *si, void *uc)
 		if (seq < 0)
 			seq = seq_of(v, intr__cookie_prev);
 		if (seq >= 0) {
+#if INTR_HAVE_WINDOW
+			if (!seq)	/* send_self's own */
+				self_owed = 0;
+#endif
 			delivered(seq);
 			goto out;
 		}
+#if INTR_HAVE_WINDOW
+		if (self_owed) {	/* send_self's, its value lost */
+			self_owed = 0;
+			settle();
+			goto out;
+		}
+#endif
 	}
 	if (si->si_code == SI_USER && si->si_pid == 0) {
 		if (lost_is_ours())

@@ -60,13 +60,16 @@ struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
 {
 	struct intr__sc_ret r;
 
-#if INTR_HAVE_WINDOW
+	/* Also without an assembly window: the libc points (point.c) know
+	 * by it that a handler runs over one of these passes. */
 	intr__sc_active = 1;
 	atomic_signal_fence(memory_order_seq_cst);
-#endif
 	r = intr__sc_call(&t->tok.reason, nr, a1, a2, a3, a4, a5, a6);
 #if INTR_HAVE_WINDOW
 	window_leave();
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+	intr__sc_active = 0;
 #endif
 	return r;
 }

@@ -40,6 +40,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -61,9 +62,12 @@ void intr__wakers_run(struct intr__waker *w)
 		if (w->owned) {
 			free(w);
 		} else {
-			/* On the waiter's stack: not touched after this. */
+			/* On the waiter's stack: 1 wakes it, 2 says this
+			 * thread is done with it (the waiter may not return
+			 * before, or the wake would name its old stack). */
 			atomic_store(&w->done, 1);
 			intr__futex_wake(&w->done, 1);
+			atomic_store(&w->done, 2);
 		}
 	}
 }
@@ -204,13 +208,18 @@ INTR_API int intr_cond_wait(intr_ctx *ctx, pthread_cond_t *c,
 	if (ret)
 		return ret;
 	ret = -pthread_cond_wait(c, m);
-	if (!take_back(t, &w) && !atomic_load(&w.done)) {
-		/* The wake-up thread is running the broadcast, which needs
-		 * the mutex: let it finish. */
-		pthread_mutex_unlock(m);
-		while (!atomic_load(&w.done))
-			intr__futex_wait(&w.done, 0, NULL);
-		pthread_mutex_lock(m);
+	if (!take_back(t, &w)) {
+		if (!atomic_load(&w.done)) {
+			/* The wake-up thread is running the broadcast, which
+			 * needs the mutex: let it finish. */
+			pthread_mutex_unlock(m);
+			while (!atomic_load(&w.done))
+				intr__futex_wait(&w.done, 0, NULL);
+			pthread_mutex_lock(m);
+		}
+		/* Between 1 and 2 there is only its wake-up call. */
+		while (atomic_load(&w.done) != 2)
+			sched_yield();
 	}
 	if (atomic_load(&t->tok.reason))
 		return intr__acknowledge(t);

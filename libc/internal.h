@@ -5,14 +5,15 @@
  *
  * Every interposed function starts the same way: intr__libc_ctx() says
  * whether a body runs on this thread.  Outside bodies (any thread that is
- * not a worker, and a worker's finalizers, wake-up actions and context
- * hooks) the function is libc's own, called through the pointer that
- * dlsym(RTLD_NEXT) gave: same results, same errno, same pthread
- * cancellation.  Inside a body it makes the system call through the
- * library's window (lib/point.c), so a cancel landing just before the
- * kernel takes the call is never lost, and fails the way lib/point.c says
- * (EINTR the first time in a call, then ECANCELED or ETIMEDOUT) once the
- * call is cancelled.  While the thread's pthread cancellation state is
+ * not a worker, a worker's finalizers, wake-up actions and context hooks,
+ * and a signal handler that runs over one of our own system calls) the
+ * function is libc's own, called through the pointer that dlsym(RTLD_NEXT)
+ * gave: same results, same errno, same pthread cancellation.  Inside a
+ * body it makes the system call through the library's window
+ * (lib/point.c), so a cancel landing just before the kernel takes the
+ * call is never lost, and fails the way lib/point.c says (EINTR the first
+ * time in a call, then ECANCELED or ETIMEDOUT, without acknowledging) once
+ * the call is cancelled.  While the thread's pthread cancellation state is
  * PTHREAD_CANCEL_DISABLE nothing is a cancellation point, ours included:
  * the function is libc's again, whatever the call's state.
  *

@@ -108,82 +108,53 @@ run() {
 	fi
 }
 
+# check_set PROPS MUTANTS: every property, or (mode mutants) every mutant
+# against every property; adds to passed and failed.
+check_set() {
+	if [ "$mode" = mutants ]; then
+		for m in $2; do
+			mname=${m%%|*}
+			want=${m#*|}
+			broken=""
+			for p in $1; do
+				name=${p%%|*}; rest=${p#*|}
+				sflags=${rest%%|*}; rest=${rest#*|}
+				cflags=${rest%%|*}; pflags=${rest#*|}
+				run "$mname-$name" "$sflags,-DMUTATION_$mname" "$cflags" "$pflags"
+				[ "$ok" -eq 0 ] && broken="$broken $name"
+			done
+			case " $broken " in
+			*" $want "*)
+				echo "PASS: MUTATION_$mname breaks$broken"
+				passed=$((passed + 1)) ;;
+			*)
+				echo "FAIL: MUTATION_$mname breaks${broken:- nothing}, not $want"
+				failed=$((failed + 1)) ;;
+			esac
+		done
+	else
+		for p in $1; do
+			name=${p%%|*}; rest=${p#*|}
+			sflags=${rest%%|*}; rest=${rest#*|}
+			cflags=${rest%%|*}; pflags=${rest#*|}
+			run "$name" "$sflags" "$cflags" "$pflags"
+			if [ "$ok" -eq 1 ]; then
+				echo "PASS: $name: $summary"
+				passed=$((passed + 1))
+			else
+				echo "FAIL: $name: $summary"
+				failed=$((failed + 1))
+			fi
+		done
+	fi
+}
+
 passed=0
 failed=0
-if [ "$mode" = mutants ]; then
-	for m in $mutants; do
-		mname=${m%%|*}
-		want=${m#*|}
-		broken=""
-		for p in $props; do
-			name=${p%%|*}; rest=${p#*|}
-			sflags=${rest%%|*}; rest=${rest#*|}
-			cflags=${rest%%|*}; pflags=${rest#*|}
-			run "$mname-$name" "$sflags,-DMUTATION_$mname" "$cflags" "$pflags"
-			[ "$ok" -eq 0 ] && broken="$broken $name"
-		done
-		case " $broken " in
-		*" $want "*)
-			echo "PASS: MUTATION_$mname breaks$broken"
-			passed=$((passed + 1)) ;;
-		*)
-			echo "FAIL: MUTATION_$mname breaks${broken:- nothing}, not $want"
-			failed=$((failed + 1)) ;;
-		esac
-	done
-else
-	for p in $props; do
-		name=${p%%|*}; rest=${p#*|}
-		sflags=${rest%%|*}; rest=${rest#*|}
-		cflags=${rest%%|*}; pflags=${rest#*|}
-		run "$name" "$sflags" "$cflags" "$pflags"
-		if [ "$ok" -eq 1 ]; then
-			echo "PASS: $name: $summary"
-			passed=$((passed + 1))
-		else
-			echo "FAIL: $name: $summary"
-			failed=$((failed + 1))
-		fi
-	done
-fi
+check_set "$props" "$mutants"
 # The same for the handshake model.
 pml=handshake.pml
-if [ "$mode" = mutants ]; then
-	for m in $hs_mutants; do
-		mname=${m%%|*}
-		want=${m#*|}
-		broken=""
-		for p in $hs_props; do
-			name=${p%%|*}; rest=${p#*|}
-			sflags=${rest%%|*}; rest=${rest#*|}
-			cflags=${rest%%|*}; pflags=${rest#*|}
-			run "$mname-$name" "$sflags,-DMUTATION_$mname" "$cflags" "$pflags"
-			[ "$ok" -eq 0 ] && broken="$broken $name"
-		done
-		case " $broken " in
-		*" $want "*)
-			echo "PASS: MUTATION_$mname breaks$broken"
-			passed=$((passed + 1)) ;;
-		*)
-			echo "FAIL: MUTATION_$mname breaks${broken:- nothing}, not $want"
-			failed=$((failed + 1)) ;;
-		esac
-	done
-else
-	for p in $hs_props; do
-		name=${p%%|*}; rest=${p#*|}
-		sflags=${rest%%|*}; rest=${rest#*|}
-		cflags=${rest%%|*}; pflags=${rest#*|}
-		run "$name" "$sflags" "$cflags" "$pflags"
-		if [ "$ok" -eq 1 ]; then
-			echo "PASS: $name: $summary"
-			passed=$((passed + 1))
-		else
-			echo "FAIL: $name: $summary"
-			failed=$((failed + 1))
-		fi
-	done
-fi
+check_set "$hs_props" "$hs_mutants"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

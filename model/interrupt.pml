@@ -226,7 +226,13 @@ byte want;
  * the window (W_BODY): it does the same there, and the wrapper unblocks
  * the signal when it leaves the window (window_leave).  The foreign
  * signal landing in the window before the system call is the same case
- * with no rewinding; it is not modelled separately.
+ * with no rewinding; it is not modelled separately.  The foreign handler
+ * makes no pass through the window of its own: libinterruptible-libc
+ * gives a handler over the window libc's functions (point.c), and a
+ * point's failure acknowledges nothing.  Each body starts with sc_active
+ * and deferred down (call.c), which a handler that left an earlier
+ * body's window by siglongjmp may have left up; the model has no
+ * siglongjmp, and starts every body with them down.
  *   MUTATION_NO_DEFER  the handler does nothing in the foreign frame
  *                      (window: the restarted system call is entered
  *                      after the call's signal was handled)

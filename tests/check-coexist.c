@@ -1004,8 +1004,11 @@ static Suite *make_suite(void)
 	tcase_add_test_raise_signal(tc, chained_handler_resethand, SIGUSR2);
 	tcase_add_test(tc, chained_handler_onstack);
 
-	tc = h_tcase(s, "foreign", 60);
+	tc = h_tcase(s, "foreign-process", 60);
+	tcase_set_tags(tc, H_TAG_QEMU_OPEN);
 	tcase_add_test(tc, process_kill_never_cancels);
+
+	tc = h_tcase(s, "foreign", 60);
 	tcase_add_loop_test(tc, timers_no_spurious_cancel, 0, 2);
 	tcase_add_test(tc, non_workers_never_signalled);
 	tcase_add_loop_test(tc, strace_attach, 0, 2);

@@ -5,10 +5,13 @@
  *
  * 1. intr_task_fd racing intr_join, RACE_ROUNDS rounds (INTR_TEST_SCALE
  *    scales them; at 500, 100,000 rounds): one thread asks for the task's
- *    fd while another joins it, within a few microseconds of each other.  Whichever wins, no fd may be left open after the join
- *    (the fd intr_task_fd returned is closed by the join, or there was
- *    none), and nothing may be written to an fd the process opens after
- *    the join (one that reuses the number of a closed eventfd).  Under
+ *    fd while another joins it, within a few microseconds of each other.
+ *    Whichever wins, no fd may be left open after the join (the fd
+ *    intr_task_fd returned is closed by the join, or there was none), and
+ *    nothing may be written to an fd the process opens after the join
+ *    (one that reuses the number of a closed eventfd).  The same for
+ *    intr_task_cancel, intr_tryjoin and a second intr_join: each acts or
+ *    is refused, and exactly one join takes the task.  Under
  *    AddressSanitizer and ThreadSanitizer (make check-asan, check-tsan)
  *    the same rounds show any use of a task the join has freed.  The
  *    same for intr_token_free racing every other token function, a
@@ -146,6 +149,8 @@ struct fd_race {
 	uint64_t spin_ns;	/* how long it waits before intr_task_fd */
 	int fd;			/* what intr_task_fd returned */
 	int cpu;		/* where it runs, -1: anywhere */
+	int op;			/* 0 intr_task_fd, 1 intr_task_cancel,
+				 * 2 intr_tryjoin, 3 intr_join */
 };
 
 static void *fd_thread(void *p)
@@ -167,7 +172,19 @@ static void *fd_thread(void *p)
 			return NULL;
 		atomic_store(&r->ready, k);
 		h_spin_ns(r->spin_ns);
-		r->fd = intr_task_fd(atomic_load(&r->task));
+		switch (r->op) {
+		case 1:
+			r->fd = intr_task_cancel(atomic_load(&r->task));
+			break;
+		case 2:
+			r->fd = intr_tryjoin(atomic_load(&r->task), NULL);
+			break;
+		case 3:
+			r->fd = intr_join(atomic_load(&r->task), NULL);
+			break;
+		default:
+			r->fd = intr_task_fd(atomic_load(&r->task));
+		}
 		atomic_store(&r->finished, k);
 		futex_wake_all(&r->finished);
 	}
@@ -268,6 +285,102 @@ START_TEST(task_fd_join_race)
 		ck_assert_msg(got_fd > 0 && refused > 0, "the race went one "
 			      "way only: %ld fds, %ld refused", got_fd,
 			      refused);
+}
+END_TEST
+
+/* 1a. The other entry points that take a task, each racing intr_join the
+ * same way: intr_task_cancel, intr_tryjoin and a second intr_join.  Each
+ * acts on the live task or is refused with -EINVAL (intr_tryjoin may also
+ * find the call not yet done: -EBUSY); exactly one of the two threads
+ * joins; nothing uses the task after it was freed (ASan, in make
+ * check-asan, would say so). */
+START_TEST(task_ops_join_race)
+{
+	static const char *const op_name[] = { "", "intr_task_cancel",
+					       "intr_tryjoin", "intr_join" };
+	long rounds = h_scale(RACE_ROUNDS / 2);
+	long acted[4] = { 0 }, refused[4] = { 0 };
+	struct fd_race r = { .fd = -1 };
+	struct h_rng rng;
+	pthread_t th;
+	int k;
+
+	h_rng_seed(&rng, "task_ops_join_race");
+	r.cpu = pin_pair();
+	ck_assert_int_eq(pthread_create(&th, NULL, fd_thread, &r), 0);
+	for (k = 1; k <= rounds; k++) {
+		atomic_int body_done = 0;
+		intr_task *t = NULL;
+		uint64_t end;
+		void *res = NULL;
+		int ret, op = 1 + (int)h_rng_below(&rng, 3);
+
+		ck_assert_int_eq(intr_spawn(&t, NULL, flag_body, &body_done),
+				 0);
+		ck_assert(h_spin_atomic(&body_done, 1, WAIT_MS));
+		r.op = op;
+		r.spin_ns = h_rng_below(&rng, 2) ? h_rng_below(&rng, 3000) : 0;
+		atomic_store(&r.task, t);
+		atomic_store(&r.round, k);
+		futex_wake_all(&r.round);
+		end = h_deadline(WAIT_MS);
+		while (atomic_load(&r.ready) != k)
+			ck_assert_msg(!h_passed(end), "round %d: the other "
+				      "thread did not start", k);
+		if (!r.spin_ns)
+			h_spin_ns(h_rng_below(&rng, 3000));
+		ret = intr_join(t, &res);
+		while (atomic_load(&r.finished) != k) {
+			ck_assert_msg(!h_passed(end), "round %d: %s did not "
+				      "return", k, op_name[op]);
+			futex_wait_ne(&r.finished, k - 1, 100);
+		}
+		/* A cancel that lands before the body has returned (it has
+		 * only said it runs) makes the call cancelled. */
+		ck_assert_msg(ret == 0 || ret == -EINVAL ||
+			      (op == 1 && ret == -ECANCELED), "round %d: "
+			      "intr_join returned %d beside %s", k, ret,
+			      op_name[op]);
+		if (ret == 0 || ret == -ECANCELED)
+			ck_assert_ptr_eq(res, &body_done);
+		switch (op) {
+		case 1:
+			ck_assert_msg(r.fd == 0 || r.fd == -EINVAL, "round %d: "
+				      "intr_task_cancel returned %d", k, r.fd);
+			ck_assert_msg(ret == 0 || ret == -ECANCELED, "round %d: "
+				      "intr_join returned %d beside "
+				      "intr_task_cancel", k, ret);
+			break;
+		case 2:
+			ck_assert_msg(r.fd == 0 || r.fd == -EBUSY ||
+				      r.fd == -EINVAL, "round %d: intr_tryjoin "
+				      "returned %d", k, r.fd);
+			/* One join, and one only, took the task. */
+			ck_assert_msg((r.fd == 0) != (ret == 0), "round %d: "
+				      "intr_tryjoin %d, intr_join %d", k, r.fd,
+				      ret);
+			break;
+		default:
+			ck_assert_msg(r.fd == 0 || r.fd == -EINVAL, "round %d: "
+				      "the second intr_join returned %d", k,
+				      r.fd);
+			ck_assert_msg((r.fd == 0) != (ret == 0), "round %d: "
+				      "both joins returned %d, %d", k, r.fd,
+				      ret);
+		}
+		if (r.fd == 0)
+			acted[op]++;
+		else
+			refused[op]++;
+	}
+	atomic_store(&r.round, -1);
+	futex_wake_all(&r.round);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	printf("task_ops_join_race: %ld rounds: intr_task_cancel acted %ld, "
+	       "refused %ld; intr_tryjoin joined %ld, not %ld; second "
+	       "intr_join joined %ld, refused %ld\n", rounds, acted[1],
+	       refused[1], acted[2], refused[2], acted[3], refused[3]);
+	fflush(stdout);
 }
 END_TEST
 
@@ -698,6 +811,7 @@ static Suite *make_suite(void)
 
 	tc = h_tcase(s, "task_fd", TEST_TIMEOUT);
 	tcase_add_test(tc, task_fd_join_race);
+	tcase_add_test(tc, task_ops_join_race);
 	tcase_add_test(tc, token_free_race);
 	tc = h_tcase(s, "stale", TEST_TIMEOUT);
 	tcase_add_test(tc, token_freed_stays_dead);

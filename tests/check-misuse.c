@@ -934,6 +934,15 @@ START_TEST(env_intr_signal)
 	printf("env_intr_signal: INTR_SIGNAL=\"%s\"\n", c->value);
 	ck_assert_int_eq(setenv("INTR_SIGNAL", c->value, 1), 0);
 	err = capture_stderr(env_first_use, &r);
+	if (expect == SIGRTMAX && RUNNING_ON_VALGRIND) {
+		/* valgrind keeps SIGRTMAX for itself: no handler can be
+		 * installed there, and the first call says so. */
+		printf("env_intr_signal: INTR_SIGNAL=\"%s\": under valgrind, "
+		       "which keeps signal %d, the first call is refused\n",
+		       c->value, expect);
+		ck_assert_int_eq(r.ret, -EINVAL);
+		return;
+	}
 	ck_assert_int_eq(r.ret, 0);
 	ck_assert_int_eq(r.signo[0], expect);
 	ck_assert_int_eq(r.signo[1], expect);
@@ -952,6 +961,13 @@ START_TEST(env_intr_signal)
 	ck_assert_int_eq(sigaction(expect, NULL, &sa), 0);
 	ck_assert(sa.sa_flags & SA_SIGINFO);
 	ck_assert(!(sa.sa_flags & SA_RESTART));
+	if (getenv("INTR_TEST_QEMU") && expect > SIGRTMAX - 2) {
+		/* qemu-user keeps these two for itself: never delivered. */
+		printf("env_intr_signal: INTR_SIGNAL=\"%s\": the cancel not "
+		       "tried under qemu-user, which delivers no signal %d\n",
+		       c->value, expect);
+		return;
+	}
 	h_make_pipe(fds);
 	tok = h_new_token(NULL);
 	atomic_store(&block_up, 0);

@@ -471,11 +471,12 @@ static void *self_body(intr_ctx *ctx, void *arg)
 START_TEST(test_join_during_completion)
 {
 	long i, n = h_scale(20000);
+	uint64_t stop = h_deadline(10000);
 	intr_task *t;
 	void *res;
 	int r;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; h_more_rounds(i, n, stop); i++) {
 		uint64_t end = h_deadline(WAIT_MS);
 
 		ck_assert_int_eq(intr_spawn(&t, NULL, self_body, &n), 0);

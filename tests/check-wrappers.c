@@ -2112,7 +2112,6 @@ static Suite *make_suite(void)
 	tc = h_tcase(s, "race", TEST_TIMEOUT);
 	tcase_add_test(tc, race_syscall_read);
 	tcase_add_test(tc, race_read);
-	tcase_add_test(tc, race_data_read);
 	tcase_add_test(tc, race_cond_wait_never);
 	tcase_add_test(tc, race_cond_wait_broadcast);
 	tcase_add_test(tc, race_sleep);
@@ -2120,6 +2119,9 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, race_accept);
 	tcase_add_test(tc, race_write);
 	tcase_add_test(tc, race_on_cancel);
+	tc = h_tcase(s, "race-data", TEST_TIMEOUT);
+	tcase_set_tags(tc, H_TAG_QEMU_OPEN);
+	tcase_add_test(tc, race_data_read);
 	tc = h_tcase(s, "sigprof", TEST_TIMEOUT);
 	tcase_add_test(tc, wrappers_sigprof);
 	return s;

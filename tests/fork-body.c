@@ -2,8 +2,9 @@
 /*
  * Description: a body that forks goes on in the child as a running call:
  * what it does there must not complete the parent's call (the task's fd,
- * shared with the parent, stays unreadable), and its deadline must fire
- * in the child as in the parent.
+ * shared with the parent, stays unreadable), its deadline must fire in
+ * the child as in the parent, and a wake-up action the parent's wake-up
+ * thread runs at the fork must not hold the child's worker.
  */
 #include "config.h"
 
@@ -183,6 +184,142 @@ static void deadline_case(bool wrapped)
 	close(d.never[1]);
 }
 
+/* ---------------------------------------- a wake-up running at the fork */
+
+struct wkcase {
+	atomic_int armed;	/* the body has registered both */
+	atomic_int running;	/* the wake-up action has started */
+	atomic_int forked;	/* the parent's body has forked */
+	pid_t parent;
+	int report[2];		/* each finalizer writes 'p' or 'c' */
+};
+
+/* A wake-up that takes a while (a PQcancel round trip): it runs on the
+ * parent's wake-up thread until the body has forked. */
+static void slow_wake(void *arg)
+{
+	struct wkcase *w = arg;
+
+	atomic_store(&w->running, 1);
+	b_wait_atomic(&w->forked, 1, WAIT_MS);
+}
+
+static void report_fin(void *arg)
+{
+	struct wkcase *w = arg;
+	char b = getpid() == w->parent ? 'p' : 'c';
+
+	if (write(w->report[1], &b, 1) != 1)
+		_exit(4);
+}
+
+static void *forks_while_waking(intr_ctx *ctx, void *arg)
+{
+	struct wkcase *w = arg;
+	pid_t pid;
+
+	intr_defer(ctx, report_fin, w);
+	intr_on_cancel_repeat(ctx, slow_wake, w);
+	atomic_store(&w->armed, 1);
+	if (!b_wait_atomic(&w->running, 1, WAIT_MS))
+		return (void *)-1L;
+	pid = fork();
+	if (pid == 0)
+		return NULL;	/* goes on as the child's call */
+	atomic_store(&w->forked, 1);
+	return (void *)(long)pid;
+}
+
+static void waker_case(void)
+{
+	struct wkcase w = { .parent = getpid() };
+	intr_token *tok;
+	intr_task *t;
+	void *res = NULL;
+	char got[2] = { 0, 0 };
+	int ret, n = 0;
+	pid_t pid;
+
+	if (pipe(w.report) || intr_token_new(&tok, NULL) ||
+	    intr_spawn(&t, tok, forks_while_waking, &w)) {
+		tap_ok(false, "wake-up at fork: set-up");
+		return;
+	}
+	if (!b_wait_atomic(&w.armed, 1, WAIT_MS))
+		tap_diag("wake-up at fork: the body did not start");
+	intr_token_cancel(tok);
+	ret = b_join_within(t, &res, WAIT_MS);
+	pid = (pid_t)(long)res;
+	tap_ok(ret == -ECANCELED && pid > 0,
+	       "wake-up at fork: the parent's call ends cancelled (join %d, "
+	       "child %d)", ret, (int)pid);
+	while (n < 2 && b_readable_within(w.report[0], WAIT_MS) == 1 &&
+	       read(w.report[0], &got[n], 1) == 1)
+		n++;
+	tap_ok((got[0] == 'c' || got[1] == 'c') &&
+	       (got[0] == 'p' || got[1] == 'p'),
+	       "wake-up at fork: the finalizer runs in the parent and in the "
+	       "child (%d of 2: %c%c)", n, got[0] ? got[0] : '-',
+	       got[1] ? got[1] : '-');
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	if (ret != B_TIMEOUT)
+		intr_token_free(tok);
+	close(w.report[0]);
+	close(w.report[1]);
+}
+
+/* ---------------------------------------- a parent's task fd in a child */
+
+static void *reads_until_told(intr_ctx *ctx, void *arg)
+{
+	int *rel = arg;
+	char b;
+
+	intr_read(ctx, rel[0], &b, 1);
+	return NULL;
+}
+
+/* A child forked by a thread that is not a worker: the parent's call has
+ * ended there, and its task fd in the child says so (the parent made one
+ * before the fork), while the parent's stays unreadable. */
+static void child_fd_case(void)
+{
+	int rel[2], fd, cfd, st, ret;
+	intr_task *t;
+	pid_t pid;
+
+	if (pipe(rel) || intr_spawn(&t, NULL, reads_until_told, rel)) {
+		tap_ok(false, "parent's fd in a child: set-up");
+		return;
+	}
+	fd = intr_task_fd(t);
+	pid = fork();
+	if (pid == 0) {
+		cfd = intr_task_fd(t);
+		if (b_readable_within(cfd, WAIT_MS) != 1)
+			_exit(2);
+		_exit(intr_tryjoin(t, NULL) == -ECANCELED ? 0 : 3);
+	}
+	st = pid > 0 ? b_child_within(pid, 3 * WAIT_MS) : -2;
+	tap_ok(st == 0, "parent's fd in a child: readable there, the call "
+	       "ended (child status %d: %s)", st,
+	       st == 0 ? "ok" : st == 2 ? "intr_task_fd not readable" :
+	       st == 3 ? "tryjoin" : "killed");
+	tap_ok(fd >= 0 && b_readable_within(fd, 0) == 0,
+	       "parent's fd in a child: the parent's stays unreadable while "
+	       "its call runs");
+	if (write(rel[1], "r", 1) != 1)
+		tap_diag("write: %s", strerror(errno));
+	ret = b_join_within(t, NULL, WAIT_MS);
+	tap_ok(ret == 0, "parent's fd in a child: the parent's call then "
+	       "completes (join %d)", ret);
+	close(rel[0]);
+	close(rel[1]);
+}
+
 int main(void)
 {
 	struct intr_config cfg;
@@ -194,5 +331,7 @@ int main(void)
 	fd_case(true);
 	deadline_case(true);
 	deadline_case(false);
+	waker_case();
+	child_fd_case();
 	return tap_done();
 }

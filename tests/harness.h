@@ -101,6 +101,17 @@ static inline bool h_full_scale(void)
 	return h_scale_pct() >= 100;
 }
 
+/*
+ * For loops of many rounds: true while round i of n should run, stopping
+ * early once stop (from h_deadline) has passed, after at least 100 rounds.
+ * A loaded machine then runs fewer rounds instead of outrunning its test
+ * case's timeout; each round still asserts all it did.  No Check.
+ */
+static inline bool h_more_rounds(long i, long n, uint64_t stop)
+{
+	return i < n && (i < 100 || !h_passed(stop));
+}
+
 /* True when the test runs under valgrind, which emulates signal delivery:
  * it keeps signals blocked in the kernel and hands them to the program at
  * its own scheduling points.  No Check. */
@@ -454,6 +465,16 @@ static inline TCase *h_tcase(Suite *s, const char *name, int timeout_s)
  * out (CK_EXCLUDE_TAGS).
  */
 #define H_TAG_THREADED_FORK	"threaded-fork"
+
+/*
+ * The tag of the test cases that make check-aarch64 leaves out for a
+ * reason not understood yet: under qemu-user, process_kill_never_cancels
+ * (another process's flood of kill()) dies of the signal's default
+ * disposition in about half the runs, and check-wrappers' race_data_read
+ * has had a call that only the re-send ended; natively
+ * neither has.
+ */
+#define H_TAG_QEMU_OPEN		"qemu-open"
 
 /*
  * Tests left out of a suite because what they need is not there (io_uring

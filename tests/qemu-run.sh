@@ -12,7 +12,9 @@
 # threads run, which qemu-user does not survive (it aborts in the child),
 # or exec themselves, which the host cannot: they are reported as skipped,
 # with that reason.  The test cases that do so in the other suites are
-# left out through CK_EXCLUDE_TAGS, which the run says.
+# left out through CK_EXCLUDE_TAGS, which the run says.  INTR_TEST_QEMU=1
+# tells a test it runs there (qemu-user keeps the guest's two highest
+# real-time signals for itself and never delivers them).
 set -u
 name=$(basename "$1")
 for s in ${QEMU_SKIP:-}; do
@@ -26,4 +28,5 @@ done
 prefix=$(mktemp -d) || exit 1
 trap 'rmdir "$prefix"' EXIT
 timeout -s KILL "${QEMU_RUN_BOUND:-600}" \
-	env QEMU_LD_PREFIX="$prefix" "${QEMU:-qemu-aarch64}" "$@"
+	env QEMU_LD_PREFIX="$prefix" INTR_TEST_QEMU=1 \
+	"${QEMU:-qemu-aarch64}" "$@"
