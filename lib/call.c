@@ -436,6 +436,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__in_body = 0;
 
 		intr__tree_lock_blocked();
+		intr__fault_delay(INTR_DELAY_END_STEP);
 		t->state = INTR_DONE;
 		t->status = atomic_load(&t->tok.reason);
 		running_del(t);

@@ -20,11 +20,18 @@
  * that uses a fault-injection build fail.  Counting per site lets the test
  * check that its sweep reached every site.  Everything is an atomic: the
  * signal send may be asked from a signal handler (intr_token_cancel).
+ *
+ * The delays (fault.h, enum intr__delay) are the other half: a test arms
+ * one to make the library wait at a named place between two steps of the
+ * protocol, so that a window a few instructions wide becomes one that a
+ * test can see into (the worker's mask in the end step) or run through
+ * (the next call, before the worker is idle again).
  */
 #include "config.h"
 
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -163,6 +170,50 @@ unsigned long intr__fault_events(enum intr__site site)
 unsigned long intr__fault_injected(enum intr__site site)
 {
 	return atomic_load(&site_injected[site]);
+}
+
+static atomic_uint delay_ms[INTR_DELAYS];
+static atomic_ulong delayed[INTR_DELAYS];
+static atomic_int delaying[INTR_DELAYS];
+
+/* The whole wait, whatever interrupts it: the threads that pass here have
+ * every signal blocked, but a debugger's stop may still cut it short. */
+void intr__fault_delay(enum intr__delay d)
+{
+	unsigned ms = atomic_load(&delay_ms[d]);
+	struct timespec ts;
+
+	if (!ms)
+		return;
+	atomic_fetch_add(&delayed[d], 1);
+	atomic_fetch_add(&delaying[d], 1);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	       EINTR)
+		;
+	atomic_fetch_sub(&delaying[d], 1);
+}
+
+void intr__fault_delay_arm(enum intr__delay d, unsigned ms)
+{
+	atomic_store(&delayed[d], 0);
+	atomic_store(&delay_ms[d], ms);
+}
+
+unsigned long intr__fault_delayed(enum intr__delay d)
+{
+	return atomic_load(&delayed[d]);
+}
+
+int intr__fault_delaying(enum intr__delay d)
+{
+	return atomic_load(&delaying[d]);
 }
 
 #endif /* INTR_FAULT_INJECTION */

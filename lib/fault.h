@@ -48,6 +48,17 @@ enum intr__site {
 	INTR_SITES
 };
 
+/*
+ * Places where a test may make the library wait a while, to widen a window
+ * between two steps whose order the protocol depends on.  Each names one
+ * place in lib/, and only a fault injection build has them.
+ */
+enum intr__delay {
+	INTR_DELAY_END_STEP,		/* call.c: the end step, lock held */
+	INTR_DELAY_WORKER_IDLE,		/* pool.c: call ended, worker not idle */
+	INTR_DELAYS
+};
+
 #ifdef INTR_FAULT_INJECTION
 /* True if this event must fail.  Async-signal-safe. */
 bool intr__fault(enum intr__site site);
@@ -69,7 +80,21 @@ void intr__fault_arm_site(enum intr__site site, unsigned long nth);
 void intr__fault_disarm(void);
 unsigned long intr__fault_events(enum intr__site site);
 unsigned long intr__fault_injected(enum intr__site site);
+/* Wait here for as long as a test asked (intr__fault_delay_arm), on a
+ * library thread with every signal blocked; nothing if it asked nothing. */
+void intr__fault_delay(enum intr__delay d);
+/* Make every later pass through d wait ms milliseconds (0: not at all). */
+void intr__fault_delay_arm(enum intr__delay d, unsigned ms);
+/* How many times a pass through d has waited since it was armed. */
+unsigned long intr__fault_delayed(enum intr__delay d);
+/* How many threads wait at d now. */
+int intr__fault_delaying(enum intr__delay d);
 #else
+static inline void intr__fault_delay(enum intr__delay d)
+{
+	(void)d;
+}
+
 static inline bool intr__fault(enum intr__site site)
 {
 	(void)site;

@@ -98,6 +98,7 @@ static void *worker_main(void *p)
 		pthread_mutex_unlock(&mu);
 
 		intr__call_run(t, tid);
+		intr__fault_delay(INTR_DELAY_WORKER_IDLE);
 
 		pthread_mutex_lock(&mu);
 		w->task = NULL;

@@ -323,6 +323,58 @@ START_TEST(test_run_cancel_after_return)
 }
 END_TEST
 
+/* The cancel's signal lands while the body still runs in user space, and
+ * only then does the body block in a plain read() that no wrapper makes:
+ * the first signal is spent, and only the re-send (resend_us later)
+ * reaches the read. */
+struct late_read {
+	int fds[2];
+	atomic_int started;
+};
+
+static void *late_read_body(intr_ctx *ctx, void *arg)
+{
+	struct late_read *l = arg;
+	uint64_t end = h_deadline(BODY_MS);
+	char c;
+
+	atomic_store(&l->started, 1);
+	/* Not acknowledged: intr_reason() only looks. */
+	while (!intr_reason(ctx))
+		if (h_passed(end))
+			return BODY_TIMEOUT;
+	/* A system call: the signal sent with the reason is delivered on
+	 * its way back, if it was not already. */
+	syscall(SYS_getpid);
+	for (;;) {
+		if (read(l->fds[0], &c, 1) >= 0)
+			return BODY_RELEASED;
+		if (errno != EINTR)
+			return BODY_ERROR;
+		if (intr_cancelled(ctx))
+			return BODY_CANCELLED;
+	}
+}
+
+START_TEST(test_run_cancel_before_plain_read_resent)
+{
+	struct late_read l;
+	intr_token *tok = h_new_token(NULL);
+	intr_task *t;
+	void *res = NULL;
+
+	memset(&l, 0, sizeof(l));
+	h_make_pipe(l.fds);
+	ck_assert_int_eq(intr_spawn(&t, tok, late_read_body, &l), 0);
+	ck_assert(h_wait_atomic(&l.started, 1, BODY_MS));
+	ck_assert_int_eq(intr_token_cancel(tok), 0);
+	ck_assert_int_eq(h_join_within(t, &res, BODY_MS), -ECANCELED);
+	ck_assert_ptr_eq(res, BODY_CANCELLED);
+	h_close_pipe(l.fds);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
 /* A body blocked in a plain read() that retries EINTR unless cancelled. */
 static void *plain_read_body(intr_ctx *ctx, void *arg)
 {
@@ -1873,6 +1925,62 @@ END_TEST
 
 /* ------------------------------------------------------------ suite */
 
+/* A finalizer cancels its own call's token.  The body has returned: the
+ * call is DONE, so no signal is sent for it (none is pending on the
+ * worker, where the finalizer runs with the interrupt signal blocked and
+ * would find it), and the call's status stays 0, since it was not
+ * cancelled before its body returned. */
+struct fin_cancel {
+	intr_ctx *ctx;
+	int signo;
+	int cancel;
+	int sigpending_ret;
+	int pending;
+	int reason;
+};
+
+static void fin_cancel_own(void *arg)
+{
+	struct fin_cancel *p = arg;
+	sigset_t pend;
+
+	p->cancel = intr_token_cancel(intr_ctx_token(p->ctx));
+	sigemptyset(&pend);
+	p->sigpending_ret = sigpending(&pend);
+	p->pending = sigismember(&pend, p->signo);
+	p->reason = intr_reason(p->ctx);
+}
+
+static void *fin_cancel_body(intr_ctx *ctx, void *arg)
+{
+	struct fin_cancel *p = arg;
+
+	p->ctx = ctx;
+	return intr_defer(ctx, fin_cancel_own, p) ? BODY_ERROR : BODY_DONE;
+}
+
+START_TEST(test_fin_cancel_own_token_no_signal)
+{
+	struct intr_config cfg;
+	struct fin_cancel p;
+	void *res = NULL;
+
+	memset(&p, 0, sizeof(p));
+	intr_config_default(&cfg);
+	p.signo = cfg.signo;
+	p.pending = -1;
+	ck_assert_int_eq(run_interruptible(NULL, fin_cancel_body, &p, &res),
+			 0);
+	ck_assert_ptr_eq(res, BODY_DONE);
+	ck_assert_int_eq(p.cancel, 0);
+	ck_assert_int_eq(p.reason, -ECANCELED);
+	ck_assert_int_eq(p.sigpending_ret, 0);
+	ck_assert_msg(p.pending == 0, "a cancel that reached a DONE call "
+		      "sent the interrupt signal (%d): pending in its "
+		      "finalizer", p.signo);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -1891,6 +1999,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_run_cancelled_result_kept);
 	tcase_add_test(tc, test_run_cancel_after_return);
 	tcase_add_test(tc, test_run_plain_read_cancel);
+	tcase_add_test(tc, test_run_cancel_before_plain_read_resent);
 
 	tc = h_tcase(s, "task", 30);
 	tcase_add_test(tc, test_spawn_join);
@@ -1919,6 +2028,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_fin_join);
 	tcase_add_test(tc, test_fin_when_cancelled);
 	tcase_add_test(tc, test_fin_registers_fin);
+	tcase_add_test(tc, test_fin_cancel_own_token_no_signal);
 
 	tc = h_tcase(s, "signals", 30);
 	tcase_add_test(tc, test_body_sigmask);

@@ -1144,6 +1144,65 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
+/* wait_nr > 1 with fewer CQEs in the ring than asked for, and the call
+ * cancelled (by its body, on its own token): the wait still returns the
+ * CQE that is there (data first), then the next one the reason. */
+struct nr2 {
+	bool use_ts;
+	int ret[2];
+	uint64_t ud;
+};
+
+static void *nr2_body(intr_ctx *ctx, void *p)
+{
+	struct nr2 *d = p;
+	struct __kernel_timespec ts = { .tv_sec = LONG_TS_S };
+	struct io_uring_cqe *cqe = NULL;
+
+	if (intr_token_cancel(intr_ctx_token(ctx)))
+		return BODY_ERROR;
+	d->ret[0] = intr_uring_wait_cqes(ctx, &g_ring, &cqe, 2,
+					 d->use_ts ? &ts : NULL);
+	if (!d->ret[0] && cqe) {
+		d->ud = cqe->user_data;
+		io_uring_cqe_seen(&g_ring, cqe);
+	}
+	cqe = NULL;
+	d->ret[1] = intr_uring_wait_cqes(ctx, &g_ring, &cqe, 2,
+					 d->use_ts ? &ts : NULL);
+	return d;
+}
+
+START_TEST(uring_cqe_first_wait_nr)
+{
+	int use_ts;
+
+	configure(0, RESEND_US);
+	ring_init();
+	for (use_ts = 0; use_ts < 2; use_ts++) {
+		struct nr2 d = { .use_ts = use_ts };
+		intr_task *task;
+		void *res = NULL;
+
+		submit_nop(UD_DATA);
+		wait_cq_ready(1);
+		ck_assert_int_eq(intr_spawn(&task, NULL, nr2_body, &d), 0);
+		ck_assert_int_eq(h_join_within(task, &res, WAIT_MS),
+				 -ECANCELED);
+		ck_assert_ptr_eq(res, &d);
+		ck_assert_msg(d.ret[0] == 0 && d.ud == UD_DATA,
+			      "%s, wait_nr 2, one CQE there, cancelled: "
+			      "returned %d with CQE %#" PRIx64 ", expected 0 "
+			      "with %#" PRIx64 " (the cancel came before the "
+			      "data)", use_ts ? "wait_cqes with a timeout" :
+			      "wait_cqes", d.ret[0], d.ud, (uint64_t)UD_DATA);
+		ck_assert_int_eq(d.ret[1], -ECANCELED);
+		ck_assert_int_eq(io_uring_cq_ready(&g_ring), 0);
+	}
+	io_uring_queue_exit(&g_ring);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("uring");
@@ -1151,6 +1210,7 @@ static Suite *make_suite(void)
 
 	tc = h_tcase(s, "basics", TEST_TIMEOUT);
 	tcase_add_test(tc, uring_cqe_not_dropped);
+	tcase_add_test(tc, uring_cqe_first_wait_nr);
 	tcase_add_test(tc, uring_wait_cqes_timeout_basic);
 	tcase_add_test(tc, uring_off_worker_einval);
 	tc = h_tcase(s, "race", TEST_TIMEOUT);

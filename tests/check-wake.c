@@ -450,6 +450,174 @@ START_TEST(test_repeat_misuse)
 }
 END_TEST
 
+/* Two calls cancelled together, neither acknowledging, both blocked in a
+ * plain read; then one acknowledges with intr_cancelled().  The other's
+ * repeating wake-up is the clock: once it ran three more times, its
+ * re-sends went on, and those of the one that acknowledged must not (one
+ * under way may still finish). */
+struct pair_side {
+	atomic_int runs;
+	atomic_int registered;
+	atomic_int acked;
+	int at_ack;
+	bool ack;
+	int fds[2];
+};
+
+static void pair_wake(void *arg)
+{
+	struct pair_side *p = arg;
+
+	atomic_fetch_add(&p->runs, 1);
+}
+
+static void *pair_body(intr_ctx *ctx, void *arg)
+{
+	struct pair_side *p = arg;
+	char c;
+
+	if (intr_on_cancel_repeat(ctx, pair_wake, p))
+		return BODY_ERROR;
+	atomic_store(&p->registered, 1);
+	if (p->ack) {
+		if (!h_wait_atomic(&p->runs, 3, BOUND_MS) ||
+		    !intr_cancelled(ctx))
+			return BODY_ERROR;
+		p->at_ack = atomic_load(&p->runs);
+		atomic_store(&p->acked, 1);
+	}
+	while (read(p->fds[0], &c, 1) < 0)
+		if (errno != EINTR)
+			return BODY_ERROR;
+	return BODY_RELEASED;
+}
+
+START_TEST(test_repeat_stops_at_ack_beside_other)
+{
+	struct pair_side a, b;
+	intr_task *ta, *tb;
+	intr_token *tok;
+	void *res;
+	int b_at;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.ack = true;
+	h_make_pipe(a.fds);
+	h_make_pipe(b.fds);
+	tok = h_new_token(NULL);
+	ck_assert_int_eq(intr_spawn(&ta, tok, pair_body, &a), 0);
+	ck_assert_int_eq(intr_spawn(&tb, tok, pair_body, &b), 0);
+	ck_assert(h_wait_atomic(&a.registered, 1, BOUND_MS));
+	ck_assert(h_wait_atomic(&b.registered, 1, BOUND_MS));
+	intr_token_cancel(tok);
+	ck_assert(h_wait_atomic(&a.acked, 1, BOUND_MS));
+	b_at = atomic_load(&b.runs);
+	ck_assert_msg(h_wait_atomic(&b.runs, b_at + 3, BOUND_MS),
+		      "the call that did not acknowledge: no re-send");
+	ck_assert_msg(atomic_load(&a.runs) <= a.at_ack + 1,
+		      "the call that acknowledged at run %d ran its wake-up "
+		      "%d times while the other's ran 3 more: its re-sends "
+		      "went on after intr_cancelled()", a.at_ack,
+		      atomic_load(&a.runs));
+	ck_assert_int_eq(write(a.fds[1], "x", 1), 1);
+	ck_assert_int_eq(write(b.fds[1], "x", 1), 1);
+	ck_assert_int_eq(h_join_within(ta, &res, BOUND_MS), -ECANCELED);
+	ck_assert_ptr_eq(res, BODY_RELEASED);
+	ck_assert_int_eq(h_join_within(tb, &res, BOUND_MS), -ECANCELED);
+	ck_assert_ptr_eq(res, BODY_RELEASED);
+	h_close_pipe(a.fds);
+	h_close_pipe(b.fds);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
+/* The re-sends back off from resend_us, doubling up to 100 ms and no
+ * further.  With resend_us = 50 ms, the gaps between the runs of a
+ * repeating wake-up on a body that never acknowledges are 50 ms, then
+ * 100 ms for good.  Compared within the run, not with the clock: no gap
+ * after the second may be PACE_RATIO times the second, which a back-off
+ * that goes on doubling past the cap reaches by the sixth. */
+#define PACE_RESEND_US	50000
+#define PACE_GAPS	7
+#define PACE_RATIO	8
+
+struct pacer {
+	atomic_int runs;
+	uint64_t at[PACE_GAPS + 1];
+	atomic_int registered;
+	int fds[2];
+};
+
+static void pace_wake(void *arg)
+{
+	struct pacer *p = arg;
+	int n = atomic_load(&p->runs);
+
+	/* Never concurrent with itself: runs is this run's place. */
+	if (n <= PACE_GAPS)
+		p->at[n] = h_now_ns();
+	atomic_store(&p->runs, n + 1);
+}
+
+static void *pace_body(intr_ctx *ctx, void *arg)
+{
+	struct pacer *p = arg;
+	char c;
+
+	if (intr_on_cancel_repeat(ctx, pace_wake, p))
+		return BODY_ERROR;
+	atomic_store(&p->registered, 1);
+	/* Never acknowledges: a plain read that retries EINTR, until the
+	 * test writes a byte. */
+	while (read(p->fds[0], &c, 1) < 0)
+		if (errno != EINTR)
+			return BODY_ERROR;
+	return BODY_RELEASED;
+}
+
+START_TEST(test_repeat_backoff_capped)
+{
+	struct intr_config cfg;
+	struct pacer p;
+	uint64_t ref, gap;
+	intr_token *tok;
+	intr_task *t;
+	void *res;
+	int k;
+
+	intr_config_default(&cfg);
+	cfg.resend_us = PACE_RESEND_US;
+	ck_assert_int_eq(intr_configure(&cfg), 0);
+	memset(&p, 0, sizeof(p));
+	h_make_pipe(p.fds);
+	tok = h_new_token(NULL);
+	ck_assert_int_eq(intr_spawn(&t, tok, pace_body, &p), 0);
+	ck_assert(h_wait_atomic(&p.registered, 1, BOUND_MS));
+	intr_token_cancel(tok);
+	/* The cancel's run, then two re-sends: 50 ms, then 100 ms. */
+	ck_assert(h_wait_atomic(&p.runs, 3, BOUND_MS));
+	ref = p.at[2] - p.at[1];
+	for (k = 3; k <= PACE_GAPS; k++) {
+		while (atomic_load(&p.runs) <= k) {
+			gap = h_now_ns() - p.at[k - 1];
+			ck_assert_msg(gap <= PACE_RATIO * ref,
+				      "re-send %d: %" PRIu64 " ms since the "
+				      "last, %d times the second gap (%" PRIu64
+				      " ms) and more: the back-off went past "
+				      "its 100 ms cap", k, gap / 1000000,
+				      PACE_RATIO, ref / 1000000);
+			h_sleep_ms(1);
+		}
+	}
+	ck_assert_int_eq(write(p.fds[1], "x", 1), 1);
+	ck_assert_int_eq(h_join_within(t, &res, BOUND_MS), -ECANCELED);
+	ck_assert_ptr_eq(res, BODY_RELEASED);
+	h_close_pipe(p.fds);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("wake");
@@ -464,6 +632,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_repeat_already_cancelled);
 	tcase_add_test(tc, test_repeat_on_worker);
 	tcase_add_test(tc, test_repeat_misuse);
+	tcase_add_test(tc, test_repeat_backoff_capped);
+	tcase_add_test(tc, test_repeat_stops_at_ack_beside_other);
 	return s;
 }
 

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: a signal handler cancels tokens and tasks at a high rate on
+ * the very thread that spawns, cancels, joins, makes and frees them:
+ * intr_token_cancel() and intr_task_cancel() are async-signal-safe, so
+ * nothing may ever wait there for a lock that the interrupted thread holds.
+ *
+ * Another thread sends SIGUSR2 (blocked everywhere but on the main thread)
+ * to the main thread as fast as it can; the handler cancels the token and
+ * the task of the main thread's current call.  A watchdog thread fails the
+ * test, with the iteration it was stuck at, if the main thread makes no
+ * progress for WATCH_MS: a handler that waits on a lock its own thread
+ * holds waits for ever.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bound.h"
+#include "tap.h"
+
+#define ITERATIONS	4000
+#define WATCH_MS	10000u
+
+static _Atomic(intr_token *) cur_tok;
+static _Atomic(intr_task *) cur_task;
+static atomic_int handled, progress, stop;
+static pthread_t main_th;
+
+static void on_usr2(int signo)
+{
+	intr_token *tok = atomic_load(&cur_tok);
+	intr_task *t = atomic_load(&cur_task);
+	int e = errno;
+
+	(void)signo;
+	if (tok)
+		intr_token_cancel(tok);
+	if (t)
+		intr_task_cancel(t);
+	atomic_fetch_add(&handled, 1);
+	errno = e;
+}
+
+static void *sender(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		pthread_kill(main_th, SIGUSR2);
+		sched_yield();
+	}
+	return NULL;
+}
+
+/* Fails the test, and ends the program, if the main thread is stuck. */
+static void *watchdog(void *arg)
+{
+	uint64_t last_change = h_now_ns();
+	int last = -1, now;
+
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		now = atomic_load(&progress);
+		if (now != last) {
+			last = now;
+			last_change = h_now_ns();
+		} else if (h_now_ns() - last_change >
+			   (uint64_t)WATCH_MS * 1000000u) {
+			tap_ok(false, "the main thread made no progress for "
+			       "%u ms at iteration %d (%d signals handled): a "
+			       "cancelling handler waits on a lock its own "
+			       "thread holds", WATCH_MS, now,
+			       atomic_load(&handled));
+			fflush(stdout);
+			_exit(1);
+		}
+		b_sleep_ms(10);
+	}
+	return NULL;
+}
+
+static void *body(intr_ctx *ctx, void *arg)
+{
+	(void)arg;
+	intr_sleep(ctx, 100000);
+	return NULL;
+}
+
+int main(void)
+{
+	pthread_t snd, dog;
+	struct sigaction sa;
+	sigset_t usr2, old;
+	long i, n = b_scale(ITERATIONS);
+	long cancelled = 0, finished = 0, bad = 0;
+	int r;
+
+	main_th = pthread_self();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr2;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
+
+	/* Only the main thread takes SIGUSR2: the helpers start with it
+	 * blocked (the library's threads block every signal). */
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &usr2, &old);
+	if (pthread_create(&dog, NULL, watchdog, NULL) ||
+	    pthread_create(&snd, NULL, sender, NULL)) {
+		tap_ok(false, "pthread_create");
+		return tap_done();
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	for (i = 0; i < n; i++) {
+		intr_token *tok;
+		intr_task *t;
+
+		r = intr_token_new(&tok, NULL);
+		if (r) {
+			bad++;
+			break;
+		}
+		atomic_store(&cur_tok, tok);
+		r = intr_spawn(&t, tok, body, NULL);
+		if (!r) {
+			atomic_store(&cur_task, t);
+			if (i % 2)
+				intr_token_cancel(tok);
+			atomic_store(&cur_task, NULL);
+			r = intr_join(t, NULL);
+			if (r == -ECANCELED)
+				cancelled++;
+			else if (!r)
+				finished++;
+			else
+				bad++;
+		} else {
+			bad++;
+		}
+		atomic_store(&cur_tok, NULL);
+		if (intr_token_free(tok))
+			bad++;
+		atomic_fetch_add(&progress, 1);
+	}
+	atomic_store(&stop, 1);
+	pthread_join(snd, NULL);
+	pthread_join(dog, NULL);
+	tap_ok(i == n && !bad, "%ld spawns, cancels and joins under %d "
+	       "cancelling signal handlers on the same thread: %ld cancelled, "
+	       "%ld not, %ld errors", i, atomic_load(&handled), cancelled,
+	       finished, bad);
+	tap_ok(atomic_load(&handled) > 0, "the handler ran (%d times)",
+	       atomic_load(&handled));
+	return tap_done();
+}
