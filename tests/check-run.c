@@ -323,10 +323,9 @@ START_TEST(test_run_cancel_after_return)
 }
 END_TEST
 
-/* The cancel's signal lands while the body still runs in user space, and
- * only then does the body block in a plain read() that no wrapper makes:
- * the first signal is spent, and only the re-send (resend_us later)
- * reaches the read. */
+/* The cancel's signal is spent before the body blocks in a plain read()
+ * that no wrapper makes: only a re-send (resend_us later) reaches the
+ * read. */
 struct late_read {
 	int fds[2];
 	atomic_int started;
@@ -335,6 +334,7 @@ struct late_read {
 static void *late_read_body(intr_ctx *ctx, void *arg)
 {
 	struct late_read *l = arg;
+	struct timespec ts = { .tv_sec = BODY_MS / 1000 };
 	uint64_t end = h_deadline(BODY_MS);
 	char c;
 
@@ -343,9 +343,12 @@ static void *late_read_body(intr_ctx *ctx, void *arg)
 	while (!intr_reason(ctx))
 		if (h_passed(end))
 			return BODY_TIMEOUT;
-	/* A system call: the signal sent with the reason is delivered on
-	 * its way back, if it was not already. */
-	syscall(SYS_getpid);
+	/* The reason is stored before the signal is sent: wait here until
+	 * a signal has been spent.  The cancel's own ends this sleep, or it
+	 * came already, in user space, and only a re-send can end it; a
+	 * sleep that runs out saw neither. */
+	if (nanosleep(&ts, NULL) == 0 || errno != EINTR)
+		return BODY_TIMEOUT;
 	for (;;) {
 		if (read(l->fds[0], &c, 1) >= 0)
 			return BODY_RELEASED;
