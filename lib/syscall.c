@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -156,11 +157,78 @@ static struct timespec ns_to_ts(uint64_t ns)
 	return ts;
 }
 
+/*
+ * The wake slot, body side.  Publish: the body is about to wait on the
+ * kernel object of kind; it must look at the reason again after this (the
+ * window's flag check does).  Sequentially consistent, against the
+ * canceller's store of the reason and load of the slot (call.c): one of
+ * the two loads sees the other side's store.  False if the slot is taken:
+ * this wait runs over another one on this thread (a handler over it, or
+ * one a siglongjmp left behind), and takes the signal; the canceller is
+ * told to send it as well as waking.
+ */
+static bool slot_publish(struct intr_task *t, int kind)
+{
+	int none = INTR_WS_NONE;
+
+	if (atomic_compare_exchange_strong(&t->wslot, &none, kind)) {
+		/* A store then a load of another word: under qemu-user the
+		 * translated release/acquire pair lets the load pass the
+		 * store; the fence keeps them in order (as task.c's). */
+		atomic_thread_fence(memory_order_seq_cst);
+		return true;
+	}
+	atomic_fetch_or(&t->wslot, INTR_WS_SIGNAL);
+	atomic_thread_fence(memory_order_seq_cst);
+	return false;
+}
+
+/* Take the slot back after the wait.  The swap fails if the canceller
+ * claimed it first (it woke the wait, and sent no signal unless a nested
+ * wait asked for one): then it is cleared all the same. */
+static void slot_clear(struct intr_task *t, int kind)
+{
+	int s = kind;
+
+	if (!atomic_compare_exchange_strong(&t->wslot, &s, INTR_WS_NONE))
+		atomic_store(&t->wslot, INTR_WS_NONE);
+}
+
 /* A sleep on an absolute deadline, so restarts after other signals do not
- * stretch it. */
+ * stretch it: the interrupt signal's way. */
+static int sleep_signal(struct intr_task *t, const struct timespec *until)
+{
+	return (int)cp_call(t, SYS_clock_nanosleep, CLOCK_MONOTONIC,
+			    TIMER_ABSTIME, (long)until, 0, 0, 0);
+}
+
+/* The body has blocked the interrupt signal itself, to hold its cancel
+ * off (interruptible(7), Signal masks): a wait of the body must then not
+ * end on the cancel either.  The mask is the thread's own; only this
+ * thread changes it, and nothing else can tell it without asking. */
+static bool cancel_held(void)
+{
+	sigset_t cur;
+
+	return !pthread_sigmask(SIG_BLOCK, NULL, &cur) &&
+	       sigismember(&cur, intr__signo) == 1;
+}
+
+/*
+ * The same without the signal: a futex wait on the call's own reason word,
+ * value 0, until the deadline.  The canceller stores the reason, finds the
+ * slot published and wakes the word (call.c).  A cancel is not lost in any
+ * order: before the publish, the window's flag check sees the reason (and
+ * the signal sent meanwhile takes the cancel exit or is an EINTR); after
+ * the check, the kernel compares the word under its hash-bucket lock,
+ * which the canceller's wake takes after its store, and the wait ends at
+ * once (-EAGAIN) or is woken.  The slot stays published across retries:
+ * it is still the same wait.
+ */
 INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 {
 	struct intr_task *t = intr__body_of(ctx);
+	struct intr__sc_ret r;
 	struct timespec until;
 	uint64_t now;
 
@@ -168,8 +236,32 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 		return -EINVAL;
 	now = intr__now_ns();
 	until = ns_to_ts(now + ns < now ? UINT64_MAX / 2 : now + ns);
-	return (int)cp_call(t, SYS_clock_nanosleep, CLOCK_MONOTONIC,
-			    TIMER_ABSTIME, (long)&until, 0, 0, 0);
+	if (intr__wake_signal || cancel_held() ||
+	    !slot_publish(t, INTR_WS_FUTEX))
+		return sleep_signal(t, &until);
+	for (;;) {
+		r = intr__sc_pass(t, SYS_futex, (long)&t->tok.reason,
+				  FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0,
+				  (long)&until, 0, FUTEX_BITSET_MATCH_ANY);
+		if (atomic_load(&t->tok.reason)) {
+			/* Woken, -EAGAIN (the word was set before the
+			 * kernel looked), the cancel exit, the signal's
+			 * EINTR, or a deadline that came with the cancel:
+			 * the reason. */
+			slot_clear(t, INTR_WS_FUTEX);
+			return intr__acknowledge(t);
+		}
+		if (r.ret == -ETIMEDOUT)
+			break;
+		/* 0 (spurious), -EINTR (another signal's): again, to the
+		 * same deadline. */
+		if (r.ret != 0 && r.ret != -EINTR && r.ret != -EAGAIN) {
+			slot_clear(t, INTR_WS_FUTEX);
+			return (int)r.ret;
+		}
+	}
+	slot_clear(t, INTR_WS_FUTEX);
+	return 0;
 }
 
 /* ppoll rather than poll: aarch64 has no poll system call.  The timeout is
