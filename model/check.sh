@@ -32,6 +32,8 @@ pending_safe|-DPENDING_MODEL|-DSAFETY,-DNOREDUCE|
 mask|-DCHECK_MASK|-DSAFETY,-DNOREDUCE|-E
 lost_send|-DCHECK_LOST,-DSEND_FAILS,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
 no_leak_send|-DCHECK_LEAK,-DSEND_FAILS|-DSAFETY,-DNOREDUCE|-E
+no_signal|-DCHECK_LOST,-DSIGNAL_LOST,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
+slot|-DCHECK_SLOT,-DNO_SLOW_RESEND|-DSAFETY,-DNOREDUCE|-E
 "
 
 # mutant  the property it must break
@@ -54,6 +56,9 @@ RELEASE_OPEN|no_deadlock
 SKIP_OPEN|mask
 SEND_UNCHECKED|lost_send
 ONE_SHOT|lost_cancel
+SLOT_NO_PUBLISH|no_signal
+SLOT_NO_RECHECK|no_signal
+SLOT_SIGNAL_TOO|slot
 "
 
 # The completion handshake of lib/task.c with store buffers.
