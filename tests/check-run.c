@@ -323,6 +323,24 @@ START_TEST(test_run_cancel_after_return)
 }
 END_TEST
 
+/* A plain read() of one byte from fd, retrying EINTR until the call is
+ * cancelled or end (h_deadline) has passed: the body's result. */
+static void *read_retrying_eintr(intr_ctx *ctx, int fd, uint64_t end)
+{
+	char c;
+
+	for (;;) {
+		if (read(fd, &c, 1) >= 0)
+			return BODY_RELEASED;
+		if (errno != EINTR)
+			return BODY_ERROR;
+		if (intr_cancelled(ctx))
+			return BODY_CANCELLED;
+		if (h_passed(end))
+			return BODY_TIMEOUT;
+	}
+}
+
 /* The cancel's signal is spent before the body blocks in a plain read()
  * that no wrapper makes: only a re-send (resend_us later) reaches the
  * read. */
@@ -336,7 +354,6 @@ static void *late_read_body(intr_ctx *ctx, void *arg)
 	struct late_read *l = arg;
 	struct timespec ts = { .tv_sec = BODY_MS / 1000 };
 	uint64_t end = h_deadline(BODY_MS);
-	char c;
 
 	atomic_store(&l->started, 1);
 	/* Not acknowledged: intr_reason() only looks. */
@@ -349,14 +366,7 @@ static void *late_read_body(intr_ctx *ctx, void *arg)
 	 * sleep that runs out saw neither. */
 	if (nanosleep(&ts, NULL) == 0 || errno != EINTR)
 		return BODY_TIMEOUT;
-	for (;;) {
-		if (read(l->fds[0], &c, 1) >= 0)
-			return BODY_RELEASED;
-		if (errno != EINTR)
-			return BODY_ERROR;
-		if (intr_cancelled(ctx))
-			return BODY_CANCELLED;
-	}
+	return read_retrying_eintr(ctx, l->fds[0], end);
 }
 
 START_TEST(test_run_cancel_before_plain_read_resent)
@@ -383,22 +393,10 @@ static void *plain_read_body(intr_ctx *ctx, void *arg)
 {
 	struct job *j = arg;
 	uint64_t end = h_deadline(BODY_MS);
-	char c;
 
 	if (!job_announce(ctx, j))
 		return BODY_ERROR;
-	for (;;) {
-		ssize_t n = read(j->g.go[0], &c, 1);
-
-		if (n >= 0)
-			return BODY_RELEASED;
-		if (errno != EINTR)
-			return BODY_ERROR;
-		if (intr_cancelled(ctx))
-			return BODY_CANCELLED;
-		if (h_passed(end))
-			return BODY_TIMEOUT;
-	}
+	return read_retrying_eintr(ctx, j->g.go[0], end);
 }
 
 START_TEST(test_run_plain_read_cancel)
