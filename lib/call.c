@@ -62,7 +62,11 @@
  * claims the slot with a compare-and-swap (WOKEN) and wakes the word
  * instead of signalling.  The body's take-back is a swap too, so exactly
  * one side wins, and the winner decides: the canceller's win is "woken,
- * no signal", the body's is "the wait is over, signal as before".
+ * no signal", the body's is "the wait is over, signal as before".  A body
+ * that finds, at its take-back, that the canceller won reports the reason
+ * whatever ended its wait (a deadline that came with the cancel): the
+ * canceller woke it instead of signalling, so nothing else will tell its
+ * next plain call.
  *
  * No cancel is lost by it.  Both sides store, then load the other's
  * word, sequentially consistent (with fences for qemu-user), so one of
@@ -78,22 +82,32 @@
  * the same thread (SIGPROF, or the application's own cancelling one)
  * ends the wait with EINTR; the body then reads the reason.  The body
  * took the slot back first: the canceller's swap fails and it signals,
- * as above.  The re-send stays armed after a wake: a body that left the
- * wait by a handler's siglongjmp does not acknowledge, and a plain call
- * it blocks in next has only the signal; every wait that returns
- * acknowledges, and the re-send then finds nothing to do.  A wait that
- * finds the slot taken (one running over another on the thread, or over
- * the dead slot of a siglongjmp) does not wait signal-free: it marks the
- * slot SIGNAL, and the canceller that claims it wakes and signals.  Nor
- * does a wait in a body that blocked the interrupt signal itself: that
- * body holds its cancels off, and its waits go on until it unblocks it.
+ * as above.
+ *
+ * A slot can be out while the thread waits elsewhere: a handler runs over
+ * the futex wait and blocks, or a handler's siglongjmp left the sleep
+ * before its take-back.  Every wait that only the signal ends (the
+ * wrappers' and libinterruptible-libc's passes, the io_uring waits) first
+ * marks a slot it finds out SIGNAL (intr__slot_signal), and the canceller
+ * that claims a slot so marked wakes and signals.  The mark and the claim
+ * are both read-modify-writes of the slot: the mark first, the claim sees
+ * it and signals; the claim first, the mark reads from it, after the
+ * reason's store, and the wait's look at the reason that follows sees
+ * the cancel.  A signal-free wait that finds the slot taken marks it so
+ * too and waits on the signal.  What no mark covers is a plain call in
+ * such a handler or after such a jump: it gets the cancel at the first
+ * re-send (resend_us), which stays armed after a wake for that reason;
+ * every wait that returns acknowledges, and the re-send then finds
+ * nothing to do.  Nor is a wait signal-free in a body that blocked the
+ * interrupt signal itself: that body holds its cancels off, and its waits
+ * go on until it unblocks it.
  *
  * Nor does a wake leak.  The canceller wakes only the call it found
  * RUNNING, on that call's own reason word, which no other call waits on,
  * and the end step clears the slot under the lock, after which no
- * canceller acts on the call; a slot a siglongjmp left published costs at
- * most a wake nobody waits for.  A sleep that took no signal leaves none
- * behind for the finalizers or the next call.
+ * canceller acts on the call (each call has its own slot: the clear is
+ * for the code after the body, not the next one).  A sleep that took no
+ * signal leaves none behind for the finalizers or the next call.
  *
  * A signal is not the cancel.  Whoever sent it (another process may send
  * the interrupt signal too), the handler acts for a body only when that
@@ -519,8 +533,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->status = atomic_load(&t->tok.reason);
 		running_del(t);
 		/* A wait left by siglongjmp leaves its slot published; no
-		 * canceller looks at it from here on (DONE), and the next
-		 * body starts with it clear. */
+		 * canceller looks at it from here on (DONE). */
 		atomic_store(&t->wslot, INTR_WS_NONE);
 		wake = t->wakers;
 		t->wakers = NULL;

@@ -275,9 +275,15 @@ struct intr__sc_ret intr__sc_call(const atomic_int *flag, long nr, long a1,
 extern char intr__sc_begin[], intr__sc_end[], intr__sc_cancel[];
 
 /* -------------------------------------------------------------- syscall.c */
-/* intr__sc_call for body t, with what the handler needs around it. */
+/* intr__sc_call for body t, with what the handler needs around it; a wait
+ * that only the signal ends (intr__slot_signal first). */
 struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
 				  long a2, long a3, long a4, long a5, long a6);
+/* A wait that only the interrupt signal ends is about to be made: if a
+ * signal-free wait's slot is out on this thread (a handler runs over that
+ * wait, or a siglongjmp left it), the canceller must signal as well.  The
+ * reason must be looked at after this. */
+void intr__slot_signal(struct intr_task *t);
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;

@@ -54,10 +54,9 @@ static void window_leave(void)
 #endif
 
 /* One pass through the window, with the bookkeeping the handler needs
- * around it (intr__sc_active, window_leave).  Also the pass of
- * libinterruptible-libc's points (point.c). */
-struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
-				  long a2, long a3, long a4, long a5, long a6)
+ * around it (intr__sc_active, window_leave). */
+static struct intr__sc_ret pass(struct intr_task *t, long nr, long a1,
+				long a2, long a3, long a4, long a5, long a6)
 {
 	struct intr__sc_ret r;
 
@@ -73,6 +72,26 @@ struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
 	intr__sc_active = 0;
 #endif
 	return r;
+}
+
+void intr__slot_signal(struct intr_task *t)
+{
+	if (atomic_load(&t->wslot) == INTR_WS_NONE)
+		return;
+	/* Before the canceller's claim: it finds SIGNAL and sends.  After
+	 * it: this reads from the claim, which came after the reason's
+	 * store, so the look at the reason that follows sees it. */
+	atomic_fetch_or(&t->wslot, INTR_WS_SIGNAL);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* The pass of every wait the signal ends: the wrappers' (cp_once) and
+ * libinterruptible-libc's points (point.c). */
+struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
+				  long a2, long a3, long a4, long a5, long a6)
+{
+	intr__slot_signal(t);
+	return pass(t, nr, a1, a2, a3, a4, a5, a6);
 }
 
 /* One pass: the system call's result, the reason if the call is
@@ -183,15 +202,15 @@ static bool slot_publish(struct intr_task *t, int kind)
 	return false;
 }
 
-/* Take the slot back after the wait.  The swap fails if the canceller
- * claimed it first (it woke the wait, and sent no signal unless a nested
- * wait asked for one): then it is cleared all the same. */
-static void slot_clear(struct intr_task *t, int kind)
+/* Take the slot back after the wait; true if the canceller had claimed
+ * it.  It then woke the wait (and sent no signal unless a wait over this
+ * one asked for it): the reason is set, and this wait must report it,
+ * whatever ended it, or the cancel reaches the body's next plain call
+ * only at the re-send.  After the swap a canceller finds no slot and
+ * signals. */
+static bool slot_clear(struct intr_task *t)
 {
-	int s = kind;
-
-	if (!atomic_compare_exchange_strong(&t->wslot, &s, INTR_WS_NONE))
-		atomic_store(&t->wslot, INTR_WS_NONE);
+	return atomic_exchange(&t->wslot, INTR_WS_NONE) & INTR_WS_WOKEN;
 }
 
 /* A sleep on an absolute deadline, so restarts after other signals do not
@@ -240,28 +259,31 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 	    !slot_publish(t, INTR_WS_FUTEX))
 		return sleep_signal(t, &until);
 	for (;;) {
-		r = intr__sc_pass(t, SYS_futex, (long)&t->tok.reason,
-				  FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0,
-				  (long)&until, 0, FUTEX_BITSET_MATCH_ANY);
+		r = pass(t, SYS_futex, (long)&t->tok.reason,
+			 FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, (long)&until,
+			 0, FUTEX_BITSET_MATCH_ANY);
 		if (atomic_load(&t->tok.reason)) {
 			/* Woken, -EAGAIN (the word was set before the
 			 * kernel looked), the cancel exit, the signal's
 			 * EINTR, or a deadline that came with the cancel:
 			 * the reason. */
-			slot_clear(t, INTR_WS_FUTEX);
+			slot_clear(t);
 			return intr__acknowledge(t);
 		}
-		if (r.ret == -ETIMEDOUT)
-			break;
 		/* 0 (spurious), -EINTR (another signal's): again, to the
 		 * same deadline. */
-		if (r.ret != 0 && r.ret != -EINTR && r.ret != -EAGAIN) {
-			slot_clear(t, INTR_WS_FUTEX);
-			return (int)r.ret;
-		}
+		if (r.ret != 0 && r.ret != -EINTR && r.ret != -EAGAIN)
+			break;
 	}
-	slot_clear(t, INTR_WS_FUTEX);
-	return 0;
+	intr__fault_delay(INTR_DELAY_SLOT_CLEAR);
+	if (slot_clear(t))
+		return intr__acknowledge(t);
+	if (r.ret == -ETIMEDOUT)
+		return 0;
+	/* The futex refused (a seccomp filter, say): the signal's way. */
+	if (r.ret == -ENOSYS || r.ret == -EPERM)
+		return sleep_signal(t, &until);
+	return (int)r.ret;
 }
 
 /* ppoll rather than poll: aarch64 has no poll system call.  The timeout is

@@ -35,6 +35,7 @@ lost_send|-DCHECK_LOST,-DSEND_FAILS,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
 no_leak_send|-DCHECK_LEAK,-DSEND_FAILS|-DSAFETY,-DNOREDUCE|-E
 no_signal|-DCHECK_LOST,-DSIGNAL_LOST,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
 slot|-DCHECK_SLOT,-DNO_SLOW_RESEND|-DSAFETY,-DNOREDUCE|-E
+stale_slot|-DCHECK_LOST,-DSTALE_SLOT,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
 "
 
 # mutant  the property it must break
@@ -60,6 +61,7 @@ ONE_SHOT|lost_cancel
 SLOT_NO_PUBLISH|no_signal
 SLOT_NO_RECHECK|no_signal
 SLOT_SIGNAL_TOO|slot
+SLOT_NO_MARK|stale_slot
 "
 
 # The completion handshake of lib/task.c with store buffers.

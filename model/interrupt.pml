@@ -66,8 +66,16 @@
  *                 bodies are those that need no signal (intr_sleep's
  *                 futex, a wake-up action, none).  A cancel still reaches
  *                 the first call.
- *   slot          assertions (-DCHECK_SLOT -DNO_SLOW_RESEND): a call whose
- *                 wake slot the canceller claimed is never signalled.
+ *   slot          assertions (-DCHECK_SLOT -DNO_SLOW_RESEND): the
+ *                 canceller's own step does not signal a call whose wake
+ *                 slot it claimed, unless a wait over that slot asked for
+ *                 the signal (WS_SIGNAL).  The re-send, left out here,
+ *                 may still signal a woken body slow to acknowledge.
+ *   stale_slot    LTL under weak fairness (-DSTALE_SLOT -DNO_SLOW_RESEND):
+ *                 a body leaves intr_sleep by a siglongjmp, its slot still
+ *                 published, then waits in a wrapper (K_JUMP).  Without a
+ *                 re-send, the cancel still reaches it: the wrapper asked
+ *                 for the signal.
  *
  * User code and masks (call.c, Masks): the application's own signal, whose
  * handler cancels the first call's token (a SIGALRM handler calling
@@ -111,6 +119,8 @@
  *   SLOT_NO_PUBLISH intr_sleep never publishes its wake slot
  *   SLOT_NO_RECHECK the futex wait sleeps without comparing the word
  *   SLOT_SIGNAL_TOO the canceller that claimed the slot signals as well
+ *   SLOT_NO_MARK    a wrapper's pass does not ask for the signal when it
+ *                   finds a slot out (intr__slot_signal)
  */
 
 #define NCALLS		2
@@ -132,6 +142,8 @@
 				 * before the query): intr_on_cancel_repeat */
 #define K_FUTEX		6	/* intr_sleep: a futex on the reason word,
 				 * through the window, with the wake slot */
+#define K_JUMP		7	/* intr_sleep left by siglongjmp, its slot
+				 * out, then intr_read (-DSTALE_SLOT) */
 
 /* Where the worker is, as the signal handler would find it. */
 #define W_IDLE		0	/* in the pool, or in call_run, signal blocked */
@@ -157,6 +169,7 @@
 #define WS_NONE		0
 #define WS_FUTEX	1
 #define WS_WOKEN	2	/* or'ed in: the canceller claimed it */
+#define WS_SIGNAL	4	/* or'ed in: a wait over it takes the signal */
 
 #define NOCALL		255
 
@@ -332,7 +345,7 @@ inline send_locked(c)
 {
 	atomic {
 #ifdef CHECK_SLOT
-	assert(!slot_woke[c]);
+	assert(!slot_woke[c] || (wslot[c] & WS_SIGNAL));
 #endif
 	/* Refused while the queue is full (EAGAIN): nothing is pending, and
 	 * the service thread retries (unsent) until a send goes through. */
@@ -374,8 +387,8 @@ inline call_cancel_locked(c)
 		 * a compare-and-swap. */
 		atomic {
 			if
-			:: wslot[c] == WS_FUTEX ->
-				wslot[c] = WS_FUTEX | WS_WOKEN;
+			:: (wslot[c] & WS_FUTEX) && !(wslot[c] & WS_WOKEN) ->
+				wslot[c] = wslot[c] | WS_WOKEN;
 				slot_woke[c] = true;
 				slot_won = true
 			:: else -> slot_won = false
@@ -391,9 +404,14 @@ inline call_cancel_locked(c)
 				:: else
 				fi
 			}
+			if
 #ifdef MUTATION_SLOT_SIGNAL_TOO
-			send_locked(c)
+			:: true -> send_locked(c)
+#else
+			:: wslot[c] & WS_SIGNAL -> send_locked(c)
 #endif
+			:: else
+			fi
 		:: else ->
 			send_locked(c)
 		fi;
@@ -573,7 +591,16 @@ inline sc_generic(c)
 inline cp_call(c, k)
 {
 	do
-	:: if
+	:: /* intr__slot_signal: a slot out asks for the signal too */
+	   atomic {
+		if
+#ifndef MUTATION_SLOT_NO_MARK
+		:: wslot[c] != WS_NONE -> wslot[c] = wslot[c] | WS_SIGNAL
+#endif
+		:: else
+		fi
+	   }
+	   if
 	   :: k == K_GENERIC -> sc_generic(c)
 	   :: else -> sc_active = true; sc_window(c); window_leave()
 	   fi;
@@ -665,6 +692,17 @@ inline futex_wait(c)
 		fi
 	od
 }
+
+#ifdef STALE_SLOT
+/* intr_sleep left by a handler's siglongjmp after it published its slot
+ * (sigsetjmp, intr_sleep, SIGALRM): the slot stays out, as the jump came
+ * before its take-back; then the body waits in intr_read. */
+inline jump_wait(c)
+{
+	wslot[c] = WS_FUTEX;		/* slot_publish */
+	cp_call(c, K_WINDOW)
+}
+#endif
 
 /* A body that tests intr_cancelled() and then calls plain read(); on
  * EINTR it tests again (the README's advice). */
@@ -822,6 +860,9 @@ active proctype Worker()
 			:: k = K_WINDOW
 #endif
 			:: k = K_FUTEX
+#ifdef STALE_SLOT
+			:: k = K_JUMP
+#endif
 			:: c == 0 -> k = K_WAKE
 #ifndef NO_SLOW_RESEND
 			:: k = K_GENERIC
@@ -833,6 +874,9 @@ active proctype Worker()
 			:: k == K_WINDOW || k == K_GENERIC -> cp_call(c, k)
 			:: k == K_PLAIN -> plain_wait(c)
 			:: k == K_FUTEX -> futex_wait(c)
+#ifdef STALE_SLOT
+			:: k == K_JUMP -> jump_wait(c)
+#endif
 			:: k == K_WAKE -> wake_wait(c)
 			:: k == K_REPEAT -> repeat_wait(c)
 			:: k == K_NONE ->
