@@ -53,6 +53,62 @@
  * the wait it ends runs again with the signal's back-off, until the body
  * acknowledges or returns, and none runs after the end step.
  *
+ * Waits that need no signal (intr_sleep, syscall.c).  Such a wait sleeps
+ * on a kernel object the canceller can wake (a futex on the call's own
+ * reason word), and says so in the call's wake slot (t->wslot): the body
+ * stores the slot, then looks at the reason (the window's flag check),
+ * then waits, and takes the slot back after.  The cancel, under the lock,
+ * stores the reason, then loads the slot; if a wait is published, it
+ * claims the slot with a compare-and-swap (WOKEN) and wakes the word
+ * instead of signalling.  The body's take-back is a swap too, so exactly
+ * one side wins, and the winner decides: the canceller's win is "woken,
+ * no signal", the body's is "the wait is over, signal as before".  A body
+ * that finds, at its take-back, that the canceller won reports the reason
+ * whatever ended its wait (a deadline that came with the cancel): the
+ * canceller woke it instead of signalling, so nothing else will tell its
+ * next plain call.
+ *
+ * No cancel is lost by it.  Both sides store, then load the other's
+ * word, sequentially consistent (with fences for qemu-user), so one of
+ * the loads sees the other's store.  The canceller saw no slot: it
+ * signals, as above, and the body's look at the reason, made after its
+ * store of the slot, sees the cancel (the signal meanwhile is an EINTR or
+ * takes the cancel exit).  The canceller claimed the slot: the body has
+ * not taken it back, so it is before its wait, in it, or just out of it,
+ * and it reads the reason after the wait in every case; the kernel
+ * compares the futex word with 0 under its hash-bucket lock, which the
+ * canceller's wake takes after the store, so a body not yet queued
+ * returns at once and one queued is woken.  A handler over the wait on
+ * the same thread (SIGPROF, or the application's own cancelling one)
+ * ends the wait with EINTR; the body then reads the reason.  The body
+ * took the slot back first: the canceller's swap fails and it signals,
+ * as above.
+ *
+ * A slot can be out while the thread waits elsewhere: a handler runs over
+ * the futex wait and blocks, or a handler's siglongjmp left the sleep
+ * before its take-back.  Every wait that only the signal ends (the
+ * wrappers' and libinterruptible-libc's passes, the io_uring waits) first
+ * marks a slot it finds out SIGNAL (intr__slot_signal), and the canceller
+ * that claims a slot so marked wakes and signals.  The mark and the claim
+ * are both read-modify-writes of the slot: the mark first, the claim sees
+ * it and signals; the claim first, the mark reads from it, after the
+ * reason's store, and the wait's look at the reason that follows sees
+ * the cancel.  A signal-free wait that finds the slot taken marks it so
+ * too and waits on the signal.  What no mark covers is a plain call in
+ * such a handler or after such a jump: it gets the cancel at the first
+ * re-send (resend_us), which stays armed after a wake for that reason;
+ * every wait that returns acknowledges, and the re-send then finds
+ * nothing to do.  Nor is a wait signal-free in a body that blocked the
+ * interrupt signal itself: that body holds its cancels off, and its waits
+ * go on until it unblocks it.
+ *
+ * Nor does a wake leak.  The canceller wakes only the call it found
+ * RUNNING, on that call's own reason word, which no other call waits on,
+ * and the end step clears the slot under the lock, after which no
+ * canceller acts on the call (each call has its own slot: the clear is
+ * for the code after the body, not the next one).  A sleep that took no
+ * signal leaves none behind for the finalizers or the next call.
+ *
  * A signal is not the cancel.  Whoever sent it (another process may send
  * the interrupt signal too), the handler acts for a body only when that
  * call's reason is set, which the canceller stores before it sends
@@ -118,8 +174,9 @@
  * interleaving of two calls on one worker, that no cancel is lost, none
  * leaks, finalizers run exactly once, nothing deadlocks, the worker takes
  * the lock only with every signal blocked (a handler that cancels lands
- * on it wherever the application's mask lets it in), and a refused send
- * still reaches a body that needs no re-send.  Change the protocol here,
+ * on it wherever the application's mask lets it in), a refused send
+ * still reaches a body that needs no re-send, and a signal-free wait ends
+ * on its cancel with every signal of ours lost.  Change the protocol here,
  * change the model with it.
  */
 #include "config.h"
@@ -211,11 +268,43 @@ static void send_next_locked(struct intr_task *t, uint64_t now, bool first)
  * a signal handler on any thread. */
 void intr__call_cancel_locked(struct intr_task *t)
 {
+	uint64_t now;
+	int s;
+
 	if (t->state != INTR_RUNNING)
 		return;
+	now = intr__now_ns();
 	t->resend_gap = (uint64_t)intr__cfg.resend_us * 1000u;
 	t->retry_gap = 0;
-	send_next_locked(t, intr__now_ns(), true);
+	/* The reason is stored (token.c); now the slot is loaded.  The body
+	 * stores the slot, then loads the reason: with both orders
+	 * sequentially consistent one of the loads sees the other's store.
+	 * The fence is for qemu-user, as the body's (syscall.c). */
+	atomic_thread_fence(memory_order_seq_cst);
+	s = atomic_load(&t->wslot);
+	if ((s & INTR_WS_KIND) && !(s & INTR_WS_WOKEN) &&
+	    atomic_compare_exchange_strong(&t->wslot, &s, s | INTR_WS_WOKEN)) {
+		/* Ours: the body's clear has not run, so it is in the wait,
+		 * about to make it (the kernel will find the word set), or
+		 * just out of it, and reads the reason next.  The task lives:
+		 * the worker needs the lock to end. */
+		intr__futex_wake(&t->tok.reason, 1);
+		if (s & INTR_WS_SIGNAL) {
+			/* A wait over it on the same thread takes the
+			 * signal. */
+			send_next_locked(t, now, true);
+		} else {
+			/* No signal.  The re-send is armed all the same: a
+			 * body that left the wait by a handler's siglongjmp
+			 * does not acknowledge, and a plain call it blocks
+			 * in next has only the signal to end it.  One that
+			 * acknowledged (every intr_sleep that returns) is
+			 * skipped when it comes due. */
+			t->resend_at = now + t->resend_gap;
+		}
+	} else {
+		send_next_locked(t, now, true);
+	}
 	intr__service_arm_locked(t->resend_at);
 	if (t->wakers) {
 		/* Wake-up actions (wake.c): the wake-up thread, now. */
@@ -346,6 +435,9 @@ bool intr__call_after_fork(void)
 		 * running are the parent's: no one here will say they are
 		 * done, and the worker must not wait for them. */
 		atomic_store(&self->wake_busy, 0);
+		/* Cleared, a cancel in the child signals: that ends any
+		 * wait, also one a handler that forked returns to. */
+		atomic_store(&self->wslot, INTR_WS_NONE);
 		if (self->state == INTR_RUNNING) {
 			self->tid = intr__gettid();
 			running_add(self);
@@ -440,6 +532,9 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->state = INTR_DONE;
 		t->status = atomic_load(&t->tok.reason);
 		running_del(t);
+		/* A wait left by siglongjmp leaves its slot published; no
+		 * canceller looks at it from here on (DONE). */
+		atomic_store(&t->wslot, INTR_WS_NONE);
 		wake = t->wakers;
 		t->wakers = NULL;
 		t->wake_due = false;

@@ -21,6 +21,8 @@
 #define DEFAULT_RESEND_US 1000
 
 struct intr_config intr__cfg;
+/* Set once, before the first call can start (intr__init). */
+bool intr__wake_signal;
 
 static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool started;
@@ -49,6 +51,16 @@ static int env_signal(void)
 			"signal: USR2, RTMIN+3, SIGRTMAX-1, a number); using "
 			"SIGUSR1\n", s);
 	return SIGUSR1;
+}
+
+/* INTR_WAKE=signal: the waits that can end without the interrupt signal
+ * (intr_sleep) take it anyway, as they did before.  Anything else, unset
+ * or empty: the signal-free waits. */
+static bool env_wake_signal(void)
+{
+	const char *s = getenv("INTR_WAKE");
+
+	return s && !strcmp(s, "signal");
 }
 
 INTR_API void intr_config_default(struct intr_config *cfg)
@@ -167,6 +179,7 @@ int intr__init(void)
 	ret = intr__signal_install(intr__cfg.signo);
 	if (ret)
 		goto out;
+	intr__wake_signal = env_wake_signal();
 	atomic_store(&started, true);
 out:
 	pthread_mutex_unlock(&init_mu);

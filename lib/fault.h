@@ -56,6 +56,7 @@ enum intr__site {
 enum intr__delay {
 	INTR_DELAY_END_STEP,		/* call.c: the end step, lock held */
 	INTR_DELAY_WORKER_IDLE,		/* pool.c: call ended, worker not idle */
+	INTR_DELAY_SLOT_CLEAR,		/* syscall.c: a sleep's end, slot out */
 	INTR_DELAYS
 };
 

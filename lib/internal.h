@@ -169,6 +169,9 @@ struct intr_task {
 	uint64_t resend_gap;		/* current back-off */
 	uint64_t retry_gap;		/* after a failed send; 0: none */
 	atomic_bool acked;		/* the body has seen the cancel */
+	atomic_int wslot;		/* INTR_WS_NONE, or the signal-free wait
+					 * the body is in (syscall.c), with
+					 * INTR_WS_WOKEN and INTR_WS_SIGNAL */
 
 	struct intr__waker *wakers;	/* tree lock */
 	bool wake_due;			/* tree lock: cancelled, not yet run */
@@ -185,6 +188,22 @@ struct intr_task {
 	atomic_int done;
 	atomic_int fd;			/* eventfd of intr_task_fd, or -1 */
 };
+
+/*
+ * The wake slot (intr_task.wslot): the body publishes the signal-free wait
+ * it is about to make, before its last look at the reason, and takes it
+ * back after the wait; the canceller, under the tree lock, claims it with
+ * a compare-and-swap and ends that wait in the kernel instead of
+ * signalling.  Whoever wins the swap decides (call.c).
+ */
+#define INTR_WS_NONE	0
+#define INTR_WS_FUTEX	1	/* intr_sleep: a futex on tok.reason */
+#define INTR_WS_KIND	0xff
+#define INTR_WS_WOKEN	0x100	/* the canceller woke it, sent nothing */
+#define INTR_WS_SIGNAL	0x200	/* a wait nested over it: signal too */
+
+/* INTR_WAKE=signal: every wait on the signal, as before the slot. */
+extern bool intr__wake_signal;
 
 /* The task a public handle names, or NULL (tree lock held). */
 static inline struct intr_task *intr__task_of(const intr_task *handle)
@@ -256,9 +275,15 @@ struct intr__sc_ret intr__sc_call(const atomic_int *flag, long nr, long a1,
 extern char intr__sc_begin[], intr__sc_end[], intr__sc_cancel[];
 
 /* -------------------------------------------------------------- syscall.c */
-/* intr__sc_call for body t, with what the handler needs around it. */
+/* intr__sc_call for body t, with what the handler needs around it; a wait
+ * that only the signal ends (intr__slot_signal first). */
 struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
 				  long a2, long a3, long a4, long a5, long a6);
+/* A wait that only the interrupt signal ends is about to be made: if a
+ * signal-free wait's slot is out on this thread (a handler runs over that
+ * wait, or a siglongjmp left it), the canceller must signal as well.  The
+ * reason must be looked at after this. */
+void intr__slot_signal(struct intr_task *t);
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;

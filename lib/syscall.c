@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -53,10 +54,9 @@ static void window_leave(void)
 #endif
 
 /* One pass through the window, with the bookkeeping the handler needs
- * around it (intr__sc_active, window_leave).  Also the pass of
- * libinterruptible-libc's points (point.c). */
-struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
-				  long a2, long a3, long a4, long a5, long a6)
+ * around it (intr__sc_active, window_leave). */
+static struct intr__sc_ret pass(struct intr_task *t, long nr, long a1,
+				long a2, long a3, long a4, long a5, long a6)
 {
 	struct intr__sc_ret r;
 
@@ -72,6 +72,26 @@ struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
 	intr__sc_active = 0;
 #endif
 	return r;
+}
+
+void intr__slot_signal(struct intr_task *t)
+{
+	if (atomic_load(&t->wslot) == INTR_WS_NONE)
+		return;
+	/* Before the canceller's claim: it finds SIGNAL and sends.  After
+	 * it: this reads from the claim, which came after the reason's
+	 * store, so the look at the reason that follows sees it. */
+	atomic_fetch_or(&t->wslot, INTR_WS_SIGNAL);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* The pass of every wait the signal ends: the wrappers' (cp_once) and
+ * libinterruptible-libc's points (point.c). */
+struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
+				  long a2, long a3, long a4, long a5, long a6)
+{
+	intr__slot_signal(t);
+	return pass(t, nr, a1, a2, a3, a4, a5, a6);
 }
 
 /* One pass: the system call's result, the reason if the call is
@@ -156,11 +176,78 @@ static struct timespec ns_to_ts(uint64_t ns)
 	return ts;
 }
 
+/*
+ * The wake slot, body side.  Publish: the body is about to wait on the
+ * kernel object of kind; it must look at the reason again after this (the
+ * window's flag check does).  Sequentially consistent, against the
+ * canceller's store of the reason and load of the slot (call.c): one of
+ * the two loads sees the other side's store.  False if the slot is taken:
+ * this wait runs over another one on this thread (a handler over it, or
+ * one a siglongjmp left behind), and takes the signal; the canceller is
+ * told to send it as well as waking.
+ */
+static bool slot_publish(struct intr_task *t, int kind)
+{
+	int none = INTR_WS_NONE;
+
+	if (atomic_compare_exchange_strong(&t->wslot, &none, kind)) {
+		/* A store then a load of another word: under qemu-user the
+		 * translated release/acquire pair lets the load pass the
+		 * store; the fence keeps them in order (as task.c's). */
+		atomic_thread_fence(memory_order_seq_cst);
+		return true;
+	}
+	atomic_fetch_or(&t->wslot, INTR_WS_SIGNAL);
+	atomic_thread_fence(memory_order_seq_cst);
+	return false;
+}
+
+/* Take the slot back after the wait; true if the canceller had claimed
+ * it.  It then woke the wait (and sent no signal unless a wait over this
+ * one asked for it): the reason is set, and this wait must report it,
+ * whatever ended it, or the cancel reaches the body's next plain call
+ * only at the re-send.  After the swap a canceller finds no slot and
+ * signals. */
+static bool slot_clear(struct intr_task *t)
+{
+	return atomic_exchange(&t->wslot, INTR_WS_NONE) & INTR_WS_WOKEN;
+}
+
 /* A sleep on an absolute deadline, so restarts after other signals do not
- * stretch it. */
+ * stretch it: the interrupt signal's way. */
+static int sleep_signal(struct intr_task *t, const struct timespec *until)
+{
+	return (int)cp_call(t, SYS_clock_nanosleep, CLOCK_MONOTONIC,
+			    TIMER_ABSTIME, (long)until, 0, 0, 0);
+}
+
+/* The body has blocked the interrupt signal itself, to hold its cancel
+ * off (interruptible(7), Signal masks): a wait of the body must then not
+ * end on the cancel either.  The mask is the thread's own; only this
+ * thread changes it, and nothing else can tell it without asking. */
+static bool cancel_held(void)
+{
+	sigset_t cur;
+
+	return !pthread_sigmask(SIG_BLOCK, NULL, &cur) &&
+	       sigismember(&cur, intr__signo) == 1;
+}
+
+/*
+ * The same without the signal: a futex wait on the call's own reason word,
+ * value 0, until the deadline.  The canceller stores the reason, finds the
+ * slot published and wakes the word (call.c).  A cancel is not lost in any
+ * order: before the publish, the window's flag check sees the reason (and
+ * the signal sent meanwhile takes the cancel exit or is an EINTR); after
+ * the check, the kernel compares the word under its hash-bucket lock,
+ * which the canceller's wake takes after its store, and the wait ends at
+ * once (-EAGAIN) or is woken.  The slot stays published across retries:
+ * it is still the same wait.
+ */
 INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 {
 	struct intr_task *t = intr__body_of(ctx);
+	struct intr__sc_ret r;
 	struct timespec until;
 	uint64_t now;
 
@@ -168,8 +255,35 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 		return -EINVAL;
 	now = intr__now_ns();
 	until = ns_to_ts(now + ns < now ? UINT64_MAX / 2 : now + ns);
-	return (int)cp_call(t, SYS_clock_nanosleep, CLOCK_MONOTONIC,
-			    TIMER_ABSTIME, (long)&until, 0, 0, 0);
+	if (intr__wake_signal || cancel_held() ||
+	    !slot_publish(t, INTR_WS_FUTEX))
+		return sleep_signal(t, &until);
+	for (;;) {
+		r = pass(t, SYS_futex, (long)&t->tok.reason,
+			 FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, (long)&until,
+			 0, FUTEX_BITSET_MATCH_ANY);
+		if (atomic_load(&t->tok.reason)) {
+			/* Woken, -EAGAIN (the word was set before the
+			 * kernel looked), the cancel exit, the signal's
+			 * EINTR, or a deadline that came with the cancel:
+			 * the reason. */
+			slot_clear(t);
+			return intr__acknowledge(t);
+		}
+		/* 0 (spurious), -EINTR (another signal's): again, to the
+		 * same deadline. */
+		if (r.ret != 0 && r.ret != -EINTR && r.ret != -EAGAIN)
+			break;
+	}
+	intr__fault_delay(INTR_DELAY_SLOT_CLEAR);
+	if (slot_clear(t))
+		return intr__acknowledge(t);
+	if (r.ret == -ETIMEDOUT)
+		return 0;
+	/* The futex refused (a seccomp filter, say): the signal's way. */
+	if (r.ret == -ENOSYS || r.ret == -EPERM)
+		return sleep_signal(t, &until);
+	return (int)r.ret;
 }
 
 /* ppoll rather than poll: aarch64 has no poll system call.  The timeout is

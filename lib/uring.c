@@ -74,6 +74,7 @@ INTR_API int intr_uring_wait_cqes(intr_ctx *ctx, struct io_uring *ring,
 		end = deadline_of(ts);
 
 	block_interrupt(&body);
+	intr__slot_signal(t);
 	for (;;) {
 		if (atomic_load(&t->tok.reason)) {
 			/* Data first: whatever arrived is returned. */
@@ -112,6 +113,7 @@ INTR_API int intr_uring_submit_and_wait(intr_ctx *ctx, struct io_uring *ring,
 	if (!t || !ring)
 		return -EINVAL;
 	block_interrupt(&body);
+	intr__slot_signal(t);
 	if (atomic_load(&t->tok.reason)) {
 		ret = intr__acknowledge(t);	/* nothing submitted */
 		goto out;

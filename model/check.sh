@@ -8,8 +8,9 @@
 #                                 each must break the property named for it
 #
 # MODEL_DEFS adds spin -D options to every search (MODEL_DEFS=-DMUTATION_x
-# checks one mutant).  model/handshake.pml, beside MODEL, is checked the
-# same way with its own lists (hs_props, hs_mutants); model/pending.pml
+# checks one mutant).  model/handshake.pml and model/slot.pml, beside
+# MODEL, are checked the same way with their own lists (hs_props,
+# hs_mutants, slot_props, slot_mutants); model/pending.pml
 # serves the properties that say -DPENDING_MODEL.  The work happens in
 # DIR: pan.c, pan (built without optimisation, which compiles faster than the search gains), NAME.out,
 # and NAME.trail for a property that fails; replay one with
@@ -32,6 +33,9 @@ pending_safe|-DPENDING_MODEL|-DSAFETY,-DNOREDUCE|
 mask|-DCHECK_MASK|-DSAFETY,-DNOREDUCE|-E
 lost_send|-DCHECK_LOST,-DSEND_FAILS,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
 no_leak_send|-DCHECK_LEAK,-DSEND_FAILS|-DSAFETY,-DNOREDUCE|-E
+no_signal|-DCHECK_LOST,-DSIGNAL_LOST,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
+slot|-DCHECK_SLOT,-DNO_SLOW_RESEND|-DSAFETY,-DNOREDUCE|-E
+stale_slot|-DCHECK_LOST,-DSTALE_SLOT,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
 "
 
 # mutant  the property it must break
@@ -54,6 +58,10 @@ RELEASE_OPEN|no_deadlock
 SKIP_OPEN|mask
 SEND_UNCHECKED|lost_send
 ONE_SHOT|lost_cancel
+SLOT_NO_PUBLISH|no_signal
+SLOT_NO_RECHECK|no_signal
+SLOT_SIGNAL_TOO|slot
+SLOT_NO_MARK|stale_slot
 "
 
 # The completion handshake of lib/task.c with store buffers.
@@ -65,12 +73,22 @@ hs_mutants="
 NO_FENCE|handshake_qemu
 "
 
+# The wake slot's store-then-load pair with store buffers.
+slot_props="
+slot_qemu||-DSAFETY,-DNOREDUCE|
+slot_native|-DNATIVE,-DWITHOUT_FENCE|-DSAFETY,-DNOREDUCE|
+"
+slot_mutants="
+NO_FENCE|slot_qemu
+"
+
 command -v spin >/dev/null 2>&1 || { echo "spin not found (Debian: spin)"; exit 2; }
 mkdir -p "$dir" || exit 2
 cp "$model" "$dir/interrupt.pml" || exit 2
 # The lost-details model beside it: its properties say -DPENDING_MODEL.
 cp "$(dirname "$model")/pending.pml" "$dir/pending.pml" || exit 2
 cp "$(dirname "$model")/handshake.pml" "$dir/handshake.pml" || exit 2
+cp "$(dirname "$model")/slot.pml" "$dir/slot.pml" || exit 2
 cd "$dir" || exit 2
 
 # run NAME SPINFLAGS CCFLAGS PANFLAGS: sets ok (1 verified, 0 not) and
@@ -155,6 +173,9 @@ check_set "$props" "$mutants"
 # The same for the handshake model.
 pml=handshake.pml
 check_set "$hs_props" "$hs_mutants"
+# And for the wake slot's.
+pml=slot.pml
+check_set "$slot_props" "$slot_mutants"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -61,6 +61,21 @@
  *                 first call: the failed send is retried until it goes
  *                 through.
  *   no_leak_send  no_leak's assertions with sends that fail (-DSEND_FAILS).
+ *   no_signal     LTL under weak fairness (-DSIGNAL_LOST -DNO_SLOW_RESEND):
+ *                 every signal of ours is lost and no re-send comes; the
+ *                 bodies are those that need no signal (intr_sleep's
+ *                 futex, a wake-up action, none).  A cancel still reaches
+ *                 the first call.
+ *   slot          assertions (-DCHECK_SLOT -DNO_SLOW_RESEND): the
+ *                 canceller's own step does not signal a call whose wake
+ *                 slot it claimed, unless a wait over that slot asked for
+ *                 the signal (WS_SIGNAL).  The re-send, left out here,
+ *                 may still signal a woken body slow to acknowledge.
+ *   stale_slot    LTL under weak fairness (-DSTALE_SLOT -DNO_SLOW_RESEND):
+ *                 a body leaves intr_sleep by a siglongjmp, its slot still
+ *                 published, then waits in a wrapper (K_JUMP).  Without a
+ *                 re-send, the cancel still reaches it: the wrapper asked
+ *                 for the signal.
  *
  * User code and masks (call.c, Masks): the application's own signal, whose
  * handler cancels the first call's token (a SIGALRM handler calling
@@ -101,6 +116,11 @@
  *   SEND_UNCHECKED  a send the kernel refused counts as sent (no retry)
  *   ONE_SHOT        the wake-up thread drops a repeating action after it
  *                   ran, instead of handing it back to the call
+ *   SLOT_NO_PUBLISH intr_sleep never publishes its wake slot
+ *   SLOT_NO_RECHECK the futex wait sleeps without comparing the word
+ *   SLOT_SIGNAL_TOO the canceller that claimed the slot signals as well
+ *   SLOT_NO_MARK    a wrapper's pass does not ask for the signal when it
+ *                   finds a slot out (intr__slot_signal)
  */
 
 #define NCALLS		2
@@ -120,6 +140,10 @@
 #define K_REPEAT	5	/* the same, but a wake-up that comes before
 				 * the wait started is ignored (a PQcancel
 				 * before the query): intr_on_cancel_repeat */
+#define K_FUTEX		6	/* intr_sleep: a futex on the reason word,
+				 * through the window, with the wake slot */
+#define K_JUMP		7	/* intr_sleep left by siglongjmp, its slot
+				 * out, then intr_read (-DSTALE_SLOT) */
 
 /* Where the worker is, as the signal handler would find it. */
 #define W_IDLE		0	/* in the pool, or in call_run, signal blocked */
@@ -130,12 +154,22 @@
 #define W_EINTR		5	/* the kernel returns -EINTR */
 #define W_REDIR		6	/* the handler moved the PC to intr__sc_cancel */
 #define W_FIN		7	/* after the body: signal blocked */
+#define W_FUTEX		10	/* asleep in FUTEX_WAIT on reason[c] */
+#define W_WOKE		11	/* the canceller's FUTEX_WAKE ended it */
 
 /* A system call's result. */
 #define R_NONE		0
 #define R_OK		1
 #define R_EINTR		2
 #define R_CANCELED	3
+#define R_AGAIN		4	/* futex: the word was not 0 */
+#define R_TIMEDOUT	5	/* futex: the caller's deadline */
+
+/* struct intr_task.wslot (call.c, syscall.c) */
+#define WS_NONE		0
+#define WS_FUTEX	1
+#define WS_WOKEN	2	/* or'ed in: the canceller claimed it */
+#define WS_SIGNAL	4	/* or'ed in: a wait over it takes the signal */
 
 #define NOCALL		255
 
@@ -194,6 +228,19 @@ bool queue_full = true;
 bool queue_full;
 #endif
 bool unsent[NCALLS];		/* the last send was refused: retry it */
+
+/*
+ * The wake slot (call.c, "Waits that need no signal").  The body of
+ * K_FUTEX publishes it, makes the window's flag check, and the kernel
+ * compares the word with 0 and sleeps in one step (its hash-bucket lock,
+ * which the wake takes too); the canceller claims it with one
+ * compare-and-swap under the tree lock and wakes instead of signalling.
+ * A foreign handler over the futex wait is not modelled (Foreign acts on
+ * W_KERNEL only): it ends the wait with EINTR, as a signal does.
+ */
+byte wslot[NCALLS];
+bool slot_won;			/* the canceller's swap (lock holder only) */
+bool slot_woke[NCALLS];		/* ghost: the canceller claimed the slot */
 
 #if defined(CHECK_LOST) || defined(CHECK_RETURN)
 /* Re-sends are resend_us apart (1 ms, doubling), critical sections take
@@ -297,9 +344,15 @@ inline window_leave()
 inline send_locked(c)
 {
 	atomic {
+#ifdef CHECK_SLOT
+	assert(!slot_woke[c] || (wslot[c] & WS_SIGNAL));
+#endif
 	/* Refused while the queue is full (EAGAIN): nothing is pending, and
 	 * the service thread retries (unsent) until a send goes through. */
 	if
+#ifdef SIGNAL_LOST
+	:: true -> unsent[c] = false	/* sent, and lost on the way */
+#else
 	:: queue_full ->
 #ifndef MUTATION_SEND_UNCHECKED
 		unsent[c] = true
@@ -315,6 +368,7 @@ inline send_locked(c)
 			sig_call = c
 		:: else
 		fi
+#endif
 	fi
 	}
 }
@@ -329,9 +383,41 @@ inline call_cancel_locked(c)
 #else
 	:: state[c] == RUNNING ->
 #endif
-		send_locked(c);
+		/* The reason is stored; the slot is loaded and claimed with
+		 * a compare-and-swap. */
+		atomic {
+			if
+			:: (wslot[c] & WS_FUTEX) && !(wslot[c] & WS_WOKEN) ->
+				wslot[c] = wslot[c] | WS_WOKEN;
+				slot_woke[c] = true;
+				slot_won = true
+			:: else -> slot_won = false
+			fi
+		}
+		if
+		:: slot_won ->
+			/* FUTEX_WAKE on reason[c]: a waiter queued now is
+			 * woken; one not yet queued compares the word */
+			atomic {
+				if
+				:: wloc == W_FUTEX -> wloc = W_WOKE
+				:: else
+				fi
+			}
+			if
+#ifdef MUTATION_SLOT_SIGNAL_TOO
+			:: true -> send_locked(c)
+#else
+			:: wslot[c] & WS_SIGNAL -> send_locked(c)
+#endif
+			:: else
+			fi
+		:: else ->
+			send_locked(c)
+		fi;
+		slot_won = false;
 #ifndef NO_SLOW_RESEND
-		resend_armed[c] = true;
+		resend_armed[c] = true;	/* also after a wake: the safety net */
 #endif
 		if
 		:: wakers[c] -> wake_due[c] = true
@@ -398,6 +484,7 @@ inline deliver()
 		:: wloc == W_RESTART -> wloc = W_REDIR	/* the same */
 #endif
 		:: wloc == W_KERNEL -> wloc = W_EINTR	/* no SA_RESTART */
+		:: wloc == W_FUTEX -> wloc = W_EINTR
 #ifndef MUTATION_NO_DEFER
 		:: (wloc == W_FOREIGN || wloc == W_BODY) && sc_active ->
 			frame_defer()
@@ -410,7 +497,7 @@ inline deliver()
 		assert(wloc == W_UNBLOCK);
 #endif
 		if
-		:: wloc == W_KERNEL -> wloc = W_EINTR
+		:: wloc == W_KERNEL || wloc == W_FUTEX -> wloc = W_EINTR
 		:: else
 		fi
 	:: else ->
@@ -504,7 +591,16 @@ inline sc_generic(c)
 inline cp_call(c, k)
 {
 	do
-	:: if
+	:: /* intr__slot_signal: a slot out asks for the signal too */
+	   atomic {
+		if
+#ifndef MUTATION_SLOT_NO_MARK
+		:: wslot[c] != WS_NONE -> wslot[c] = wslot[c] | WS_SIGNAL
+#endif
+		:: else
+		fi
+	   }
+	   if
 	   :: k == K_GENERIC -> sc_generic(c)
 	   :: else -> sc_active = true; sc_window(c); window_leave()
 	   fi;
@@ -518,6 +614,95 @@ inline cp_call(c, k)
 	   fi
 	od
 }
+
+/* The kernel returning from FUTEX_WAIT_BITSET on reason[c]: -EINTR once
+ * a handler ran, 0 once the canceller woke it, -ETIMEDOUT at the second
+ * call's deadline (the first one's lasts longer than any cancel). */
+inline futex_block(c)
+{
+	if
+	:: atomic { wloc == W_EINTR -> r = R_EINTR; wloc = W_BODY }
+#ifdef CHECK_LEAK
+		assert(reason[c]);
+#endif
+	:: atomic { wloc == W_WOKE -> r = R_OK; wloc = W_BODY }
+#ifdef CHECK_LEAK
+		assert(reason[c] && state[c] == RUNNING && slot_woke[c]);
+#endif
+	:: atomic { c == 1 && wloc == W_FUTEX -> r = R_TIMEDOUT; wloc = W_BODY }
+	fi
+}
+
+/* The window around the futex system call (sc_window): the flag check,
+ * then the kernel's compare of the word and its sleep, one step. */
+inline sc_futex(c)
+{
+	r = R_NONE;
+	wloc = W_WINDOW;
+	atomic {
+		if
+		:: wloc == W_REDIR || reason[c] -> r = R_CANCELED
+		:: else
+		fi
+	}
+	if
+	:: r == R_NONE ->
+		atomic {
+			if
+			:: wloc == W_REDIR -> r = R_CANCELED
+			:: else ->
+				/* syscall */
+#ifdef CHECK_WINDOW
+				assert(!handled_cur[c]);
+#endif
+				if
+#ifndef MUTATION_SLOT_NO_RECHECK
+				:: reason[c] -> r = R_AGAIN
+#endif
+				:: else -> wloc = W_FUTEX
+				fi
+			fi
+		}
+		if
+		:: r == R_NONE -> futex_block(c)
+		:: else
+		fi
+	:: else
+	fi;
+	wloc = W_BODY
+}
+
+/* syscall.c intr_sleep: publish the slot, then the window (its flag
+ * check is the look at the reason after the publish) until the reason
+ * is set or the deadline passed; take the slot back. */
+inline futex_wait(c)
+{
+#ifndef MUTATION_SLOT_NO_PUBLISH
+	wslot[c] = WS_FUTEX;		/* slot_publish: seq_cst swap */
+#endif
+	do
+	:: sc_active = true; sc_futex(c); window_leave();
+		if
+		:: reason[c] -> wslot[c] = WS_NONE; acked[c] = true; break
+		:: else ->
+			if
+			:: r == R_TIMEDOUT -> wslot[c] = WS_NONE; break
+			:: else		/* another signal's EINTR: again */
+			fi
+		fi
+	od
+}
+
+#ifdef STALE_SLOT
+/* intr_sleep left by a handler's siglongjmp after it published its slot
+ * (sigsetjmp, intr_sleep, SIGALRM): the slot stays out, as the jump came
+ * before its take-back; then the body waits in intr_read. */
+inline jump_wait(c)
+{
+	wslot[c] = WS_FUTEX;		/* slot_publish */
+	cp_call(c, K_WINDOW)
+}
+#endif
 
 /* A body that tests intr_cancelled() and then calls plain read(); on
  * EINTR it tests again (the README's advice). */
@@ -671,7 +856,13 @@ active proctype Worker()
 			fin_reg[c]++;
 			if
 			:: k = K_NONE
+#ifndef SIGNAL_LOST
 			:: k = K_WINDOW
+#endif
+			:: k = K_FUTEX
+#ifdef STALE_SLOT
+			:: k = K_JUMP
+#endif
 			:: c == 0 -> k = K_WAKE
 #ifndef NO_SLOW_RESEND
 			:: k = K_GENERIC
@@ -682,6 +873,10 @@ active proctype Worker()
 			if
 			:: k == K_WINDOW || k == K_GENERIC -> cp_call(c, k)
 			:: k == K_PLAIN -> plain_wait(c)
+			:: k == K_FUTEX -> futex_wait(c)
+#ifdef STALE_SLOT
+			:: k == K_JUMP -> jump_wait(c)
+#endif
 			:: k == K_WAKE -> wake_wait(c)
 			:: k == K_REPEAT -> repeat_wait(c)
 			:: k == K_NONE ->
@@ -703,6 +898,7 @@ active proctype Worker()
 #ifndef MUTATION_NO_RUNNING_DEL
 			on_list[c] = false;	/* running_del */
 #endif
+			wslot[c] = WS_NONE;
 			took = wakers[c];
 			wakers[c] = false;
 			wake_due[c] = false;

@@ -26,7 +26,8 @@
  * call, off the cancelling thread, outside signal handlers, and finishes
  * before the call returns), success paths, -errno results with errno
  * untouched, every wrapper on an already cancelled call, -EINVAL off the
- * worker, and SIGPROF at 1 kHz (no -EINTR escapes, no result is lost).
+ * worker, SIGPROF at 1 kHz (no -EINTR escapes, no result is lost), and
+ * intr_sleep cancelled wherever the cancel lands, with no re-send.
  *
  * With two CPUs or more the test thread is pinned to one CPU and the
  * bodies to another, so that the cancel really lands in the gap.
@@ -2096,6 +2097,142 @@ START_TEST(wrappers_sigprof)
 }
 END_TEST
 
+/* ----------------------------------- 14. intr_sleep: where the cancel lands */
+
+/*
+ * intr_sleep waits on a futex that the cancel wakes, not for the signal
+ * (tests/wake-paths counts the signals).  Every place a cancel can land
+ * on it gets the reason, within the join's bound, with re-sends 10 s
+ * away: a cancel (or a token deadline) that finds the body asleep, also
+ * after a SIGPROF woke it once; one that came while the body ran, before
+ * the sleep; and 300 that land 0-50 us after the spawn, anywhere in the
+ * sleep's entry.  A sleep of 30 s that a lost wake leaves alone fails the
+ * join.
+ */
+#define NOSIG_SLEEP_NS	30000000000ull	/* 30 s: far past WAIT_MS */
+#define NOSIG_RESEND_US	10000000u
+
+enum nosig_when { NS_ASLEEP, NS_DEADLINE, NS_SIGPROF, NS_BEFORE, NS_GAP,
+		  NS_NR };
+
+static const char *const nosig_name[NS_NR] = {
+	"asleep", "deadline while asleep", "SIGPROF, then the cancel",
+	"before the sleep", "0-50 us after the spawn",
+};
+
+static const int nosig_rounds[NS_NR] = { 20, 10, 10, 20, 300 };
+
+struct nosig {
+	enum nosig_when when;
+	atomic_int tid;
+	atomic_int go;		/* NS_BEFORE: the cancel is in */
+	int ret;
+	bool waited;		/* NS_BEFORE: the go came */
+};
+
+static atomic_int g_nosig_prof;
+
+static void nosig_on_prof(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&g_nosig_prof, 1);
+}
+
+static void *nosig_body(intr_ctx *ctx, void *p)
+{
+	struct nosig *n = p;
+	sigset_t set;
+
+	if (n->when == NS_SIGPROF) {
+		sigemptyset(&set);
+		sigaddset(&set, SIGPROF);
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	}
+	atomic_store(&n->tid, h_gettid());
+	if (n->when == NS_BEFORE)
+		n->waited = h_spin_atomic(&n->go, 1, WAIT_MS);
+	n->ret = intr_sleep(ctx, NOSIG_SLEEP_NS);
+	return p;
+}
+
+static void nosig_round(enum nosig_when when, struct h_rng *r, long i)
+{
+	int want = when == NS_DEADLINE ? -ETIMEDOUT : -ECANCELED;
+	intr_token *tok = h_new_token(NULL);
+	struct nosig n;
+	intr_task *task;
+	void *res = NULL;
+	int prof;
+
+	memset(&n, 0, sizeof(n));
+	n.when = when;
+	ck_assert_int_eq(intr_spawn(&task, tok, nosig_body, &n), 0);
+	if (when == NS_GAP) {
+		h_spin_ns(h_rng_below(r, MAX_SPIN_NS + 1));
+	} else {
+		ck_assert_msg(h_wait_atomic(&n.tid, 1, WAIT_MS),
+			      "%s %ld: the body did not start", nosig_name[when],
+			      i);
+	}
+	if (when < NS_BEFORE)
+		ck_assert_msg(h_wait_sleeping(atomic_load(&n.tid), WAIT_MS),
+			      "%s %ld: the body is not asleep", nosig_name[when],
+			      i);
+	if (when == NS_SIGPROF) {
+		prof = atomic_load(&g_nosig_prof);
+		ck_assert_int_eq(syscall(SYS_tgkill, getpid(),
+					 atomic_load(&n.tid), SIGPROF),
+				 0);
+		ck_assert_msg(h_wait_atomic(&g_nosig_prof, prof + 1, WAIT_MS),
+			      "%s %ld: SIGPROF not handled", nosig_name[when],
+			      i);
+		ck_assert_msg(h_wait_sleeping(atomic_load(&n.tid), WAIT_MS),
+			      "%s %ld: the body is not asleep again",
+			      nosig_name[when], i);
+	}
+	if (when == NS_DEADLINE)
+		ck_assert_int_eq(intr_token_cancel_after(tok, 1000000), 0);
+	else
+		ck_assert_int_eq(intr_token_cancel(tok), 0);
+	if (when == NS_BEFORE)
+		atomic_store(&n.go, 1);
+	ck_assert_int_eq(join_bounded(task, &res, i, nosig_name[when]), want);
+	if (when == NS_GAP && !res) {
+		/* Cancelled before the body started: skipped. */
+		ck_assert_int_eq(intr_token_free(tok), 0);
+		return;
+	}
+	ck_assert_ptr_eq(res, &n);
+	ck_assert_msg(n.ret == want, "%s %ld: intr_sleep returned %d, not %d",
+		      nosig_name[when], i, n.ret, want);
+	if (when == NS_BEFORE)
+		ck_assert(n.waited);
+	ck_assert_int_eq(intr_token_free(tok), 0);
+}
+
+START_TEST(sleep_cancel_anywhere)
+{
+	struct sigaction sa;
+	struct h_rng r;
+	sigset_t set;
+	int w;
+	long i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = nosig_on_prof;
+	sigemptyset(&sa.sa_mask);
+	ck_assert_int_eq(sigaction(SIGPROF, &sa, NULL), 0);
+	sigemptyset(&set);
+	sigaddset(&set, SIGPROF);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+	configure(0, NOSIG_RESEND_US);
+	h_rng_seed(&r, "sleep_cancel_anywhere");
+	for (w = 0; w < NS_NR; w++)
+		for (i = 0; i < nosig_rounds[w]; i++)
+			nosig_round((enum nosig_when)w, &r, i);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ suite */
 
 static Suite *make_suite(void)
@@ -2124,6 +2261,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, race_data_read);
 	tc = h_tcase(s, "sigprof", TEST_TIMEOUT);
 	tcase_add_test(tc, wrappers_sigprof);
+	tc = h_tcase(s, "wake", TEST_TIMEOUT);
+	tcase_add_test(tc, sleep_cancel_anywhere);
 	return s;
 }
 
