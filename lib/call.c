@@ -288,7 +288,7 @@ void intr__call_cancel_locked(struct intr_task *t)
 		 * about to make it (the kernel will find the word set), or
 		 * just out of it, and reads the reason next.  The task lives:
 		 * the worker needs the lock to end. */
-		intr__futex_wake(&t->tok.reason, 1);
+		intr__slot_wake_locked(t, s);
 		if (s & INTR_WS_SIGNAL) {
 			/* A wait over it on the same thread takes the
 			 * signal. */
@@ -397,6 +397,7 @@ static void end_in_child(void *p)
 	fd = atomic_exchange(&t->fd, -1);
 	if (fd >= 0)
 		close(fd);
+	intr__slot_close(t);
 	if (t->state != INTR_DONE) {
 		if (!atomic_load(&t->tok.reason))
 			atomic_store(&t->tok.reason, -ECANCELED);
@@ -438,6 +439,9 @@ bool intr__call_after_fork(void)
 		/* Cleared, a cancel in the child signals: that ends any
 		 * wait, also one a handler that forked returns to. */
 		atomic_store(&self->wslot, INTR_WS_NONE);
+		/* And its wake fd is the parent's open file too: a cancel
+		 * there would wake a wait here.  The next wait makes one. */
+		intr__slot_close(self);
 		if (self->state == INTR_RUNNING) {
 			self->tid = intr__gettid();
 			running_add(self);
@@ -539,6 +543,8 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->wakers = NULL;
 		t->wake_due = false;
 		intr__tree_unlock_blocked();
+		/* DONE: no canceller writes the wake fd any more. */
+		intr__slot_close(t);
 
 		/* Does user code run on this thread after the body: wake-ups,
 		 * finalizers, context hooks?  Under the submitter's mask,

@@ -74,17 +74,6 @@ static struct intr__sc_ret pass(struct intr_task *t, long nr, long a1,
 	return r;
 }
 
-void intr__slot_signal(struct intr_task *t)
-{
-	if (atomic_load(&t->wslot) == INTR_WS_NONE)
-		return;
-	/* Before the canceller's claim: it finds SIGNAL and sends.  After
-	 * it: this reads from the claim, which came after the reason's
-	 * store, so the look at the reason that follows sees it. */
-	atomic_fetch_or(&t->wslot, INTR_WS_SIGNAL);
-	atomic_thread_fence(memory_order_seq_cst);
-}
-
 /* The pass of every wait the signal ends: the wrappers' (cp_once) and
  * libinterruptible-libc's points (point.c). */
 struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
@@ -176,43 +165,6 @@ static struct timespec ns_to_ts(uint64_t ns)
 	return ts;
 }
 
-/*
- * The wake slot, body side.  Publish: the body is about to wait on the
- * kernel object of kind; it must look at the reason again after this (the
- * window's flag check does).  Sequentially consistent, against the
- * canceller's store of the reason and load of the slot (call.c): one of
- * the two loads sees the other side's store.  False if the slot is taken:
- * this wait runs over another one on this thread (a handler over it, or
- * one a siglongjmp left behind), and takes the signal; the canceller is
- * told to send it as well as waking.
- */
-static bool slot_publish(struct intr_task *t, int kind)
-{
-	int none = INTR_WS_NONE;
-
-	if (atomic_compare_exchange_strong(&t->wslot, &none, kind)) {
-		/* A store then a load of another word: under qemu-user the
-		 * translated release/acquire pair lets the load pass the
-		 * store; the fence keeps them in order (as task.c's). */
-		atomic_thread_fence(memory_order_seq_cst);
-		return true;
-	}
-	atomic_fetch_or(&t->wslot, INTR_WS_SIGNAL);
-	atomic_thread_fence(memory_order_seq_cst);
-	return false;
-}
-
-/* Take the slot back after the wait; true if the canceller had claimed
- * it.  It then woke the wait (and sent no signal unless a wait over this
- * one asked for it): the reason is set, and this wait must report it,
- * whatever ended it, or the cancel reaches the body's next plain call
- * only at the re-send.  After the swap a canceller finds no slot and
- * signals. */
-static bool slot_clear(struct intr_task *t)
-{
-	return atomic_exchange(&t->wslot, INTR_WS_NONE) & INTR_WS_WOKEN;
-}
-
 /* A sleep on an absolute deadline, so restarts after other signals do not
  * stretch it: the interrupt signal's way. */
 static int sleep_signal(struct intr_task *t, const struct timespec *until)
@@ -256,7 +208,7 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 	now = intr__now_ns();
 	until = ns_to_ts(now + ns < now ? UINT64_MAX / 2 : now + ns);
 	if (intr__wake_signal || cancel_held() ||
-	    !slot_publish(t, INTR_WS_FUTEX))
+	    !intr__slot_publish(t, INTR_WS_FUTEX))
 		return sleep_signal(t, &until);
 	for (;;) {
 		r = pass(t, SYS_futex, (long)&t->tok.reason,
@@ -267,7 +219,7 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 			 * kernel looked), the cancel exit, the signal's
 			 * EINTR, or a deadline that came with the cancel:
 			 * the reason. */
-			slot_clear(t);
+			intr__slot_clear(t);
 			return intr__acknowledge(t);
 		}
 		/* 0 (spurious), -EINTR (another signal's): again, to the
@@ -276,7 +228,7 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 			break;
 	}
 	intr__fault_delay(INTR_DELAY_SLOT_CLEAR);
-	if (slot_clear(t))
+	if (intr__slot_clear(t))
 		return intr__acknowledge(t);
 	if (r.ret == -ETIMEDOUT)
 		return 0;

@@ -58,11 +58,27 @@
 #define HELD_NS		1000000000ull	/* a held sleep: 1 s */
 #define RESEND_US	120000000u	/* 2 min: no re-send within a case */
 
-enum kind { K_ASLEEP, K_DEADLINE, K_SIGPROF, K_RUNNING, K_HELD, K_NR };
+enum kind {
+	K_ASLEEP, K_DEADLINE, K_SIGPROF, K_RUNNING, K_HELD,
+	K_RING, K_RING_DEADLINE, K_RING_DEFER, K_NR
+};
 
 static const char *const kind_name[K_NR] = {
 	"asleep", "deadline", "sigprof", "running", "held",
+	"ring asleep", "ring deadline", "DEFER_TASKRUN ring asleep",
 };
+
+static bool ring_kind(enum kind k)
+{
+	return k >= K_RING;
+}
+
+/* Interrupt signals a case's cancel sends: one where the wait takes the
+ * signal, none where it is woken. */
+static long kind_sends(enum kind k)
+{
+	return k == K_RUNNING || k == K_HELD || k == K_RING_DEFER;
+}
 
 struct sleeper {
 	enum kind kind;
@@ -109,6 +125,26 @@ static void *sleeper_body(intr_ctx *ctx, void *arg)
 	if (s->kind == K_RUNNING)
 		b_wait_atomic(&s->go, 1, BOUND_MS);
 	t0 = h_now_ns();
+#ifdef HAVE_LIBURING
+	if (ring_kind(s->kind)) {
+		struct io_uring ring;
+		struct io_uring_cqe *cqe;
+		unsigned fl = 0;
+
+#ifdef IORING_SETUP_DEFER_TASKRUN
+		if (s->kind == K_RING_DEFER)
+			fl = IORING_SETUP_SINGLE_ISSUER |
+			     IORING_SETUP_DEFER_TASKRUN;
+#endif
+		s->ret = io_uring_queue_init(4, &ring, fl);
+		if (!s->ret) {
+			s->ret = intr_uring_wait_cqe(ctx, &ring, &cqe);
+			io_uring_queue_exit(&ring);
+		}
+		s->slept_ns = h_now_ns() - t0;
+		return s;
+	}
+#endif
 	s->ret = intr_sleep(ctx, s->kind == K_HELD ? HELD_NS : LONG_NS);
 	s->slept_ns = h_now_ns() - t0;
 	if (s->kind == K_HELD)
@@ -122,6 +158,10 @@ static long asleep_in(enum kind k)
 {
 	const char *w = getenv("INTR_WAKE");
 
+	if (k == K_RING_DEFER)
+		return SYS_io_uring_enter;
+	if (ring_kind(k))
+		return SYS_ppoll;
 	if (k == K_HELD || (w && !strcmp(w, "signal")))
 		return SYS_clock_nanosleep;
 	return SYS_futex;
@@ -131,7 +171,8 @@ static long asleep_in(enum kind k)
 static bool run_case(enum kind k, int signo, long want_sends)
 {
 	const char *name = kind_name[k];
-	int want = k == K_DEADLINE ? -ETIMEDOUT : k == K_HELD ? 0 : -ECANCELED;
+	int want = k == K_DEADLINE || k == K_RING_DEADLINE ? -ETIMEDOUT :
+		   k == K_HELD ? 0 : -ECANCELED;
 	intr_token *tok = NULL;
 	intr_task *t = NULL;
 	struct sleeper s;
@@ -166,7 +207,7 @@ static bool run_case(enum kind k, int signo, long want_sends)
 		return false;
 	}
 	before = sends();
-	if (k == K_DEADLINE)
+	if (k == K_DEADLINE || k == K_RING_DEADLINE)
 		r = intr_token_cancel_after(tok, 1000000);
 	else
 		r = intr_token_cancel(tok);
@@ -184,7 +225,8 @@ static bool run_case(enum kind k, int signo, long want_sends)
 	}
 	sent = before < 0 ? -1 : sends() - before;
 	intr_token_free(tok);
-	if (r != (k == K_DEADLINE ? -ETIMEDOUT : -ECANCELED) || res != &s) {
+	if (r != (k == K_DEADLINE || k == K_RING_DEADLINE ? -ETIMEDOUT :
+		  -ECANCELED) || res != &s) {
 		tap_diag("%s: join %d", name, r);
 		return false;
 	}
@@ -451,6 +493,31 @@ out:
 	return ret;
 }
 
+/* Whether this process can set up the ring a case needs (a kernel
+ * without io_uring, or one a seccomp filter denies, cannot). */
+static bool ring_ok(enum kind k)
+{
+#ifdef HAVE_LIBURING
+	struct io_uring ring;
+	unsigned fl = 0;
+
+#ifdef IORING_SETUP_DEFER_TASKRUN
+	if (k == K_RING_DEFER)
+		fl = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+#else
+	if (k == K_RING_DEFER)
+		return false;
+#endif
+	if (io_uring_queue_init(4, &ring, fl))
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+#else
+	(void)k;
+	return false;
+#endif
+}
+
 static int configure(void)
 {
 	struct intr_config cfg;
@@ -497,11 +564,17 @@ int main(void)
 	if (sends() < 0)
 		tap_diag("no fault injection hook: the signals sent are not "
 			 "counted (make check-fault counts them)");
-	for (k = 0; k < K_NR; k++)
-		tap_ok(run_case(k, signo, k == K_RUNNING || k == K_HELD),
-		       "intr_sleep, cancel %s: %s", kind_name[k],
-		       k == K_RUNNING || k == K_HELD ? "one signal" :
+	for (k = 0; k < K_NR; k++) {
+		if (ring_kind(k) && !ring_ok(k)) {
+			tap_skip("%s: no such io_uring here", kind_name[k]);
+			continue;
+		}
+		tap_ok(run_case(k, signo, kind_sends(k)),
+		       "%s, cancel %s: %s",
+		       ring_kind(k) ? "intr_uring_wait_cqe" : "intr_sleep",
+		       kind_name[k], kind_sends(k) ? "one signal" :
 		       "no signal");
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_alrm;
 	sigemptyset(&sa.sa_mask);
