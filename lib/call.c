@@ -53,9 +53,10 @@
  * the wait it ends runs again with the signal's back-off, until the body
  * acknowledges or returns, and none runs after the end step.
  *
- * Waits that need no signal (intr_sleep, syscall.c).  Such a wait sleeps
- * on a kernel object the canceller can wake (a futex on the call's own
- * reason word), and says so in the call's wake slot (t->wslot): the body
+ * Waits that need no signal (intr_sleep, intr_poll, the io_uring waits;
+ * slot.c).  Such a wait sleeps on a kernel object the canceller can wake
+ * (a futex on the call's own reason word; ppoll on an eventfd of the
+ * call's own), and says so in the call's wake slot (t->wslot): the body
  * stores the slot, then looks at the reason (the window's flag check),
  * then waits, and takes the slot back after.  The cancel, under the lock,
  * stores the reason, then loads the slot; if a wait is published, it
@@ -78,7 +79,8 @@
  * and it reads the reason after the wait in every case; the kernel
  * compares the futex word with 0 under its hash-bucket lock, which the
  * canceller's wake takes after the store, so a body not yet queued
- * returns at once and one queued is woken.  A handler over the wait on
+ * returns at once and one queued is woken; an eventfd's counter, once
+ * written, stays set, so a ppoll not yet asleep finds it readable.  A handler over the wait on
  * the same thread (SIGPROF, or the application's own cancelling one)
  * ends the wait with EINTR; the body then reads the reason.  The body
  * took the slot back first: the canceller's swap fails and it signals,

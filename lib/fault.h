@@ -44,8 +44,8 @@ enum intr__site {
 	INTR_SITE_SIGNAL_SEND,		/* signal.c: the interrupt signal */
 	INTR_SITE_RESOLVE,		/* resolve.c: an address found */
 	INTR_SITE_RESOLVE_NAME,		/* resolve.c: the canonical name */
-	INTR_SITE_RESOLV_CONF,
-	INTR_SITE_WAKE_FD,		/* slot.c: a call's wake eventfd */		/* resolve.c: INTR_RESOLV_CONF */
+	INTR_SITE_RESOLV_CONF,		/* resolve.c: INTR_RESOLV_CONF */
+	INTR_SITE_WAKE_FD,		/* slot.c: a call's wake eventfd */
 	INTR_SITES
 };
 

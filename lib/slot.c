@@ -85,14 +85,13 @@ int intr__slot_fd(struct intr_task *t)
 
 	if (fd >= 0)
 		return fd;
-	if (intr__wake_signal ||
-	    atomic_fetch_add(&fds_live, 1) >= cap() ||
-	    intr__fault(INTR_SITE_WAKE_FD)) {
+	if (intr__wake_signal || atomic_fetch_add(&fds_live, 1) >= cap()) {
 		atomic_fetch_sub(&fds_live, 1);
 		return -1;
 	}
 	e = errno;
-	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	fd = intr__fault(INTR_SITE_WAKE_FD) ? -1 :
+	     eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	errno = e;
 	if (fd < 0) {
 		atomic_fetch_sub(&fds_live, 1);

@@ -23,7 +23,9 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -238,28 +240,101 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 	return (int)r.ret;
 }
 
+/* What is left of a deadline end (ns) as a timeout, or NULL for none. */
+static struct timespec *left_of(uint64_t end, bool has_end,
+				struct timespec *ts)
+{
+	uint64_t now;
+
+	if (!has_end)
+		return NULL;
+	now = intr__now_ns();
+	*ts = ns_to_ts(end > now ? end - now : 0);
+	return ts;
+}
+
+/* Sets of at most this many entries wait without the signal. */
+#define POLL_WOKEN_MAX	15
+
+/*
+ * intr_poll's wait without the signal: the caller's entries and the call's
+ * wake eventfd in one ppoll, which the cancel ends by writing the eventfd
+ * (slot.c).  False if it cannot be made (the caller takes the signal),
+ * else true with the result in *res.  The caller's array was read and
+ * written by a ppoll already, so copying it cannot fault.
+ */
+static bool poll_woken(struct intr_task *t, struct pollfd *fds, nfds_t nfds,
+		       uint64_t end, bool has_end, long *res)
+{
+	struct pollfd p[POLL_WOKEN_MAX + 1];
+	struct intr__sc_ret r;
+	struct timespec ts;
+	long n = 0;
+	nfds_t i;
+	bool woken;
+	int fd;
+
+	fd = intr__slot_fd(t);
+	if (fd < 0 || !intr__slot_publish(t, INTR_WS_FD))
+		return false;
+	memcpy(p, fds, nfds * sizeof(*p));
+	p[nfds] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	do {
+		/* The window's flag check looks at the reason after the
+		 * publish. */
+		r = pass(t, SYS_ppoll, (long)p, (long)(nfds + 1),
+			 (long)left_of(end, has_end, &ts), 0, 8, 0);
+	} while (r.ret == -EINTR && !r.exited && !atomic_load(&t->tok.reason));
+	woken = intr__slot_clear(t);
+	if (r.exited || r.ret == -EINTR) {
+		*res = intr__acknowledge(t);	/* the reason is set */
+		return true;
+	}
+	if (r.ret < 0) {
+		*res = r.ret;
+		return true;
+	}
+	for (i = 0; i < nfds; i++) {
+		fds[i].revents = p[i].revents;
+		n += p[i].revents != 0;
+	}
+	/* Data first, even when woken: the next wait reports the cancel. */
+	if (n || (!woken && !atomic_load(&t->tok.reason)))
+		*res = n;
+	else
+		*res = intr__acknowledge(t);
+	return true;
+}
+
 /* ppoll rather than poll: aarch64 has no poll system call.  The timeout is
- * kept as a deadline across restarts. */
+ * kept as a deadline across restarts.  A call that would block looks once
+ * without blocking, then waits without the signal if the set is small. */
 INTR_API int intr_poll(intr_ctx *ctx, struct pollfd *fds, nfds_t nfds,
 		       int timeout_ms)
 {
 	struct intr_task *t = intr__body_of(ctx);
-	uint64_t end = 0, now;
-	struct timespec ts, *tsp = NULL;
+	bool has_end = timeout_ms >= 0;
+	struct timespec ts, zero = { 0, 0 };
+	uint64_t end = 0;
 	long r;
 
 	if (!t)
 		return -EINVAL;
-	if (timeout_ms >= 0)
+	if (has_end)
 		end = intr__now_ns() + (uint64_t)timeout_ms * 1000000u;
-	do {
-		if (timeout_ms >= 0) {
-			now = intr__now_ns();
-			ts = ns_to_ts(end > now ? end - now : 0);
-			tsp = &ts;
-		}
-		r = cp_once(t, SYS_ppoll, (long)fds, (long)nfds, (long)tsp, 0,
-			    8, 0);
-	} while (r == -EINTR);
+	if (timeout_ms && nfds <= POLL_WOKEN_MAX && !intr__wake_signal) {
+		do
+			r = cp_once(t, SYS_ppoll, (long)fds, (long)nfds,
+				    (long)&zero, 0, 8, 0);
+		while (r == -EINTR);
+		if (r)
+			return (int)r;
+		if (poll_woken(t, fds, nfds, end, has_end, &r))
+			return (int)r;
+	}
+	do
+		r = cp_once(t, SYS_ppoll, (long)fds, (long)nfds,
+			    (long)left_of(end, has_end, &ts), 0, 8, 0);
+	while (r == -EINTR);
 	return (int)r;
 }

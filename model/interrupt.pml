@@ -141,7 +141,12 @@
 				 * the wait started is ignored (a PQcancel
 				 * before the query): intr_on_cancel_repeat */
 #define K_FUTEX		6	/* intr_sleep: a futex on the reason word,
-				 * through the window, with the wake slot */
+				 * through the window, with the wake slot;
+				 * it stands for every slot kind: intr_poll
+				 * and the io_uring waits in ppoll on the
+				 * call's eventfd, whose counter the wake
+				 * sets and the kernel reads as the wait
+				 * goes to sleep, as it compares the word */
 #define K_JUMP		7	/* intr_sleep left by siglongjmp, its slot
 				 * out, then intr_read (-DSTALE_SLOT) */
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Description: intr_sleep's cancel needs no signal: a cancel that finds
- * the body asleep ends the sleep in the kernel and sends the worker none.
+ * Description: the waits that need no signal (intr_sleep, intr_poll, the
+ * io_uring waits): a cancel that finds the body asleep ends the wait in
+ * the kernel and sends the worker none.
  *
  * The number of interrupt signals sent is the fault injection hook's count
  * of its send site (make check-fault builds the hook; the program is
@@ -16,6 +17,10 @@
  *             sleeps: the reason at once, one send (the signal's way)
  *   held      the body blocked the interrupt signal itself: its cancel is
  *             held, the sleep goes on to its end (0), one send
+ *   poll      intr_poll on one empty pipe: as asleep; on sixteen
+ *             (more than it copies): one send
+ *   ring      intr_uring_wait_cqe on an empty ring, cancelled or under a
+ *             token deadline: as asleep; a DEFER_TASKRUN ring: one send
  *   env       INTR_WAKE=signal (a child, set before its first call):
  *             asleep, then cancelled: the reason, one send
  *
@@ -39,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <poll.h>
 #include <setjmp.h>
 #include <unistd.h>
 #ifdef HAVE_LIBURING
@@ -60,11 +66,12 @@
 
 enum kind {
 	K_ASLEEP, K_DEADLINE, K_SIGPROF, K_RUNNING, K_HELD,
-	K_RING, K_RING_DEADLINE, K_RING_DEFER, K_NR
+	K_POLL, K_POLL_BIG, K_RING, K_RING_DEADLINE, K_RING_DEFER, K_NR
 };
 
 static const char *const kind_name[K_NR] = {
 	"asleep", "deadline", "sigprof", "running", "held",
+	"poll asleep", "poll of 16 asleep",
 	"ring asleep", "ring deadline", "DEFER_TASKRUN ring asleep",
 };
 
@@ -77,7 +84,8 @@ static bool ring_kind(enum kind k)
  * signal, none where it is woken. */
 static long kind_sends(enum kind k)
 {
-	return k == K_RUNNING || k == K_HELD || k == K_RING_DEFER;
+	return k == K_RUNNING || k == K_HELD || k == K_POLL_BIG ||
+	       k == K_RING_DEFER;
 }
 
 struct sleeper {
@@ -125,6 +133,22 @@ static void *sleeper_body(intr_ctx *ctx, void *arg)
 	if (s->kind == K_RUNNING)
 		b_wait_atomic(&s->go, 1, BOUND_MS);
 	t0 = h_now_ns();
+	if (s->kind == K_POLL || s->kind == K_POLL_BIG) {
+		struct pollfd p[16];
+		int fds[2], i, n = s->kind == K_POLL ? 1 : 16;
+
+		if (pipe(fds)) {
+			s->ret = -errno;
+			return s;
+		}
+		for (i = 0; i < n; i++)
+			p[i] = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+		s->ret = intr_poll(ctx, p, (nfds_t)n, -1);
+		s->slept_ns = h_now_ns() - t0;
+		close(fds[0]);
+		close(fds[1]);
+		return s;
+	}
 #ifdef HAVE_LIBURING
 	if (ring_kind(s->kind)) {
 		struct io_uring ring;
@@ -160,7 +184,7 @@ static long asleep_in(enum kind k)
 
 	if (k == K_RING_DEFER)
 		return SYS_io_uring_enter;
-	if (ring_kind(k))
+	if (ring_kind(k) || k == K_POLL || k == K_POLL_BIG)
 		return SYS_ppoll;
 	if (k == K_HELD || (w && !strcmp(w, "signal")))
 		return SYS_clock_nanosleep;
@@ -571,7 +595,9 @@ int main(void)
 		}
 		tap_ok(run_case(k, signo, kind_sends(k)),
 		       "%s, cancel %s: %s",
-		       ring_kind(k) ? "intr_uring_wait_cqe" : "intr_sleep",
+		       ring_kind(k) ? "intr_uring_wait_cqe" :
+		       k == K_POLL || k == K_POLL_BIG ? "intr_poll" :
+		       "intr_sleep",
 		       kind_name[k], kind_sends(k) ? "one signal" :
 		       "no signal");
 	}
