@@ -399,7 +399,7 @@ static void end_in_child(void *p)
 	fd = atomic_exchange(&t->fd, -1);
 	if (fd >= 0)
 		close(fd);
-	intr__slot_close(t);
+	intr__slot_close_locked(t);
 	if (t->state != INTR_DONE) {
 		if (!atomic_load(&t->tok.reason))
 			atomic_store(&t->tok.reason, -ECANCELED);
@@ -443,13 +443,14 @@ bool intr__call_after_fork(void)
 		atomic_store(&self->wslot, INTR_WS_NONE);
 		/* And its wake fd is the parent's open file too: a cancel
 		 * there would wake a wait here.  The next wait makes one. */
-		intr__slot_close(self);
+		intr__slot_close_locked(self);
 		if (self->state == INTR_RUNNING) {
 			self->tid = intr__gettid();
 			running_add(self);
 		}
 	}
 	intr__handles_each(INTR_H_TASK, end_in_child);
+	intr__slot_after_fork();
 	return self && self->state == INTR_RUNNING;
 }
 
@@ -544,9 +545,9 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		wake = t->wakers;
 		t->wakers = NULL;
 		t->wake_due = false;
-		intr__tree_unlock_blocked();
 		/* DONE: no canceller writes the wake fd any more. */
-		intr__slot_close(t);
+		intr__slot_close_locked(t);
+		intr__tree_unlock_blocked();
 
 		/* Does user code run on this thread after the body: wake-ups,
 		 * finalizers, context hooks?  Under the submitter's mask,

@@ -301,8 +301,11 @@ void intr__slot_signal(struct intr_task *t);
 /* The call's wake eventfd, made on first use; -1 if there is none to be
  * had (the budget, a failure, INTR_WAKE=signal): take the signal. */
 int intr__slot_fd(struct intr_task *t);
-/* Close it (the call ended, or a fork child drops the parent's). */
-void intr__slot_close(struct intr_task *t);
+/* Close it (the call's end step, or a fork child dropping the parent's;
+ * tree lock). */
+void intr__slot_close_locked(struct intr_task *t);
+/* In a fork child, after every call's wake fd was closed. */
+void intr__slot_after_fork(void);
 /* The canceller's wake of a claimed slot s (tree lock; async-signal-safe). */
 void intr__slot_wake_locked(struct intr_task *t, int s);
 

@@ -13,9 +13,11 @@
  *                  call's wake eventfd, which the canceller writes
  *
  * The wake eventfd is made by the call's first wait of that kind and
- * closed when the call ends; a budget keeps them to a sixteenth of the
- * descriptor limit, and past it (or if eventfd() fails) the wait takes
- * the signal.  Only the canceller writes it, once, so it is never read.
+ * closed by its end step, both under the tree lock; a budget keeps them
+ * to a sixteenth of the descriptor limit, and past it (or if eventfd()
+ * fails) the wait takes the signal.  Only the canceller writes it, so it
+ * is never read: once written it stays readable for the rest of the call,
+ * whose reason stays set as long.
  */
 #include "config.h"
 
@@ -23,6 +25,7 @@
 #include <limits.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -79,30 +82,39 @@ static int cap(void)
 	return c;
 }
 
+/*
+ * Made and stored under the tree lock, which fork() holds (config.c): a
+ * child finds every wake fd of the parent's recorded in its call, and
+ * closes each (intr__call_after_fork), or none at all.  The lock also
+ * keeps out a handler on this thread that would make a second one.
+ */
 int intr__slot_fd(struct intr_task *t)
 {
-	int fd = t->wake_fd, e;
+	int fd = t->wake_fd, e, c;
+	sigset_t saved;
 
-	if (fd >= 0)
+	if (fd >= 0 || intr__wake_signal)
 		return fd;
-	if (intr__wake_signal || atomic_fetch_add(&fds_live, 1) >= cap()) {
-		atomic_fetch_sub(&fds_live, 1);
-		return -1;
-	}
+	c = cap();
 	e = errno;
-	fd = intr__fault(INTR_SITE_WAKE_FD) ? -1 :
-	     eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	errno = e;
-	if (fd < 0) {
-		atomic_fetch_sub(&fds_live, 1);
-		return -1;
+	intr__tree_lock(&saved);
+	fd = t->wake_fd;
+	if (fd < 0 && atomic_load(&fds_live) < c) {
+		fd = intr__fault(INTR_SITE_WAKE_FD) ? -1 :
+		     eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd >= 0) {
+			atomic_fetch_add(&fds_live, 1);
+			/* For the canceller, published again by the
+			 * slot's swap. */
+			t->wake_fd = fd;
+		}
 	}
-	/* Published to the canceller by the slot's swap. */
-	t->wake_fd = fd;
+	intr__tree_unlock(&saved);
+	errno = e;
 	return fd;
 }
 
-void intr__slot_close(struct intr_task *t)
+void intr__slot_close_locked(struct intr_task *t)
 {
 	int e = errno;
 
@@ -112,6 +124,12 @@ void intr__slot_close(struct intr_task *t)
 	t->wake_fd = -1;
 	atomic_fetch_sub(&fds_live, 1);
 	errno = e;
+}
+
+void intr__slot_after_fork(void)
+{
+	/* Every wake fd of the parent's was closed with its call. */
+	atomic_store(&fds_live, 0);
 }
 
 void intr__slot_wake_locked(struct intr_task *t, int s)
@@ -126,7 +144,9 @@ void intr__slot_wake_locked(struct intr_task *t, int s)
 	/* INTR_WS_FD: the counter stays set, so a ppoll not yet asleep
 	 * finds it readable.  Async-signal-safe, as the cancel must be. */
 	e = errno;
-	if (write(t->wake_fd, &one, sizeof(one)) < 0) {
+	/* Not write(): the canceller may run in a body, where an interposed
+	 * write (libinterruptible-libc) is a cancellation point. */
+	if (syscall(SYS_write, t->wake_fd, &one, sizeof(one)) < 0) {
 		/* Cannot fail on an eventfd written once. */
 	}
 	errno = e;

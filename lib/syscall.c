@@ -277,16 +277,26 @@ static bool poll_woken(struct intr_task *t, struct pollfd *fds, nfds_t nfds,
 	fd = intr__slot_fd(t);
 	if (fd < 0 || !intr__slot_publish(t, INTR_WS_FD))
 		return false;
-	memcpy(p, fds, nfds * sizeof(*p));
+	if (nfds)
+		memcpy(p, fds, nfds * sizeof(*p));
 	p[nfds] = (struct pollfd){ .fd = fd, .events = POLLIN };
-	do {
+	for (;;) {
 		/* The window's flag check looks at the reason after the
 		 * publish. */
 		r = pass(t, SYS_ppoll, (long)p, (long)(nfds + 1),
 			 (long)left_of(end, has_end, &ts), 0, 8, 0);
-	} while (r.ret == -EINTR && !r.exited && !atomic_load(&t->tok.reason));
+		if (r.ret != -EINTR || r.exited || atomic_load(&t->tok.reason))
+			break;
+		/* Another signal's.  A handler that forked left the child
+		 * without this slot and fd: the signal's way there. */
+		if ((atomic_load(&t->wslot) & INTR_WS_KIND) != INTR_WS_FD ||
+		    t->wake_fd != fd) {
+			intr__slot_clear(t);
+			return false;
+		}
+	}
 	woken = intr__slot_clear(t);
-	if (r.exited || r.ret == -EINTR) {
+	if (r.exited || r.ret == -EINTR || (r.ret < 0 && woken)) {
 		*res = intr__acknowledge(t);	/* the reason is set */
 		return true;
 	}
@@ -322,7 +332,8 @@ INTR_API int intr_poll(intr_ctx *ctx, struct pollfd *fds, nfds_t nfds,
 		return -EINVAL;
 	if (has_end)
 		end = intr__now_ns() + (uint64_t)timeout_ms * 1000000u;
-	if (timeout_ms && nfds <= POLL_WOKEN_MAX && !intr__wake_signal) {
+	if (timeout_ms && nfds <= POLL_WOKEN_MAX && !intr__wake_signal &&
+	    !cancel_held()) {
 		do
 			r = cp_once(t, SYS_ppoll, (long)fds, (long)nfds,
 				    (long)&zero, 0, 8, 0);

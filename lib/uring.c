@@ -92,14 +92,18 @@ static int wait_polled(struct intr_task *t, struct io_uring *ring,
 		       const struct __kernel_timespec *left,
 		       const sigset_t *body)
 {
-	unsigned need = wait_nr ? wait_nr : 1;
+	unsigned need = wait_nr;
 	struct timespec ts, *tsp = NULL;
 	struct pollfd p[2];
 	bool woken;
 	long r;
 	int fd;
 
-	if (ring->ring_fd < 0 || (ring->flags & RING_NOT_POLLED) ||
+	/* A body that blocked the interrupt signal holds its cancel off
+	 * (interruptible(7)): the wait must not end on it either.  wait_nr
+	 * 0 does not wait at all. */
+	if (sigismember(body, intr__signo) == 1 || !wait_nr ||
+	    ring->ring_fd < 0 || (ring->flags & RING_NOT_POLLED) ||
 	    need > io_uring_cq_ready(ring) + 1 ||
 	    (IO_URING_READ_ONCE(*ring->sq.kflags) &
 	     (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
@@ -123,8 +127,10 @@ static int wait_polled(struct intr_task *t, struct io_uring *ring,
 	/* Data first, even when woken: the next wait reports the cancel. */
 	if (io_uring_cq_ready(ring) >= need)
 		return io_uring_peek_cqe(ring, cqe);
-	if (woken || r < 0)
-		return r < 0 && errno != EINTR ? -errno : -EINTR;
+	if (woken)
+		return -EINTR;		/* the reason is set */
+	if (r < 0)
+		return -errno;
 	if (r == 0)
 		return -ETIME;
 	/* Readable without the entries: task work or an overflow to run,
@@ -167,7 +173,9 @@ INTR_API int intr_uring_wait_cqes(intr_ctx *ctx, struct io_uring *ring,
 			left_of(end, &left);
 			tsp = &left;
 		}
-		ret = wait_polled(t, ring, cqe, wait_nr, tsp, &body);
+		/* A timeout the kernel would refuse goes to it as is. */
+		ret = ts && !end ? 1 :
+		      wait_polled(t, ring, cqe, wait_nr, tsp, &body);
 		if (ret == 1)
 			ret = io_uring_wait_cqes(ring, cqe, wait_nr, tsp, &body);
 		if (ret != -EINTR)

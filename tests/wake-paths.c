@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <dirent.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <unistd.h>
@@ -66,13 +67,15 @@
 
 enum kind {
 	K_ASLEEP, K_DEADLINE, K_SIGPROF, K_RUNNING, K_HELD,
-	K_POLL, K_POLL_BIG, K_RING, K_RING_DEADLINE, K_RING_DEFER, K_NR
+	K_POLL, K_POLL_BIG, K_POLL_HELD,
+	K_RING, K_RING_DEADLINE, K_RING_DEFER, K_RING_HELD, K_NR
 };
 
 static const char *const kind_name[K_NR] = {
 	"asleep", "deadline", "sigprof", "running", "held",
-	"poll asleep", "poll of 16 asleep",
+	"poll asleep", "poll of 16 asleep", "poll held",
 	"ring asleep", "ring deadline", "DEFER_TASKRUN ring asleep",
+	"ring held",
 };
 
 static bool ring_kind(enum kind k)
@@ -80,11 +83,23 @@ static bool ring_kind(enum kind k)
 	return k >= K_RING;
 }
 
+static bool poll_kind(enum kind k)
+{
+	return k == K_POLL || k == K_POLL_BIG || k == K_POLL_HELD;
+}
+
+/* The body blocks the interrupt signal itself: the cancel is held off,
+ * the wait goes on to its timeout. */
+static bool held(enum kind k)
+{
+	return k == K_HELD || k == K_POLL_HELD || k == K_RING_HELD;
+}
+
 /* Interrupt signals a case's cancel sends: one where the wait takes the
  * signal, none where it is woken. */
 static long kind_sends(enum kind k)
 {
-	return k == K_RUNNING || k == K_HELD || k == K_POLL_BIG ||
+	return k == K_RUNNING || held(k) || k == K_POLL_BIG ||
 	       k == K_RING_DEFER;
 }
 
@@ -122,7 +137,7 @@ static void *sleeper_body(intr_ctx *ctx, void *arg)
 	sigset_t set;
 
 	sigemptyset(&set);
-	if (s->kind == K_HELD) {
+	if (held(s->kind)) {
 		sigaddset(&set, s->signo);
 		pthread_sigmask(SIG_BLOCK, &set, NULL);
 	} else if (s->kind == K_SIGPROF) {
@@ -133,9 +148,9 @@ static void *sleeper_body(intr_ctx *ctx, void *arg)
 	if (s->kind == K_RUNNING)
 		b_wait_atomic(&s->go, 1, BOUND_MS);
 	t0 = h_now_ns();
-	if (s->kind == K_POLL || s->kind == K_POLL_BIG) {
+	if (poll_kind(s->kind)) {
 		struct pollfd p[16];
-		int fds[2], i, n = s->kind == K_POLL ? 1 : 16;
+		int fds[2], i, n = s->kind == K_POLL_BIG ? 16 : 1;
 
 		if (pipe(fds)) {
 			s->ret = -errno;
@@ -143,8 +158,11 @@ static void *sleeper_body(intr_ctx *ctx, void *arg)
 		}
 		for (i = 0; i < n; i++)
 			p[i] = (struct pollfd){ .fd = fds[0], .events = POLLIN };
-		s->ret = intr_poll(ctx, p, (nfds_t)n, -1);
+		s->ret = intr_poll(ctx, p, (nfds_t)n, held(s->kind) ?
+				   (int)(HELD_NS / 1000000) : -1);
 		s->slept_ns = h_now_ns() - t0;
+		if (held(s->kind))
+			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 		close(fds[0]);
 		close(fds[1]);
 		return s;
@@ -162,10 +180,18 @@ static void *sleeper_body(intr_ctx *ctx, void *arg)
 #endif
 		s->ret = io_uring_queue_init(4, &ring, fl);
 		if (!s->ret) {
-			s->ret = intr_uring_wait_cqe(ctx, &ring, &cqe);
+			struct __kernel_timespec ts = {
+				.tv_sec = HELD_NS / 1000000000u,
+				.tv_nsec = HELD_NS % 1000000000u,
+			};
+
+			s->ret = intr_uring_wait_cqes(ctx, &ring, &cqe, 1,
+						      held(s->kind) ? &ts : NULL);
 			io_uring_queue_exit(&ring);
 		}
 		s->slept_ns = h_now_ns() - t0;
+		if (held(s->kind))
+			pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 		return s;
 	}
 #endif
@@ -182,9 +208,9 @@ static long asleep_in(enum kind k)
 {
 	const char *w = getenv("INTR_WAKE");
 
-	if (k == K_RING_DEFER)
+	if (k == K_RING_DEFER || k == K_RING_HELD)
 		return SYS_io_uring_enter;
-	if (ring_kind(k) || k == K_POLL || k == K_POLL_BIG)
+	if (ring_kind(k) || poll_kind(k))
 		return SYS_ppoll;
 	if (k == K_HELD || (w && !strcmp(w, "signal")))
 		return SYS_clock_nanosleep;
@@ -196,7 +222,8 @@ static bool run_case(enum kind k, int signo, long want_sends)
 {
 	const char *name = kind_name[k];
 	int want = k == K_DEADLINE || k == K_RING_DEADLINE ? -ETIMEDOUT :
-		   k == K_HELD ? 0 : -ECANCELED;
+		   k == K_HELD || k == K_POLL_HELD ? 0 :
+		   k == K_RING_HELD ? -ETIME : -ECANCELED;
 	intr_token *tok = NULL;
 	intr_task *t = NULL;
 	struct sleeper s;
@@ -254,8 +281,8 @@ static bool run_case(enum kind k, int signo, long want_sends)
 		tap_diag("%s: join %d", name, r);
 		return false;
 	}
-	if (s.ret != want || (k == K_HELD && s.slept_ns < HELD_NS)) {
-		tap_diag("%s: intr_sleep returned %d after %" PRIu64 " us, "
+	if (s.ret != want || (held(k) && s.slept_ns < HELD_NS - 1000000)) {
+		tap_diag("%s: the wait returned %d after %" PRIu64 " us, "
 			 "not %d", name, s.ret, s.slept_ns / 1000, want);
 		return false;
 	}
@@ -553,6 +580,112 @@ static int configure(void)
 	return r ? r : cfg.signo;
 }
 
+/* ------------------------------------------- wake eventfds and fork() */
+#define FORK_THREADS	3
+#define FORKS		1000
+
+static atomic_int fork_stop;
+
+static void *poll_once(intr_ctx *ctx, void *arg)
+{
+	(void)arg;
+	/* No descriptor, 1 ms: a wake eventfd made, then closed. */
+	return (void *)(intptr_t)intr_poll(ctx, NULL, 0, 1);
+}
+
+static void *poller_thread(void *arg)
+{
+	long *calls = arg;
+
+	while (!atomic_load(&fork_stop)) {
+		run_interruptible(NULL, poll_once, NULL, NULL);
+		(*calls)++;
+	}
+	return NULL;
+}
+
+/* Eventfds open in this process. */
+static int eventfds(void)
+{
+	char path[300], link[64];
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/fd");
+	ssize_t n;
+	int c = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", d->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = 0;
+			c += !strcmp(link, "anon_inode:[eventfd]");
+		}
+	}
+	closedir(dir);
+	return c;
+}
+
+/* Children forked while calls make and close their wake eventfds hold
+ * none of them. */
+static bool fork_leaks_none(void)
+{
+	pthread_t th[FORK_THREADS];
+	long calls[FORK_THREADS] = { 0 };
+	int i, st, leaky = 0, forks = (int)b_scale(FORKS);
+	pid_t pid;
+
+	atomic_store(&fork_stop, 0);
+	for (i = 0; i < FORK_THREADS; i++)
+		pthread_create(&th[i], NULL, poller_thread, &calls[i]);
+	for (i = 0; i < forks; i++) {
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0)
+			_exit(eventfds() == 0 ? 0 : 1);
+		st = pid > 0 ? b_child_within(pid, BOUND_MS) : -1;
+		if (st)
+			leaky++;
+	}
+	atomic_store(&fork_stop, 1);
+	for (i = 0; i < FORK_THREADS; i++)
+		pthread_join(th[i], NULL);
+	if (leaky)
+		tap_diag("fork: %d of %d children held an eventfd (or did not "
+			 "exit); %ld calls beside them", leaky, forks,
+			 calls[0] + calls[1] + calls[2]);
+	return !leaky;
+}
+
+/* ---------------------------------------------- io_uring's own answers */
+#ifdef HAVE_LIBURING
+struct edge {
+	int ours[2], theirs[2];
+};
+
+/* wait_nr 0 and a timeout the kernel refuses: intr_uring_wait_cqes
+ * answers as liburing does on the same ring, whichever way it waits. */
+static void *ring_edges(intr_ctx *ctx, void *arg)
+{
+	struct edge *e = arg;
+	struct __kernel_timespec zero = { 0, 0 }, bad = { -1, 0 };
+	struct io_uring_cqe *cqe;
+	struct io_uring ring;
+
+	if (io_uring_queue_init(4, &ring, 0)) {
+		e->ours[0] = 1;
+		return NULL;
+	}
+	e->ours[0] = intr_uring_wait_cqes(ctx, &ring, &cqe, 0, &zero);
+	e->theirs[0] = io_uring_wait_cqes(&ring, &cqe, 0, &zero, NULL);
+	e->ours[1] = intr_uring_wait_cqes(ctx, &ring, &cqe, 1, &bad);
+	e->theirs[1] = io_uring_wait_cqes(&ring, &cqe, 1, &bad, NULL);
+	io_uring_queue_exit(&ring);
+	return NULL;
+}
+#endif
+
 int main(void)
 {
 	struct sigaction sa;
@@ -596,7 +729,7 @@ int main(void)
 		tap_ok(run_case(k, signo, kind_sends(k)),
 		       "%s, cancel %s: %s",
 		       ring_kind(k) ? "intr_uring_wait_cqe" :
-		       k == K_POLL || k == K_POLL_BIG ? "intr_poll" :
+		       poll_kind(k) ? "intr_poll" :
 		       "intr_sleep",
 		       kind_name[k], kind_sends(k) ? "one signal" :
 		       "no signal");
@@ -619,6 +752,21 @@ int main(void)
 			tap_ok(r, "a wait over a sleep's slot, %s: the cancel "
 			       "ends it", over_name[o]);
 	}
+#ifdef HAVE_LIBURING
+	if (ring_ok(K_RING)) {
+		struct edge e = { { 0, 0 }, { 0, 0 } };
+
+		run_interruptible(NULL, ring_edges, &e, NULL);
+		tap_ok(e.ours[0] == e.theirs[0] && e.ours[1] == e.theirs[1],
+		       "intr_uring_wait_cqes answers wait_nr 0 (%d) and a "
+		       "refused timeout (%d) as liburing does (%d, %d)",
+		       e.ours[0], e.ours[1], e.theirs[0], e.theirs[1]);
+	} else {
+		tap_skip("io_uring's own answers: no io_uring here");
+	}
+#endif
+	tap_ok(fork_leaks_none(), "children forked beside calls that make and "
+	       "close wake eventfds hold none");
 	st = pid > 0 ? b_child_within(pid, 2 * BOUND_MS) : -3;
 	tap_ok(st == 0, "INTR_WAKE=signal: intr_sleep cancelled asleep with "
 	       "one signal (child status %d)", st);
