@@ -686,6 +686,71 @@ static void *ring_edges(intr_ctx *ctx, void *arg)
 }
 #endif
 
+/* A handler that forks over intr_poll's wait: the child goes on with
+ * the call, without the parent's wake fd, to the poll's own timeout. */
+static pid_t fork_parent;
+static atomic_int forkh_tid, forkh_child;
+
+static void on_winch_fork(int sig)
+{
+	(void)sig;
+	atomic_store(&forkh_child, (int)fork());
+}
+
+static void *forkh_body(intr_ctx *ctx, void *arg)
+{
+	struct pollfd p;
+	int fds[2], r;
+	uint64_t t0;
+	sigset_t set;
+
+	(void)arg;
+	if (pipe(fds))
+		return NULL;
+	sigemptyset(&set);
+	sigaddset(&set, SIGWINCH);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	p = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	atomic_store(&forkh_tid, (int)b_gettid());
+	t0 = h_now_ns();
+	r = intr_poll(ctx, &p, 1, 1000);
+	if (getpid() != fork_parent)
+		_exit(r == 0 && h_now_ns() - t0 >= 990000000u ? 0 : 1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	close(fds[0]);
+	close(fds[1]);
+	return NULL;
+}
+
+static bool fork_in_handler(void)
+{
+	struct sigaction sa;
+	intr_task *t;
+	int st = -1, r = -1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_winch_fork;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGWINCH, &sa, NULL);
+	fork_parent = getpid();
+	atomic_store(&forkh_tid, 0);
+	atomic_store(&forkh_child, 0);
+	if (intr_spawn(&t, NULL, forkh_body, NULL))
+		return false;
+	if (b_wait_atomic(&forkh_tid, 1, BOUND_MS) &&
+	    h_wait_blocked(atomic_load(&forkh_tid), SYS_ppoll, BOUND_MS)) {
+		fflush(stdout);
+		syscall(SYS_tgkill, getpid(), atomic_load(&forkh_tid), SIGWINCH);
+		if (b_wait_atomic(&forkh_child, 1, BOUND_MS))
+			st = b_child_within(atomic_load(&forkh_child), BOUND_MS);
+	}
+	r = b_join_within(t, NULL, BOUND_MS);
+	if (st || r)
+		tap_diag("fork in a handler: child status %d (1: its poll "
+			 "ended early), join %d", st, r);
+	return !st && !r;
+}
+
 int main(void)
 {
 	struct sigaction sa;
@@ -765,6 +830,8 @@ int main(void)
 		tap_skip("io_uring's own answers: no io_uring here");
 	}
 #endif
+	tap_ok(fork_in_handler(), "a handler that forks over intr_poll: the "
+	       "child's poll goes on to its timeout");
 	tap_ok(fork_leaks_none(), "children forked beside calls that make and "
 	       "close wake eventfds hold none");
 	st = pid > 0 ? b_child_within(pid, 2 * BOUND_MS) : -3;
