@@ -95,8 +95,8 @@ int intr__slot_fd(struct intr_task *t)
 
 	if (fd >= 0 || intr__wake_signal)
 		return fd;
-	c = cap();
 	e = errno;
+	c = cap();
 	intr__tree_lock(&saved);
 	fd = t->wake_fd;
 	if (fd < 0 && atomic_load(&fds_live) < c) {

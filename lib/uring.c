@@ -19,8 +19,8 @@
  * Not for rings whose completions only a system call of the ring brings
  * in (IOPOLL, DEFER_TASKRUN, COOP_TASKRUN: their task work is not run by
  * a sleep in ppoll), one whose fd was closed after registering it, a wait
- * for more than one missing entry (the fd stays readable with one in the
- * queue), or a queue with overflowed entries or task work pending: those
+ * for more than one entry (the fd is readable with one in the queue), or
+ * a queue with overflowed entries or task work pending: those
  * wait in io_uring_enter() for the signal, as before.
  */
 #include "config.h"
@@ -104,7 +104,7 @@ static int wait_polled(struct intr_task *t, struct io_uring *ring,
 	 * 0 does not wait at all. */
 	if (sigismember(body, intr__signo) == 1 || !wait_nr ||
 	    ring->ring_fd < 0 || (ring->flags & RING_NOT_POLLED) ||
-	    need > io_uring_cq_ready(ring) + 1 ||
+	    need != 1 || io_uring_cq_ready(ring) ||
 	    (IO_URING_READ_ONCE(*ring->sq.kflags) &
 	     (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
 		return 1;

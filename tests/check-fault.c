@@ -1042,7 +1042,7 @@ static bool no_ring;
 /* A site of resolve.c, in a build where nothing reaches it; the wake
  * eventfd, where no io_uring wait can be made (no liburing, no io_uring
  * in the kernel or a filter denying it). */
-static bool resolver_site(int s)
+static bool unreached_site(int s)
 {
 	if (s == INTR_SITE_WAKE_FD)
 		return no_ring;
@@ -1106,7 +1106,7 @@ static void sweep(void)
 	/* Each site's first event, whatever the order of events of its kind
 	 * (threads make it vary a little from run to run). */
 	for (s = 0; s < INTR_SITES; s++)
-		if (!resolver_site(s))
+		if (!unreached_site(s))
 			run_fault(&sw, sigs[0], s, 1, "site");
 
 	tap_diag("%-30s %-16s %8s %9s", "site", "kind", "reached",
@@ -1117,7 +1117,7 @@ static void sweep(void)
 		       intr__fault_site_name((enum intr__site)s),
 		       intr__fault_kind_name((enum intr__fault_kind)k),
 		       sw.events[s], sw.injected[s]);
-		if (!sw.injected[s] && !resolver_site(s))
+		if (!sw.injected[s] && !unreached_site(s))
 			missed++;
 	}
 	tap_ok(!missed, "fault sweep: %u allocation sites, %u thread-creation "

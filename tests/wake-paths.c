@@ -217,6 +217,27 @@ static long asleep_in(enum kind k)
 	return SYS_futex;
 }
 
+/* The number of descriptors thread tid waits on in ppoll, as the kernel
+ * reports it; -1 if it does not (or speaks other numbers, qemu-user). */
+static long ppoll_nfds(pid_t tid)
+{
+	char path[64], buf[256];
+	unsigned long nr, a0, a1;
+	FILE *f;
+	int n;
+
+	if (!h_syscall_numbers_ours())
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fgets(buf, sizeof(buf), f) ?
+	    sscanf(buf, "%lu %lx %lx", &nr, &a0, &a1) : 0;
+	fclose(f);
+	return n == 3 && nr == SYS_ppoll ? (long)a1 : -1;
+}
+
 /* Run one case; false with a line of diagnosis if it went wrong. */
 static bool run_case(enum kind k, int signo, long want_sends)
 {
@@ -245,6 +266,17 @@ static bool run_case(enum kind k, int signo, long want_sends)
 	ok = b_wait_atomic(&s.tid, 1, BOUND_MS);
 	if (ok && k != K_RUNNING)
 		ok = h_wait_blocked(atomic_load(&s.tid), asleep_in(k), BOUND_MS);
+	/* The waits without the signal poll one descriptor more: the wake
+	 * eventfd.  Told without the fault hook's count too. */
+	if (ok && (k == K_POLL || k == K_RING || k == K_RING_DEADLINE)) {
+		long nfds = ppoll_nfds(atomic_load(&s.tid));
+
+		if (nfds >= 0 && nfds != 2) {
+			tap_diag("%s: asleep in ppoll on %ld descriptors, not "
+				 "2 (no wake eventfd)", name, nfds);
+			ok = false;
+		}
+	}
 	if (ok && k == K_SIGPROF) {
 		prof = atomic_load(&prof_seen);
 		ok = !syscall(SYS_tgkill, getpid(), atomic_load(&s.tid),
