@@ -53,9 +53,10 @@
  * the wait it ends runs again with the signal's back-off, until the body
  * acknowledges or returns, and none runs after the end step.
  *
- * Waits that need no signal (intr_sleep, syscall.c).  Such a wait sleeps
- * on a kernel object the canceller can wake (a futex on the call's own
- * reason word), and says so in the call's wake slot (t->wslot): the body
+ * Waits that need no signal (intr_sleep, intr_poll, the io_uring waits;
+ * slot.c).  Such a wait sleeps on a kernel object the canceller can wake
+ * (a futex on the call's own reason word; ppoll on an eventfd of the
+ * call's own), and says so in the call's wake slot (t->wslot): the body
  * stores the slot, then looks at the reason (the window's flag check),
  * then waits, and takes the slot back after.  The cancel, under the lock,
  * stores the reason, then loads the slot; if a wait is published, it
@@ -78,7 +79,8 @@
  * and it reads the reason after the wait in every case; the kernel
  * compares the futex word with 0 under its hash-bucket lock, which the
  * canceller's wake takes after the store, so a body not yet queued
- * returns at once and one queued is woken.  A handler over the wait on
+ * returns at once and one queued is woken; an eventfd's counter, once
+ * written, stays set, so a ppoll not yet asleep finds it readable.  A handler over the wait on
  * the same thread (SIGPROF, or the application's own cancelling one)
  * ends the wait with EINTR; the body then reads the reason.  The body
  * took the slot back first: the canceller's swap fails and it signals,
@@ -288,7 +290,7 @@ void intr__call_cancel_locked(struct intr_task *t)
 		 * about to make it (the kernel will find the word set), or
 		 * just out of it, and reads the reason next.  The task lives:
 		 * the worker needs the lock to end. */
-		intr__futex_wake(&t->tok.reason, 1);
+		intr__slot_wake_locked(t, s);
 		if (s & INTR_WS_SIGNAL) {
 			/* A wait over it on the same thread takes the
 			 * signal. */
@@ -397,6 +399,7 @@ static void end_in_child(void *p)
 	fd = atomic_exchange(&t->fd, -1);
 	if (fd >= 0)
 		close(fd);
+	intr__slot_close_locked(t);
 	if (t->state != INTR_DONE) {
 		if (!atomic_load(&t->tok.reason))
 			atomic_store(&t->tok.reason, -ECANCELED);
@@ -438,12 +441,16 @@ bool intr__call_after_fork(void)
 		/* Cleared, a cancel in the child signals: that ends any
 		 * wait, also one a handler that forked returns to. */
 		atomic_store(&self->wslot, INTR_WS_NONE);
+		/* And its wake fd is the parent's open file too: a cancel
+		 * there would wake a wait here.  The next wait makes one. */
+		intr__slot_close_locked(self);
 		if (self->state == INTR_RUNNING) {
 			self->tid = intr__gettid();
 			running_add(self);
 		}
 	}
 	intr__handles_each(INTR_H_TASK, end_in_child);
+	intr__slot_after_fork();
 	return self && self->state == INTR_RUNNING;
 }
 
@@ -538,6 +545,8 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		wake = t->wakers;
 		t->wakers = NULL;
 		t->wake_due = false;
+		/* DONE: no canceller writes the wake fd any more. */
+		intr__slot_close_locked(t);
 		intr__tree_unlock_blocked();
 
 		/* Does user code run on this thread after the body: wake-ups,

@@ -60,6 +60,7 @@ static const struct {
 	[INTR_SITE_RESOLVE] = { "resolve.c address", INTR_FAULT_ALLOC },
 	[INTR_SITE_RESOLVE_NAME] = { "resolve.c canonical name", INTR_FAULT_ALLOC },
 	[INTR_SITE_RESOLV_CONF] = { "resolve.c INTR_RESOLV_CONF", INTR_FAULT_FD },
+	[INTR_SITE_WAKE_FD] = { "slot.c wake eventfd", INTR_FAULT_FD },
 };
 
 static const char *const kind_names[INTR_FAULT_KINDS] = {

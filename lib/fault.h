@@ -45,6 +45,7 @@ enum intr__site {
 	INTR_SITE_RESOLVE,		/* resolve.c: an address found */
 	INTR_SITE_RESOLVE_NAME,		/* resolve.c: the canonical name */
 	INTR_SITE_RESOLV_CONF,		/* resolve.c: INTR_RESOLV_CONF */
+	INTR_SITE_WAKE_FD,		/* slot.c: a call's wake eventfd */
 	INTR_SITES
 };
 

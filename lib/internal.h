@@ -170,8 +170,11 @@ struct intr_task {
 	uint64_t retry_gap;		/* after a failed send; 0: none */
 	atomic_bool acked;		/* the body has seen the cancel */
 	atomic_int wslot;		/* INTR_WS_NONE, or the signal-free wait
-					 * the body is in (syscall.c), with
+					 * the body is in (slot.c), with
 					 * INTR_WS_WOKEN and INTR_WS_SIGNAL */
+	int wake_fd;			/* the body's: its wake eventfd, or -1;
+					 * read by the canceller once it saw
+					 * the slot INTR_WS_FD (slot.c) */
 
 	struct intr__waker *wakers;	/* tree lock */
 	bool wake_due;			/* tree lock: cancelled, not yet run */
@@ -198,6 +201,7 @@ struct intr_task {
  */
 #define INTR_WS_NONE	0
 #define INTR_WS_FUTEX	1	/* intr_sleep: a futex on tok.reason */
+#define INTR_WS_FD	2	/* ppoll with the call's wake eventfd */
 #define INTR_WS_KIND	0xff
 #define INTR_WS_WOKEN	0x100	/* the canceller woke it, sent nothing */
 #define INTR_WS_SIGNAL	0x200	/* a wait nested over it: signal too */
@@ -279,11 +283,31 @@ extern char intr__sc_begin[], intr__sc_end[], intr__sc_cancel[];
  * that only the signal ends (intr__slot_signal first). */
 struct intr__sc_ret intr__sc_pass(struct intr_task *t, long nr, long a1,
 				  long a2, long a3, long a4, long a5, long a6);
+
+/* ---------------------------------------------------------------- slot.c */
+/* Publish the signal-free wait of kind the body is about to make; the
+ * reason must be looked at after this.  False if the slot is taken (a
+ * wait over another on this thread): then this wait takes the signal,
+ * and the canceller is told to send it. */
+bool intr__slot_publish(struct intr_task *t, int kind);
+/* Take it back after the wait; true if the canceller had claimed it (it
+ * woke the wait instead of signalling: the reason is set). */
+bool intr__slot_clear(struct intr_task *t);
 /* A wait that only the interrupt signal ends is about to be made: if a
  * signal-free wait's slot is out on this thread (a handler runs over that
  * wait, or a siglongjmp left it), the canceller must signal as well.  The
  * reason must be looked at after this. */
 void intr__slot_signal(struct intr_task *t);
+/* The call's wake eventfd, made on first use; -1 if there is none to be
+ * had (the budget, a failure, INTR_WAKE=signal): take the signal. */
+int intr__slot_fd(struct intr_task *t);
+/* Close it (the call's end step, or a fork child dropping the parent's;
+ * tree lock). */
+void intr__slot_close_locked(struct intr_task *t);
+/* In a fork child, after every call's wake fd was closed. */
+void intr__slot_after_fork(void);
+/* The canceller's wake of a claimed slot s (tree lock; async-signal-safe). */
+void intr__slot_wake_locked(struct intr_task *t, int s);
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;

@@ -23,7 +23,9 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -72,17 +74,6 @@ static struct intr__sc_ret pass(struct intr_task *t, long nr, long a1,
 	intr__sc_active = 0;
 #endif
 	return r;
-}
-
-void intr__slot_signal(struct intr_task *t)
-{
-	if (atomic_load(&t->wslot) == INTR_WS_NONE)
-		return;
-	/* Before the canceller's claim: it finds SIGNAL and sends.  After
-	 * it: this reads from the claim, which came after the reason's
-	 * store, so the look at the reason that follows sees it. */
-	atomic_fetch_or(&t->wslot, INTR_WS_SIGNAL);
-	atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* The pass of every wait the signal ends: the wrappers' (cp_once) and
@@ -176,43 +167,6 @@ static struct timespec ns_to_ts(uint64_t ns)
 	return ts;
 }
 
-/*
- * The wake slot, body side.  Publish: the body is about to wait on the
- * kernel object of kind; it must look at the reason again after this (the
- * window's flag check does).  Sequentially consistent, against the
- * canceller's store of the reason and load of the slot (call.c): one of
- * the two loads sees the other side's store.  False if the slot is taken:
- * this wait runs over another one on this thread (a handler over it, or
- * one a siglongjmp left behind), and takes the signal; the canceller is
- * told to send it as well as waking.
- */
-static bool slot_publish(struct intr_task *t, int kind)
-{
-	int none = INTR_WS_NONE;
-
-	if (atomic_compare_exchange_strong(&t->wslot, &none, kind)) {
-		/* A store then a load of another word: under qemu-user the
-		 * translated release/acquire pair lets the load pass the
-		 * store; the fence keeps them in order (as task.c's). */
-		atomic_thread_fence(memory_order_seq_cst);
-		return true;
-	}
-	atomic_fetch_or(&t->wslot, INTR_WS_SIGNAL);
-	atomic_thread_fence(memory_order_seq_cst);
-	return false;
-}
-
-/* Take the slot back after the wait; true if the canceller had claimed
- * it.  It then woke the wait (and sent no signal unless a wait over this
- * one asked for it): the reason is set, and this wait must report it,
- * whatever ended it, or the cancel reaches the body's next plain call
- * only at the re-send.  After the swap a canceller finds no slot and
- * signals. */
-static bool slot_clear(struct intr_task *t)
-{
-	return atomic_exchange(&t->wslot, INTR_WS_NONE) & INTR_WS_WOKEN;
-}
-
 /* A sleep on an absolute deadline, so restarts after other signals do not
  * stretch it: the interrupt signal's way. */
 static int sleep_signal(struct intr_task *t, const struct timespec *until)
@@ -256,7 +210,7 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 	now = intr__now_ns();
 	until = ns_to_ts(now + ns < now ? UINT64_MAX / 2 : now + ns);
 	if (intr__wake_signal || cancel_held() ||
-	    !slot_publish(t, INTR_WS_FUTEX))
+	    !intr__slot_publish(t, INTR_WS_FUTEX))
 		return sleep_signal(t, &until);
 	for (;;) {
 		r = pass(t, SYS_futex, (long)&t->tok.reason,
@@ -267,7 +221,7 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 			 * kernel looked), the cancel exit, the signal's
 			 * EINTR, or a deadline that came with the cancel:
 			 * the reason. */
-			slot_clear(t);
+			intr__slot_clear(t);
 			return intr__acknowledge(t);
 		}
 		/* 0 (spurious), -EINTR (another signal's): again, to the
@@ -276,7 +230,7 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 			break;
 	}
 	intr__fault_delay(INTR_DELAY_SLOT_CLEAR);
-	if (slot_clear(t))
+	if (intr__slot_clear(t))
 		return intr__acknowledge(t);
 	if (r.ret == -ETIMEDOUT)
 		return 0;
@@ -286,28 +240,112 @@ INTR_API int intr_sleep(intr_ctx *ctx, uint64_t ns)
 	return (int)r.ret;
 }
 
+/* What is left of a deadline end (ns) as a timeout, or NULL for none. */
+static struct timespec *left_of(uint64_t end, bool has_end,
+				struct timespec *ts)
+{
+	uint64_t now;
+
+	if (!has_end)
+		return NULL;
+	now = intr__now_ns();
+	*ts = ns_to_ts(end > now ? end - now : 0);
+	return ts;
+}
+
+/* Sets of at most this many entries wait without the signal. */
+#define POLL_WOKEN_MAX	15
+
+/*
+ * intr_poll's wait without the signal: the caller's entries and the call's
+ * wake eventfd in one ppoll, which the cancel ends by writing the eventfd
+ * (slot.c).  False if it cannot be made (the caller takes the signal),
+ * else true with the result in *res.  The caller's array was read and
+ * written by a ppoll already, so copying it cannot fault.
+ */
+static bool poll_woken(struct intr_task *t, struct pollfd *fds, nfds_t nfds,
+		       uint64_t end, bool has_end, long *res)
+{
+	struct pollfd p[POLL_WOKEN_MAX + 1];
+	struct intr__sc_ret r;
+	struct timespec ts;
+	long n = 0;
+	nfds_t i;
+	bool woken;
+	int fd;
+
+	fd = intr__slot_fd(t);
+	if (fd < 0 || !intr__slot_publish(t, INTR_WS_FD))
+		return false;
+	if (nfds)
+		memcpy(p, fds, nfds * sizeof(*p));
+	p[nfds] = (struct pollfd){ .fd = fd, .events = POLLIN };
+	for (;;) {
+		/* The window's flag check looks at the reason after the
+		 * publish. */
+		r = pass(t, SYS_ppoll, (long)p, (long)(nfds + 1),
+			 (long)left_of(end, has_end, &ts), 0, 8, 0);
+		if (r.ret != -EINTR || r.exited || atomic_load(&t->tok.reason))
+			break;
+		/* Another signal's.  A handler that forked left the child
+		 * without this slot and fd: the signal's way there. */
+		if ((atomic_load(&t->wslot) & INTR_WS_KIND) != INTR_WS_FD ||
+		    t->wake_fd != fd) {
+			intr__slot_clear(t);
+			return false;
+		}
+	}
+	woken = intr__slot_clear(t);
+	if (r.exited || r.ret == -EINTR || (r.ret < 0 && woken)) {
+		*res = intr__acknowledge(t);	/* the reason is set */
+		return true;
+	}
+	if (r.ret < 0) {
+		*res = r.ret;
+		return true;
+	}
+	for (i = 0; i < nfds; i++) {
+		fds[i].revents = p[i].revents;
+		n += p[i].revents != 0;
+	}
+	/* Data first, even when woken: the next wait reports the cancel. */
+	if (n || (!woken && !atomic_load(&t->tok.reason)))
+		*res = n;
+	else
+		*res = intr__acknowledge(t);
+	return true;
+}
+
 /* ppoll rather than poll: aarch64 has no poll system call.  The timeout is
- * kept as a deadline across restarts. */
+ * kept as a deadline across restarts.  A call that would block looks once
+ * without blocking, then waits without the signal if the set is small. */
 INTR_API int intr_poll(intr_ctx *ctx, struct pollfd *fds, nfds_t nfds,
 		       int timeout_ms)
 {
 	struct intr_task *t = intr__body_of(ctx);
-	uint64_t end = 0, now;
-	struct timespec ts, *tsp = NULL;
+	bool has_end = timeout_ms >= 0;
+	struct timespec ts, zero = { 0, 0 };
+	uint64_t end = 0;
 	long r;
 
 	if (!t)
 		return -EINVAL;
-	if (timeout_ms >= 0)
+	if (has_end)
 		end = intr__now_ns() + (uint64_t)timeout_ms * 1000000u;
-	do {
-		if (timeout_ms >= 0) {
-			now = intr__now_ns();
-			ts = ns_to_ts(end > now ? end - now : 0);
-			tsp = &ts;
-		}
-		r = cp_once(t, SYS_ppoll, (long)fds, (long)nfds, (long)tsp, 0,
-			    8, 0);
-	} while (r == -EINTR);
+	if (timeout_ms && nfds <= POLL_WOKEN_MAX && !intr__wake_signal &&
+	    !cancel_held()) {
+		do
+			r = cp_once(t, SYS_ppoll, (long)fds, (long)nfds,
+				    (long)&zero, 0, 8, 0);
+		while (r == -EINTR);
+		if (r)
+			return (int)r;
+		if (poll_woken(t, fds, nfds, end, has_end, &r))
+			return (int)r;
+	}
+	do
+		r = cp_once(t, SYS_ppoll, (long)fds, (long)nfds,
+			    (long)left_of(end, has_end, &ts), 0, 8, 0);
+	while (r == -EINTR);
 	return (int)r;
 }

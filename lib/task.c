@@ -114,6 +114,7 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 	t->state = INTR_QUEUED;
 	atomic_init(&t->done, 0);
 	atomic_init(&t->fd, -1);
+	t->wake_fd = -1;
 	atomic_init(&t->acked, false);
 	atomic_init(&t->wake_busy, 0);
 	intr__token_init(&t->tok);

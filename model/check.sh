@@ -62,6 +62,7 @@ SLOT_NO_PUBLISH|no_signal
 SLOT_NO_RECHECK|no_signal
 SLOT_SIGNAL_TOO|slot
 SLOT_NO_MARK|stale_slot
+FD_NO_WAKE|no_signal
 "
 
 # The completion handshake of lib/task.c with store buffers.

@@ -64,8 +64,8 @@
  *   no_signal     LTL under weak fairness (-DSIGNAL_LOST -DNO_SLOW_RESEND):
  *                 every signal of ours is lost and no re-send comes; the
  *                 bodies are those that need no signal (intr_sleep's
- *                 futex, a wake-up action, none).  A cancel still reaches
- *                 the first call.
+ *                 futex, intr_poll's eventfd, a wake-up action, none).
+ *                 A cancel still reaches the first call.
  *   slot          assertions (-DCHECK_SLOT -DNO_SLOW_RESEND): the
  *                 canceller's own step does not signal a call whose wake
  *                 slot it claimed, unless a wait over that slot asked for
@@ -121,6 +121,8 @@
  *   SLOT_SIGNAL_TOO the canceller that claimed the slot signals as well
  *   SLOT_NO_MARK    a wrapper's pass does not ask for the signal when it
  *                   finds a slot out (intr__slot_signal)
+ *   FD_NO_WAKE      the canceller that claims an eventfd wait's slot does
+ *                   not write the eventfd
  */
 
 #define NCALLS		2
@@ -144,6 +146,10 @@
 				 * through the window, with the wake slot */
 #define K_JUMP		7	/* intr_sleep left by siglongjmp, its slot
 				 * out, then intr_read (-DSTALE_SLOT) */
+#define K_FDWAIT	8	/* intr_poll: ppoll through the window on the
+				 * call's eventfd, with the wake slot; the
+				 * wake (its write) comes after the claim,
+				 * and the counter stays set */
 
 /* Where the worker is, as the signal handler would find it. */
 #define W_IDLE		0	/* in the pool, or in call_run, signal blocked */
@@ -168,6 +174,7 @@
 /* struct intr_task.wslot (call.c, syscall.c) */
 #define WS_NONE		0
 #define WS_FUTEX	1
+#define WS_FD		8	/* intr_poll, the ring waits: ppoll + eventfd */
 #define WS_WOKEN	2	/* or'ed in: the canceller claimed it */
 #define WS_SIGNAL	4	/* or'ed in: a wait over it takes the signal */
 
@@ -241,6 +248,8 @@ bool unsent[NCALLS];		/* the last send was refused: retry it */
 byte wslot[NCALLS];
 bool slot_won;			/* the canceller's swap (lock holder only) */
 bool slot_woke[NCALLS];		/* ghost: the canceller claimed the slot */
+bool efd[NCALLS];		/* the wake (futex or eventfd) was made: an
+				 * eventfd stays readable for the call */
 
 #if defined(CHECK_LOST) || defined(CHECK_RETURN)
 /* Re-sends are resend_us apart (1 ms, doubling), critical sections take
@@ -387,7 +396,8 @@ inline call_cancel_locked(c)
 		 * a compare-and-swap. */
 		atomic {
 			if
-			:: (wslot[c] & WS_FUTEX) && !(wslot[c] & WS_WOKEN) ->
+			:: (wslot[c] & (WS_FUTEX | WS_FD)) &&
+			   !(wslot[c] & WS_WOKEN) ->
 				wslot[c] = wslot[c] | WS_WOKEN;
 				slot_woke[c] = true;
 				slot_won = true
@@ -396,11 +406,18 @@ inline call_cancel_locked(c)
 		}
 		if
 		:: slot_won ->
-			/* FUTEX_WAKE on reason[c]: a waiter queued now is
-			 * woken; one not yet queued compares the word */
+			/* FUTEX_WAKE on reason[c], or the write of the
+			 * eventfd (whose counter then stays set): a waiter
+			 * queued now is woken; one not yet queued finds the
+			 * word or the counter set */
 			atomic {
+#ifndef MUTATION_FD_NO_WAKE
+				efd[c] = true;
+#else
+				efd[c] = !(wslot[c] & WS_FD);
+#endif
 				if
-				:: wloc == W_FUTEX -> wloc = W_WOKE
+				:: wloc == W_FUTEX && efd[c] -> wloc = W_WOKE
 				:: else
 				fi
 			}
@@ -635,7 +652,7 @@ inline futex_block(c)
 
 /* The window around the futex system call (sc_window): the flag check,
  * then the kernel's compare of the word and its sleep, one step. */
-inline sc_futex(c)
+inline sc_futex(c, ws)
 {
 	r = R_NONE;
 	wloc = W_WINDOW;
@@ -657,7 +674,10 @@ inline sc_futex(c)
 #endif
 				if
 #ifndef MUTATION_SLOT_NO_RECHECK
-				:: reason[c] -> r = R_AGAIN
+				/* the futex compares the reason word; ppoll
+				 * finds the eventfd readable */
+				:: (ws == WS_FUTEX && reason[c]) ||
+				   (ws == WS_FD && efd[c]) -> r = R_AGAIN
 #endif
 				:: else -> wloc = W_FUTEX
 				fi
@@ -675,13 +695,13 @@ inline sc_futex(c)
 /* syscall.c intr_sleep: publish the slot, then the window (its flag
  * check is the look at the reason after the publish) until the reason
  * is set or the deadline passed; take the slot back. */
-inline futex_wait(c)
+inline futex_wait(c, ws)
 {
 #ifndef MUTATION_SLOT_NO_PUBLISH
-	wslot[c] = WS_FUTEX;		/* slot_publish: seq_cst swap */
+	wslot[c] = ws;			/* slot_publish: seq_cst swap */
 #endif
 	do
-	:: sc_active = true; sc_futex(c); window_leave();
+	:: sc_active = true; sc_futex(c, ws); window_leave();
 		if
 		:: reason[c] -> wslot[c] = WS_NONE; acked[c] = true; break
 		:: else ->
@@ -860,6 +880,7 @@ active proctype Worker()
 			:: k = K_WINDOW
 #endif
 			:: k = K_FUTEX
+			:: k = K_FDWAIT
 #ifdef STALE_SLOT
 			:: k = K_JUMP
 #endif
@@ -873,7 +894,8 @@ active proctype Worker()
 			if
 			:: k == K_WINDOW || k == K_GENERIC -> cp_call(c, k)
 			:: k == K_PLAIN -> plain_wait(c)
-			:: k == K_FUTEX -> futex_wait(c)
+			:: k == K_FUTEX -> futex_wait(c, WS_FUTEX)
+			:: k == K_FDWAIT -> futex_wait(c, WS_FD)
 #ifdef STALE_SLOT
 			:: k == K_JUMP -> jump_wait(c)
 #endif

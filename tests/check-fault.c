@@ -70,6 +70,10 @@
 #include <sys/socket.h>
 
 #include <interruptible.h>
+#ifdef HAVE_LIBURING
+#include <interruptible/uring.h>
+#include <liburing.h>
+#endif
 
 #ifdef INTR_FAULT_INJECTION
 #include "fault.h"
@@ -537,6 +541,56 @@ struct waiter {
 	int ret;
 };
 
+#ifdef HAVE_LIBURING
+struct ring_waiter {
+	atomic_int started;	/* the body's thread id, once it waits */
+	int ret;
+};
+
+static void *ring_waiter(intr_ctx *ctx, void *arg)
+{
+	struct ring_waiter *rw = arg;
+	struct io_uring_cqe *cqe;
+	struct io_uring ring;
+
+	bool ring_ok = !io_uring_queue_init(2, &ring, 0);
+
+	atomic_store(&rw->started, (int)syscall(SYS_gettid));
+	if (!ring_ok) {
+		/* No io_uring here (a kernel without it, a filter denying
+		 * it): the cancel ends a sleep instead. */
+		rw->ret = CALL(intr_sleep(ctx, 30ull * 1000000000u));
+		return NULL;
+	}
+	rw->ret = CALL(intr_uring_wait_cqe(ctx, &ring, &cqe));
+	io_uring_queue_exit(&ring);
+	return NULL;
+}
+
+/* A body in an io_uring wait, cancelled: its wake eventfd, or the
+ * signal when there is none. */
+static void ring_wait(intr_token *parent)
+{
+	struct ring_waiter rw = { 0 };
+	intr_task *t;
+	int tid;
+
+	if (!expect("intr_spawn ring", CALL(intr_spawn(&t, parent, ring_waiter,
+						       &rw)),
+		    0, E_NOMEM | E_AGAIN))
+		return;
+	if (!wait_nonzero(&rw.started, WAIT_MS))
+		fail("the ring waiter did not start");
+	tid = atomic_load(&rw.started);
+	if (!h_wait_blocked(tid, -1, WAIT_MS))
+		fail("the ring waiter did not block");
+	expect("intr_task_cancel ring", CALL(intr_task_cancel(t)), 0, 0);
+	expect("intr_join ring", CALL(intr_join(t, NULL)), -ECANCELED, 0);
+	if (rw.ret != -ECANCELED)
+		fail("intr_uring_wait_cqe cancelled: %d", rw.ret);
+}
+#endif
+
 static void *cond_waiter(intr_ctx *ctx, void *arg)
 {
 	struct waiter *w = arg;
@@ -733,6 +787,10 @@ static void workload(int round)
 	}
 	close(bk.fds[0]);
 	close(bk.fds[1]);
+#ifdef HAVE_LIBURING
+	if (child)
+		ring_wait(child);
+#endif
 
 	/* A condition wait cancelled through a token. */
 	if (expect("intr_token_new cond", CALL(intr_token_new(&tc, root)), 0,
@@ -979,9 +1037,15 @@ static void run_fault(struct sweep *sw, const char *sig, int kind,
 
 static bool no_resolver;
 
-/* A site of resolve.c, in a build where nothing reaches it. */
-static bool resolver_site(int s)
+static bool no_ring;
+
+/* A site of resolve.c, in a build where nothing reaches it; the wake
+ * eventfd, where no io_uring wait can be made (no liburing, no io_uring
+ * in the kernel or a filter denying it). */
+static bool unreached_site(int s)
 {
+	if (s == INTR_SITE_WAKE_FD)
+		return no_ring;
 	return no_resolver &&
 	       !strncmp(intr__fault_site_name((enum intr__site)s),
 			"resolve.c", 9);
@@ -1009,6 +1073,10 @@ static void sweep(void)
 	no_resolver = strstr(out, "resolver none") != NULL;
 	if (no_resolver)
 		printf("resolve.c sites: not in this build (no c-ares)\n");
+	no_ring = !ev[INTR_SITE_WAKE_FD];
+	if (no_ring)
+		printf("slot.c wake eventfd: not reached (no io_uring wait "
+		       "here)\n");
 	for (s = 0; s < INTR_SITES; s++) {
 		k = intr__fault_kind_of((enum intr__site)s);
 		per_kind[k] += ev[s];
@@ -1038,7 +1106,7 @@ static void sweep(void)
 	/* Each site's first event, whatever the order of events of its kind
 	 * (threads make it vary a little from run to run). */
 	for (s = 0; s < INTR_SITES; s++)
-		if (!resolver_site(s))
+		if (!unreached_site(s))
 			run_fault(&sw, sigs[0], s, 1, "site");
 
 	tap_diag("%-30s %-16s %8s %9s", "site", "kind", "reached",
@@ -1049,7 +1117,7 @@ static void sweep(void)
 		       intr__fault_site_name((enum intr__site)s),
 		       intr__fault_kind_name((enum intr__fault_kind)k),
 		       sw.events[s], sw.injected[s]);
-		if (!sw.injected[s] && !resolver_site(s))
+		if (!sw.injected[s] && !unreached_site(s))
 			missed++;
 	}
 	tap_ok(!missed, "fault sweep: %u allocation sites, %u thread-creation "

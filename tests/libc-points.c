@@ -1162,6 +1162,79 @@ static void warm_up(void)
 	}
 }
 
+/* 5. A body whose own call is cancelled cancels another call asleep in a
+ * wait that needs no signal (intr_poll): the cancel's wake of that wait
+ * is the library's, not one of libc's points, so it is made all the same
+ * and the other call ends at once, not at the re-send (10 s). */
+struct cross {
+	intr_token *other;
+	atomic_int tid;		/* the poller, once it runs */
+	atomic_int running;	/* the canceller's body runs */
+	int poll_ret;
+};
+
+static void *cross_poller(intr_ctx *ctx, void *arg)
+{
+	struct cross *x = arg;
+	struct pollfd p;
+	int fds[2];
+
+	if (pipe(fds)) {
+		x->poll_ret = -errno;
+		return NULL;
+	}
+	p = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	atomic_store(&x->tid, (int)b_gettid());
+	x->poll_ret = intr_poll(ctx, &p, 1, 2 * BOUND_MS);
+	close(fds[0]);
+	close(fds[1]);
+	return NULL;
+}
+
+static void *cross_canceller(intr_ctx *ctx, void *arg)
+{
+	struct cross *x = arg;
+	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
+
+	atomic_store(&x->running, 1);
+	while (!intr_reason(ctx) && h_now_ns() < end)
+		b_sleep_ms(1);
+	intr_token_cancel(x->other);
+	return NULL;
+}
+
+static void cross_cancel(void)
+{
+	struct cross x = { 0 };
+	intr_token *mine = NULL;
+	intr_task *a = NULL, *b = NULL;
+	int ra = -1, rb = -1;
+
+	if (intr_token_new(&x.other, NULL) || intr_token_new(&mine, NULL) ||
+	    intr_spawn(&b, x.other, cross_poller, &x)) {
+		tap_ok(false, "cross cancel: set-up");
+		return;
+	}
+	if (b_wait_blocked(&x.tid, BOUND_MS) &&
+	    !intr_spawn(&a, mine, cross_canceller, &x)) {
+		uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
+
+		while (!atomic_load(&x.running) && h_now_ns() < end)
+			b_sleep_ms(1);
+		intr_token_cancel(mine);
+		ra = b_join_within(a, NULL, BOUND_MS);
+		rb = b_join_within(b, NULL, BOUND_MS);
+	}
+	tap_ok(ra == -ECANCELED && rb == -ECANCELED &&
+	       x.poll_ret == -ECANCELED,
+	       "a cancelled body's cancel ends intr_poll in another call at "
+	       "once (joins %d, %d; intr_poll %d)", ra, rb, x.poll_ret);
+	if (rb == -ETIME)
+		intr_token_cancel(x.other);
+	intr_token_free(mine);
+	intr_token_free(x.other);
+}
+
 int main(void)
 {
 	const char *scale = getenv("INTR_TEST_SCALE");
@@ -1218,5 +1291,6 @@ int main(void)
 #endif
 #endif
 	races(2000 * pct / 100 + 1);
+	cross_cancel();
 	return tap_done();
 }

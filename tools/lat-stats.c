@@ -527,7 +527,10 @@ static void compute_targets(const struct idle_result *idle, unsigned nidle,
 		target_add(k != NULL, p50_ratio(in, k), 1.1, false,
 			   "%s: cancel p50 / raw pthread_kill p50", call_name[c]);
 		target_placement(in, k);
-		target_add(f != NULL, p50_ratio(in, f), 1.3, false,
+		/* The waits that need no signal: at the kernel's floor. */
+		target_add(f != NULL, p50_ratio(in, f),
+			   c == CALL_URING || c == CALL_POLL || c == CALL_SLEEP ?
+			   1.1 : 1.3, false,
 			   "%s: cancel p50 / eventfd floor p50", call_name[c]);
 		target_placement(in, f);
 	}
