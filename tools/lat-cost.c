@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -266,6 +267,40 @@ static void why_skipped(struct scale_result *res, unsigned i, int err)
 		 i + 1, res->calls, strerror(-err), nproc, as);
 }
 
+/* INTR_LATENCY_PERF_CTL=CTL[,ACK]: the FIFOs of perf stat --control
+ * fifo:CTL,ACK (with -D -1), so that perf counts only from the cancel to
+ * the last join.  cmd is "enable" or "disable"; waits for perf's ack when
+ * an ACK FIFO is named. */
+static void perf_ctl(const char *cmd)
+{
+	static int ctl = -2, ack = -1;
+	const char *env;
+	char path[256], *comma, buf[8];
+
+	if (ctl == -2) {
+		ctl = -1;
+		env = getenv("INTR_LATENCY_PERF_CTL");
+		if (!env || !*env)
+			return;
+		snprintf(path, sizeof(path), "%s", env);
+		comma = strchr(path, ',');
+		if (comma)
+			*comma++ = 0;
+		ctl = open(path, O_WRONLY | O_CLOEXEC);
+		if (comma && ctl >= 0)
+			ack = open(comma, O_RDONLY | O_CLOEXEC);
+		if (ctl < 0)
+			fprintf(stderr, "intr-latency: INTR_LATENCY_PERF_CTL: %s: %s\n",
+				path, strerror(errno));
+	}
+	if (ctl < 0)
+		return;
+	if (write(ctl, cmd, strlen(cmd)) < 0 || write(ctl, "\n", 1) < 0)
+		return;
+	if (ack >= 0 && read(ack, buf, sizeof(buf)) < 0)
+		return;
+}
+
 /* One round; returns 0, 1 if the size cannot start its threads (round 1
  * only: res->skipped says why), or -1 (a call not started, not blocked, or
  * not cancelled). */
@@ -328,6 +363,7 @@ static int scale_round(struct scale_result *res, unsigned round,
 		res->rss_per_call = started && rss0 >= 0 && rss1 >= 0 ?
 				    (rss1 - rss0) / (long)started : -1;
 
+	perf_ctl("enable");
 	process_cost(&p0, &sw0);
 	t0 = now_ns();
 	c0 = thread_cpu_ns();
@@ -345,6 +381,7 @@ static int scale_round(struct scale_result *res, unsigned round,
 	process_cost(&p1, &sw1);
 	sr->proc_cpu_ns = p1 - p0;
 	sr->switches = sw1 - sw0;
+	perf_ctl("disable");
 	if (watch_disarm())
 		ret = -1;
 	sr->cancelled = 0;
