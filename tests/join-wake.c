@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: a join that went to sleep before its call ended is woken
+ * by the completion, and joins racing completions all return.
+ *
+ * The first case holds each body in a read of a pipe until the joining
+ * thread is seen asleep in the kernel in futex(2) (from
+ * /proc/self/task/TID/syscall), then lets the body return: the join must
+ * come back within the bound, which it can only do if the completion woke
+ * it.  The second runs calls whose bodies return after a short spin of
+ * varying length while another thread joins each at once, so that the
+ * join sometimes finds the call ended, sometimes sleeps, and sometimes
+ * arrives while the worker is completing it.  Every wait is bounded: a
+ * join that is never woken fails the case instead of hanging (the program
+ * ends with the joiner still asleep).
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bound.h"
+#include "tap.h"
+
+#define BOUND_MS	10000u
+
+/* ------------------------------------------------------------ asleep */
+struct sleeper {
+	intr_task *task;
+	atomic_int tid;			/* the joining thread */
+	atomic_int joined;		/* 1 once intr_join returned */
+	int ret;
+	void *result;
+};
+
+static void *read_byte(intr_ctx *ctx, void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char c;
+
+	(void)ctx;
+	while (read(fd, &c, 1) < 0 && errno == EINTR)
+		;
+	return arg;
+}
+
+static void *join_thread(void *arg)
+{
+	struct sleeper *s = arg;
+
+	atomic_store(&s->tid, (int)b_gettid());
+	s->ret = intr_join(s->task, &s->result);
+	atomic_store(&s->joined, 1);
+	return NULL;
+}
+
+/* The system call thread tid sleeps in, -1 if none or unknown. */
+static long sleeping_in(pid_t tid)
+{
+	char path[64], buf[128];
+	ssize_t n;
+	int fd;
+
+	if (b_thread_state(tid) != 'S')
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	if (buf[0] < '0' || buf[0] > '9')
+		return -1;	/* "running" */
+	return strtol(buf, NULL, 10);
+}
+
+/* True once thread tid sleeps in futex(2), within ms. */
+static bool sleeps_in_futex(pid_t tid, unsigned ms)
+{
+	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
+
+	while (sleeping_in(tid) != SYS_futex) {
+		if (h_now_ns() > end)
+			return false;
+		b_sleep_ms(1);
+	}
+	return true;
+}
+
+/* One round: false (with a line saying why) if the join was not seen
+ * asleep or did not come back. */
+static bool asleep_round(int round)
+{
+	struct sleeper s = { 0 };
+	pthread_t th;
+	int fds[2], r;
+	bool ok = false, seen;
+
+	if (pipe(fds)) {
+		tap_diag("pipe: %s", strerror(errno));
+		return false;
+	}
+	r = intr_spawn(&s.task, NULL, read_byte, (void *)(intptr_t)fds[0]);
+	if (r) {
+		tap_diag("round %d: intr_spawn: %s", round, strerror(-r));
+		goto out;
+	}
+	if (pthread_create(&th, NULL, join_thread, &s)) {
+		tap_diag("round %d: pthread_create failed", round);
+		if (write(fds[1], "x", 1) != 1 ||
+		    b_join_within(s.task, NULL, BOUND_MS))
+			tap_diag("round %d: the call did not end", round);
+		goto out;
+	}
+	seen = b_wait_atomic(&s.tid, 1, BOUND_MS) &&
+	       sleeps_in_futex(atomic_load(&s.tid), BOUND_MS);
+	if (!seen)
+		tap_diag("round %d: the join was never seen asleep", round);
+	/* Now the body returns; the completion must wake the join. */
+	if (write(fds[1], "x", 1) != 1) {
+		tap_diag("round %d: write: %s", round, strerror(errno));
+		goto out;	/* the joiner stays blocked: the case fails */
+	}
+	if (!b_wait_atomic(&s.joined, 1, BOUND_MS)) {
+		tap_diag("round %d: the sleeping join did not return within "
+			 "%u ms", round, BOUND_MS);
+		goto out;	/* the joiner is left asleep */
+	}
+	pthread_join(th, NULL);
+	ok = seen && s.ret == 0 && s.result == (void *)(intptr_t)fds[0];
+	if (s.ret || s.result != (void *)(intptr_t)fds[0])
+		tap_diag("round %d: intr_join returned %d, result %p", round,
+			 s.ret, s.result);
+out:
+	close(fds[0]);
+	close(fds[1]);
+	return ok;
+}
+
+/* ------------------------------------------------------------ racing */
+#define RACE_SPIN_MAX	2000u
+
+struct racer {
+	intr_task *task;		/* set by the spawning thread */
+	atomic_int posted;		/* rounds spawned */
+	atomic_int joined;		/* rounds joined */
+	atomic_int bad;			/* a join that returned wrongly */
+	int rounds;
+};
+
+static void *spin_body(intr_ctx *ctx, void *arg)
+{
+	unsigned n = (unsigned)(uintptr_t)arg, i;
+	volatile unsigned sink = 0;
+
+	(void)ctx;
+	for (i = 0; i < n; i++)
+		sink += i;
+	return arg;
+}
+
+static void *race_joiner(void *arg)
+{
+	struct racer *rc = arg;
+	void *res;
+	int i, r;
+
+	for (i = 0; i < rc->rounds; i++) {
+		while (atomic_load(&rc->posted) <= i)
+			b_sleep_ms(0);
+		res = NULL;
+		r = intr_join(rc->task, &res);
+		if (r || (uintptr_t)res > RACE_SPIN_MAX)
+			atomic_fetch_add(&rc->bad, 1);
+		atomic_store(&rc->joined, i + 1);
+	}
+	return NULL;
+}
+
+static void racing_joins(void)
+{
+	struct racer rc = { .rounds = (int)b_scale(2000) };
+	unsigned seed = 12345;
+	pthread_t th;
+	int i, r, spawned = 0;
+
+	if (pthread_create(&th, NULL, race_joiner, &rc)) {
+		tap_ok(false, "pthread_create failed");
+		return;
+	}
+	for (i = 0; i < rc.rounds; i++) {
+		seed = seed * 1103515245u + 12345u;
+		r = intr_spawn(&rc.task, NULL, spin_body,
+			       (void *)(uintptr_t)((seed >> 8) % RACE_SPIN_MAX));
+		if (r) {
+			tap_diag("intr_spawn: %s", strerror(-r));
+			break;
+		}
+		spawned++;
+		atomic_store(&rc.posted, i + 1);
+		if (!b_wait_atomic(&rc.joined, i + 1, BOUND_MS))
+			break;
+	}
+	tap_ok(spawned == rc.rounds && atomic_load(&rc.joined) == rc.rounds &&
+	       atomic_load(&rc.bad) == 0,
+	       "%d joins racing their calls' completions: %d returned within "
+	       "%u ms each, %d wrongly", rc.rounds, atomic_load(&rc.joined),
+	       BOUND_MS, atomic_load(&rc.bad));
+	if (atomic_load(&rc.joined) == rc.rounds)
+		pthread_join(th, NULL);
+}
+
+int main(void)
+{
+	int rounds = (int)b_scale(50), i;
+
+	if (RUNNING_ON_VALGRIND)
+		rounds = 3;
+	for (i = 0; i < rounds; i++)
+		if (!asleep_round(i))
+			break;
+	tap_ok(i == rounds, "a join asleep in futex(2) before its call ended "
+	       "is woken by the completion: %d of %d rounds", i, rounds);
+	racing_joins();
+	return tap_done();
+}
