@@ -17,6 +17,11 @@
  * out yielding a few times, then sleeping (wait_released).  (Waking
  * after storing 2 would let a joiner free the task before the wake, which
  * then names freed memory.)
+ *
+ * A join that finds the task released already (done 2, the common case
+ * when it trails behind many calls ending at once) takes its handle out
+ * of the registry in the same hold of the tree lock as the claim: one
+ * lock and two mask changes per join instead of two and four.
  */
 #include "config.h"
 
@@ -185,21 +190,34 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 /* Claim the task handle names for joining; *tp is the task.  -EINVAL if
  * it is not a live task, another join has it, or it is the call running on
  * this thread (its body or a finalizer joining itself would wait forever);
- * -EBUSY if only_if_done and the call is still running. */
-static int claim(intr_task *handle, bool only_if_done, struct intr_task **tp)
+ * -EBUSY if only_if_done and the call is still running.  *released: the
+ * worker had let go of the task already, and its handle is gone (no entry
+ * point reaches it any more, and nothing is left to wait for). */
+static int claim(intr_task *handle, bool only_if_done, struct intr_task **tp,
+		 bool *released)
 {
 	struct intr_task *t;
 	sigset_t ss;
-	int ret = 0;
+	int ret = 0, done;
 
+	*released = false;
 	intr__tree_lock(&ss);
 	t = intr__task_of(handle);
-	if (!t || t == intr__current || t->joining)
+	if (!t || t == intr__current || t->joining) {
 		ret = -EINVAL;
-	else if (only_if_done && atomic_load(&t->done) == 0)
+		goto unlock;
+	}
+	done = atomic_load(&t->done);
+	if (only_if_done && done == 0) {
 		ret = -EBUSY;
-	else
-		t->joining = true;
+		goto unlock;
+	}
+	t->joining = true;
+	if (done == 2) {
+		intr__handle_del(t->handle);
+		*released = true;
+	}
+unlock:
 	intr__tree_unlock(&ss);
 	*tp = t;
 	return ret;
@@ -234,22 +252,24 @@ static void wait_released(struct intr_task *t)
 	}
 }
 
-static int finish_join(struct intr_task *t, void **result)
+/* released: claim() found t let go of and took its handle out. */
+static int finish_join(struct intr_task *t, void **result, bool released)
 {
 	sigset_t ss;
 	int ret, fd;
 
-	/* The wait is not interrupted for good by a signal: the futex wait
-	 * returns EINTR and the loop waits again. */
-	while (atomic_load(&t->done) == 0)
-		intr__futex_wait(&t->done, 0, NULL);
-	wait_released(t);
-
-	/* From here no entry point can reach t (they look it up under the
-	 * lock), and its handle is never made again. */
-	intr__tree_lock(&ss);
-	intr__handle_del(t->handle);
-	intr__tree_unlock(&ss);
+	if (!released) {
+		/* The wait is not interrupted for good by a signal: the
+		 * futex wait returns EINTR and the loop waits again. */
+		while (atomic_load(&t->done) == 0)
+			intr__futex_wait(&t->done, 0, NULL);
+		wait_released(t);
+		/* From here no entry point can reach t (they look it up
+		 * under the lock), and its handle is never made again. */
+		intr__tree_lock(&ss);
+		intr__handle_del(t->handle);
+		intr__tree_unlock(&ss);
+	}
 
 	if (result)
 		*result = t->result;
@@ -265,11 +285,12 @@ INTR_API int intr_join(intr_task *handle, void **result)
 {
 	int e = errno;
 	struct intr_task *t;
+	bool released;
 	int ret;
 
-	ret = claim(handle, false, &t);
+	ret = claim(handle, false, &t, &released);
 	if (!ret)
-		ret = finish_join(t, result);
+		ret = finish_join(t, result, released);
 	errno = e;
 	return ret;
 }
@@ -278,11 +299,12 @@ INTR_API int intr_tryjoin(intr_task *handle, void **result)
 {
 	int e = errno;
 	struct intr_task *t;
+	bool released;
 	int ret;
 
-	ret = claim(handle, true, &t);
+	ret = claim(handle, true, &t, &released);
 	if (!ret)
-		ret = finish_join(t, result);
+		ret = finish_join(t, result, released);
 	errno = e;
 	return ret;
 }
@@ -360,7 +382,7 @@ INTR_API int run_interruptible(intr_token *tok, intr_fn fn, void *arg,
 	/* Born claimed: the join is this one. */
 	ret = spawn(&t, &h, tok, fn, arg, true);
 	if (!ret)
-		ret = finish_join(t, result);
+		ret = finish_join(t, result, false);
 	errno = e;
 	return ret;
 }
