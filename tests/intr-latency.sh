@@ -49,7 +49,8 @@ if grep -q 'skipped: io_uring not permitted here' "$dir/out"; then
 fi
 for want in "cancel latency: intr_read" "cancel latency: intr_uring_wait_cqe" \
 	"cost while blocked" "call overhead" "scale: calls blocked" " 50 calls" \
-	"canceller CPU per call" "joiner CPU per call" "targets" \
+	"canceller CPU per call" "joiner CPU per call" "floor: sender CPU" \
+	"targets" \
 	"histogram"; do
 	grep -q "$want" "$dir/out"
 	check $? "the output has '$want'"
@@ -82,6 +83,7 @@ assert s["cancelled"] == 50, s
 assert s["cancel_cpu_ns"] > 0 and s["join_cpu_ns"] > 0, s
 assert s["last_body_ns"] <= s["last_return_ns"], s
 assert s["half_return_ns"] <= s["last_return_ns"], s
+assert s["floor_send_cpu_ns"] > 0 and s["floor_last_ns"] > 0, s
 assert any(i["method"] == "intr" and i["ok"] for i in r["idle"])
 assert all(t["pass"] in (True, False, None) for t in r["targets"])
 EOF

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -407,6 +408,100 @@ static int scale_round(struct scale_result *res, unsigned round,
 	return ret;
 }
 
+/* ------------------------------------------------------------ floor */
+struct floor_thread {
+	int fd;
+	atomic_int tid;
+	uint64_t t_back;
+	bool eintr;
+};
+
+static void *floor_body(void *arg)
+{
+	struct floor_thread *f = arg;
+	char b;
+
+	place_scale_worker();
+	atomic_store(&f->tid, lat_gettid());
+	f->eintr = read(f->fd, &b, 1) < 0 && errno == EINTR;
+	f->t_back = now_ns();
+	return NULL;
+}
+
+/* The same stop without the library: n plain threads blocked in read(),
+ * one signal each (the raw peers' handler, no SA_RESTART) from this
+ * thread.  What one send costs the sender is the floor of the canceller's
+ * CPU per call.  Returns 0, or -1 if a thread could not start or did not
+ * come back with EINTR. */
+static int floor_round(struct scale_round *sr, unsigned n, int pipefd[2])
+{
+	struct scale_rescue rs = { .fd = pipefd[1], .n = n };
+	union sigval sv = { .sival_int = 0 };
+	struct floor_thread *ft;
+	unsigned started = 0, i;
+	pthread_t *th;
+	uint64_t t0 = 0, c0, end, last = 0;
+	int ret = 0;
+
+	sr->floor_ok = false;
+	ft = calloc(n, sizeof(*ft));
+	th = calloc(n, sizeof(*th));
+	if (!ft || !th) {
+		free(ft);
+		free(th);
+		return -1;
+	}
+	watch_arm(60000, scale_rescue, &rs);
+	for (i = 0; i < n; i++) {
+		ft[i].fd = pipefd[0];
+		if (pthread_create(&th[i], NULL, floor_body, &ft[i]))
+			break;
+		started++;
+	}
+	if (started < n)
+		ret = -1;
+	end = now_ns() + 30000000000ull;
+	for (i = 0; i < started && !ret; i++) {
+		pid_t tid;
+
+		while (!(tid = atomic_load(&ft[i].tid)) ||
+		       blocked_syscall(tid) < 0) {
+			if (now_ns() > end) {
+				ret = -1;
+				break;
+			}
+			sleep_ns(100000);
+		}
+	}
+	if (!ret) {
+		t0 = now_ns();
+		c0 = thread_cpu_ns();
+		for (i = 0; i < started; i++)
+			pthread_sigqueue(th[i], opt.raw_signo, sv);
+		sr->floor_send_cpu_ns = thread_cpu_ns() - c0;
+		sr->floor_send_wall_ns = now_ns() - t0;
+	} else {
+		scale_rescue(&rs);
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (watch_disarm())
+		ret = -1;
+	if (!ret) {
+		for (i = 0; i < started; i++) {
+			if (!ft[i].eintr)
+				ret = -1;
+			if (ft[i].t_back > last)
+				last = ft[i].t_back;
+		}
+		sr->floor_last_ns = last > t0 ? last - t0 : 0;
+		sr->floor_ok = !ret;
+	}
+	free(ft);
+	free(th);
+	return ret;
+}
+
 unsigned measure_scale(struct scale_result *res, unsigned calls)
 {
 	unsigned rounds = opt.scale_rounds, i, failures = 0;
@@ -438,6 +533,12 @@ unsigned measure_scale(struct scale_result *res, unsigned calls)
 			failures++;
 		}
 		res->rounds = i + 1;
+		progress("scale: %u plain threads, round %u/%u\r", calls, i + 1,
+			 rounds);
+		if (floor_round(&res->r[i], calls, pipefd))
+			fprintf(stderr, "intr-latency: scale: %u plain threads, round %u: "
+				"not all started or stopped; no floor\n", calls,
+				i + 1);
 	}
 	close(pipefd[0]);
 	close(pipefd[1]);

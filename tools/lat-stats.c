@@ -445,7 +445,7 @@ void print_idle(const struct idle_result *r, unsigned n)
 /* What a scale row shows, per round. */
 enum scale_field {
 	F_BODY, F_HALF, F_LAST, F_CANCEL_WALL, F_CANCEL_CPU, F_JOIN_CPU,
-	F_PROC_CPU, F_SWITCHES, F_CPUS,
+	F_PROC_CPU, F_SWITCHES, F_CPUS, F_FLOOR_CPU, F_FLOOR_LAST,
 };
 
 static double scale_field(const struct scale_round *r, enum scale_field f)
@@ -460,6 +460,10 @@ static double scale_field(const struct scale_round *r, enum scale_field f)
 	case F_PROC_CPU:	return (double)r->proc_cpu_ns;
 	case F_SWITCHES:	return (double)r->switches;
 	case F_CPUS:		return (double)r->cpus;
+	case F_FLOOR_CPU:
+		return r->floor_ok ? (double)r->floor_send_cpu_ns : NAN;
+	case F_FLOOR_LAST:
+		return r->floor_ok ? (double)r->floor_last_ns : NAN;
 	}
 	return NAN;
 }
@@ -472,18 +476,21 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* The median round's value (the lower of the two middle ones), NAN if
- * the size has no round. */
+ * the size has no round with it. */
 static double scale_median(const struct scale_result *r, enum scale_field f)
 {
 	double v[16];
-	unsigned i;
+	unsigned i, n = 0;
 
-	if (!r->rounds)
+	for (i = 0; i < r->rounds; i++) {
+		v[n] = scale_field(&r->r[i], f);
+		if (!isnan(v[n]))
+			n++;
+	}
+	if (!n)
 		return NAN;
-	for (i = 0; i < r->rounds; i++)
-		v[i] = scale_field(&r->r[i], f);
-	qsort(v, r->rounds, sizeof(*v), cmp_double);
-	return v[(r->rounds - 1) / 2];
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[(n - 1) / 2];
 }
 
 static const char *const place_text[] = {
@@ -510,6 +517,10 @@ static void scale_row(const struct scale_result *r, unsigned n,
 		v = scale_median(&r[i], f) * mul;
 		if (per_call)
 			v /= r[i].calls;
+		if (isnan(v)) {
+			printf(" %14s", "-");
+			continue;
+		}
 		printf(" ");
 		printf(fmt, v);
 	}
@@ -544,6 +555,19 @@ void print_scale(const struct scale_result *r, unsigned n)
 		  false, "%14.2f");
 	scale_row(r, n, "canceller CPU per call, us", F_CANCEL_CPU, 1e-3,
 		  true, "%14.2f");
+	scale_row(r, n, "floor: sender CPU per signal, us", F_FLOOR_CPU, 1e-3,
+		  true, "%14.2f");
+	printf("  %-34s", "canceller CPU / floor");
+	for (i = 0; i < n; i++) {
+		double c = scale_median(&r[i], F_CANCEL_CPU);
+		double f = scale_median(&r[i], F_FLOOR_CPU);
+
+		if (!r[i].rounds || isnan(f) || f <= 0)
+			printf(" %14s", "-");
+		else
+			printf(" %14.2f", c / f);
+	}
+	printf("\n");
 	scale_row(r, n, "joiner CPU per call, us", F_JOIN_CPU, 1e-3, true,
 		  "%14.2f");
 	scale_row(r, n, "process CPU per call, us", F_PROC_CPU, 1e-3, true,
@@ -552,6 +576,8 @@ void print_scale(const struct scale_result *r, unsigned n)
 		  "%14.2f");
 	scale_row(r, n, "CPUs the bodies returned on", F_CPUS, 1, false,
 		  "%14.0f");
+	scale_row(r, n, "floor: last plain thread back, ms", F_FLOOR_LAST,
+		  1e-6, false, "%14.2f");
 	printf("  %-34s", "memory per blocked call, bytes");
 	for (i = 0; i < n; i++) {
 		if (r[i].rounds)
@@ -586,8 +612,10 @@ void print_scale(const struct scale_result *r, unsigned n)
 	}
 	printf("    per call: the thread's CPU time (CLOCK_THREAD_CPUTIME_ID) in\n"
 	       "    intr_token_cancel, in the joins, and the process's (getrusage) from the\n"
-	       "    cancel to the last join, divided by the calls; memory: RSS growth while\n"
-	       "    the calls start, round 1; %zu KiB of address space per worker stack\n",
+	       "    cancel to the last join, divided by the calls; floor: as many plain\n"
+	       "    threads blocked in read(), placed alike, one pthread_sigqueue() each\n"
+	       "    from the same thread, no library; memory: RSS growth while the calls\n"
+	       "    start, round 1; %zu KiB of address space per worker stack\n",
 	       r[0].stack_reserved / 1024);
 }
 
@@ -870,7 +898,7 @@ int write_json(const char *path, const struct idle_result *idle,
 		for (i = 0; i < r->rounds; i++) {
 			const struct scale_round *x = &r->r[i];
 
-			fprintf(f, "%s\n      {\"last_body_ns\": %llu, \"half_return_ns\": %llu, \"last_return_ns\": %llu, \"cancel_wall_ns\": %llu, \"cancel_cpu_ns\": %llu, \"join_cpu_ns\": %llu, \"process_cpu_ns\": %llu, \"switches\": %ld, \"cancelled\": %u, \"cpus\": %u}",
+			fprintf(f, "%s\n      {\"last_body_ns\": %llu, \"half_return_ns\": %llu, \"last_return_ns\": %llu, \"cancel_wall_ns\": %llu, \"cancel_cpu_ns\": %llu, \"join_cpu_ns\": %llu, \"process_cpu_ns\": %llu, \"switches\": %ld, \"cancelled\": %u, \"cpus\": %u",
 				i ? "," : "",
 				(unsigned long long)x->last_body_ns,
 				(unsigned long long)x->half_return_ns,
@@ -880,6 +908,12 @@ int write_json(const char *path, const struct idle_result *idle,
 				(unsigned long long)x->join_cpu_ns,
 				(unsigned long long)x->proc_cpu_ns,
 				x->switches, x->cancelled, x->cpus);
+			if (x->floor_ok)
+				fprintf(f, ", \"floor_send_cpu_ns\": %llu, \"floor_send_wall_ns\": %llu, \"floor_last_ns\": %llu",
+					(unsigned long long)x->floor_send_cpu_ns,
+					(unsigned long long)x->floor_send_wall_ns,
+					(unsigned long long)x->floor_last_ns);
+			fputc('}', f);
 		}
 		fprintf(f, "]}");
 	}

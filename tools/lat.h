@@ -121,6 +121,12 @@ struct scale_round {
 	long switches;			/* the process's context switches */
 	unsigned cancelled;		/* calls that saw the cancel */
 	unsigned cpus;			/* CPUs the bodies returned on */
+	/* The floor: as many plain threads blocked in read(), placed
+	 * alike, one pthread_sigqueue() each from the same thread. */
+	uint64_t floor_send_cpu_ns;	/* the sends, that thread's CPU */
+	uint64_t floor_send_wall_ns;	/* the sends, wall time */
+	uint64_t floor_last_ns;		/* last plain thread back */
+	bool floor_ok;			/* every one came back with EINTR */
 };
 
 struct scale_result {
