@@ -146,8 +146,10 @@ out:
 #define RACE_SPIN_MAX	2000u
 
 struct racer {
-	intr_task *task;		/* set by the spawning thread */
-	atomic_int posted;		/* rounds spawned */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	intr_task *task;		/* mu: the round's, set by the spawner */
+	int posted;			/* mu: rounds spawned */
 	atomic_int joined;		/* rounds joined */
 	atomic_int bad;			/* a join that returned wrongly */
 	int rounds;
@@ -171,10 +173,18 @@ static void *race_joiner(void *arg)
 	int i, r;
 
 	for (i = 0; i < rc->rounds; i++) {
-		while (atomic_load(&rc->posted) <= i)
-			b_sleep_ms(0);
+		intr_task *t;
+
+		/* Unbounded here, bounded by the spawner, which gives up
+		 * on a round that is not joined in time and ends the
+		 * program with this thread still waiting. */
+		pthread_mutex_lock(&rc->mu);
+		while (rc->posted <= i)
+			pthread_cond_wait(&rc->cv, &rc->mu);
+		t = rc->task;
+		pthread_mutex_unlock(&rc->mu);
 		res = NULL;
-		r = intr_join(rc->task, &res);
+		r = intr_join(t, &res);
 		if (r || (uintptr_t)res > RACE_SPIN_MAX)
 			atomic_fetch_add(&rc->bad, 1);
 		atomic_store(&rc->joined, i + 1);
@@ -184,8 +194,13 @@ static void *race_joiner(void *arg)
 
 static void racing_joins(void)
 {
-	struct racer rc = { .rounds = (int)b_scale(2000) };
+	struct racer rc = {
+		.mu = PTHREAD_MUTEX_INITIALIZER,
+		.cv = PTHREAD_COND_INITIALIZER,
+		.rounds = (int)b_scale(2000),
+	};
 	unsigned seed = 12345;
+	intr_task *t;
 	pthread_t th;
 	int i, r, spawned = 0;
 
@@ -195,14 +210,18 @@ static void racing_joins(void)
 	}
 	for (i = 0; i < rc.rounds; i++) {
 		seed = seed * 1103515245u + 12345u;
-		r = intr_spawn(&rc.task, NULL, spin_body,
+		r = intr_spawn(&t, NULL, spin_body,
 			       (void *)(uintptr_t)((seed >> 8) % RACE_SPIN_MAX));
 		if (r) {
 			tap_diag("intr_spawn: %s", strerror(-r));
 			break;
 		}
 		spawned++;
-		atomic_store(&rc.posted, i + 1);
+		pthread_mutex_lock(&rc.mu);
+		rc.task = t;
+		rc.posted = i + 1;
+		pthread_cond_signal(&rc.cv);
+		pthread_mutex_unlock(&rc.mu);
 		if (!b_wait_atomic(&rc.joined, i + 1, BOUND_MS))
 			break;
 	}
