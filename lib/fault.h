@@ -56,6 +56,7 @@ enum intr__site {
 enum intr__delay {
 	INTR_DELAY_END_STEP,		/* call.c: the end step, lock held */
 	INTR_DELAY_WORKER_IDLE,		/* pool.c: call ended, worker not idle */
+	INTR_DELAY_COMPLETE,		/* task.c: done 1, not yet released */
 	INTR_DELAYS
 };
 

@@ -80,6 +80,7 @@ void intr__task_complete(struct intr_task *t)
 		fd_signal(fd);
 	if (old & INTR_DONE_WAITER)
 		intr__futex_wake(&t->done, INT_MAX);
+	intr__fault_delay(INTR_DELAY_COMPLETE);
 	atomic_store(&t->done, 2);	/* the last touch of t */
 }
 

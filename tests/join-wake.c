@@ -23,6 +23,9 @@
 
 #include "bound.h"
 #include "tap.h"
+#ifdef INTR_FAULT_INJECTION
+#include "fault.h"
+#endif
 
 #define BOUND_MS	10000u
 
@@ -234,6 +237,79 @@ static void racing_joins(void)
 		pthread_join(th, NULL);
 }
 
+/*
+ * intr_tryjoin spinning on calls as they end: one that finds the worker
+ * between its two stores (done 1) must not take the task for released, or
+ * it frees memory the worker still writes, and the next task, made in the
+ * same memory, looks done before its body returned.
+ */
+static void tryjoin_spin(void)
+{
+	int rounds = (int)b_scale(20000), i, r = 0, bad = 0, busy;
+	uint64_t end = h_now_ns() + 30000000000ull;
+	void *res;
+	intr_task *t;
+
+	if (RUNNING_ON_VALGRIND)
+		rounds = 200;
+	for (i = 0; i < rounds && h_now_ns() < end; i++) {
+		void *mark = (void *)(uintptr_t)(i % 64 + 1);
+
+		r = intr_spawn(&t, NULL, spin_body, mark);
+		if (r)
+			break;
+		busy = 0;
+		res = NULL;
+		while ((r = intr_tryjoin(t, &res)) == -EBUSY) {
+			if (++busy % 1024 == 0 && h_now_ns() > end)
+				break;
+		}
+		if (r == -EBUSY) {
+			/* Bounded out; join it for good. */
+			r = intr_join(t, &res);
+		}
+		if (r || res != mark)
+			bad++;
+		r = 0;
+	}
+	tap_ok(!r && !bad && i > 0, "intr_tryjoin spinning on %d calls as they "
+	       "end: %d returned wrongly or failed", i, bad);
+}
+
+/* The same with the completion held open between its two stores (the
+ * fault hook's delay, 20 ms): every tryjoin meets done 1. */
+static void tryjoin_held(void)
+{
+#ifdef INTR_FAULT_INJECTION
+	int rounds = 20, i, r, bad = 0, early = 0;
+	void *res;
+	intr_task *t;
+
+	intr__fault_delay_arm(INTR_DELAY_COMPLETE, 20);
+	for (i = 0; i < rounds; i++) {
+		void *mark = (void *)(uintptr_t)(i + 1);
+
+		if (intr_spawn(&t, NULL, spin_body, mark))
+			break;
+		res = NULL;
+		while ((r = intr_tryjoin(t, &res)) == -EBUSY)
+			;
+		if (r || res != mark)
+			bad++;
+		/* The only worker busy: it must have let go of the task. */
+		if (intr__fault_delaying(INTR_DELAY_COMPLETE))
+			early++;
+	}
+	intr__fault_delay_arm(INTR_DELAY_COMPLETE, 0);
+	tap_ok(i == rounds && !bad && !early, "intr_tryjoin on %d calls held "
+	       "between done 1 and released: %d returned wrongly or failed, "
+	       "%d while the worker still held the task", i, bad, early);
+#else
+	tap_skip("intr_tryjoin on calls held open: needs the fault hook's "
+		 "delay (make check-fault)");
+#endif
+}
+
 int main(void)
 {
 	int rounds = (int)b_scale(50), i;
@@ -246,5 +322,7 @@ int main(void)
 	tap_ok(i == rounds, "a join asleep in futex(2) before its call ended "
 	       "is woken by the completion: %d of %d rounds", i, rounds);
 	racing_joins();
+	tryjoin_spin();
+	tryjoin_held();
 	return tap_done();
 }

@@ -460,6 +460,9 @@ static int floor_round(struct scale_round *sr, unsigned n, int pipefd[2])
 	}
 	if (started < n)
 		ret = -1;
+	/* A rescue wakes only the threads that exist: a byte more would be
+	 * left in the pipe the library's rounds block on. */
+	rs.n = started;
 	end = now_ns() + 30000000000ull;
 	for (i = 0; i < started && !ret; i++) {
 		pid_t tid;
