@@ -186,8 +186,9 @@ struct intr_task {
 	bool joining;			/* tree lock */
 
 	/* Completion: 0 running, 1 result ready (joiners being woken), 2
-	 * released by the worker.  The joiner frees the task only once it
-	 * reads 2. */
+	 * released by the worker, and INTR_DONE_WAITER while 0 once a
+	 * joiner is about to sleep (task.c).  The joiner frees the task
+	 * only once it reads 2. */
 	atomic_int done;
 	atomic_int fd;			/* eventfd of intr_task_fd, or -1 */
 };
@@ -208,6 +209,9 @@ struct intr_task {
 
 /* INTR_WAKE=signal: every wait on the signal, as before the slot. */
 extern bool intr__wake_signal;
+
+#define INTR_DONE_WAITER	4	/* task->done: a joiner sleeps on it */
+#define INTR_DONE_MASK		3	/* task->done without that bit */
 
 /* The task a public handle names, or NULL (tree lock held). */
 static inline struct intr_task *intr__task_of(const intr_task *handle)

@@ -9,14 +9,32 @@
  * also takes it out of the registry before freeing it, so none uses a
  * task a join has freed.
  *
- * Completion goes through task->done: the worker stores 1 once the result
- * and status are final, writes the eventfd if one exists, wakes the
- * joiners, and only then stores 2, after which it never touches the task
- * again.  A joiner sleeps while done is 0 and frees the task once it reads
- * 2; between 1 and 2 there is only the wake-up system call, which it waits
- * out yielding a few times, then sleeping (wait_released).  (Waking
- * after storing 2 would let a joiner free the task before the wake, which
- * then names freed memory.)
+ * Completion goes through task->done: the worker exchanges it for 1 once
+ * the result and status are final, writes the eventfd if one exists,
+ * wakes the joiner if one sleeps, and only then stores 2, after which it
+ * never touches the task again.  A joiner that finds done 0 sets
+ * INTR_DONE_WAITER beside it (a compare-and-swap from 0) before it
+ * sleeps, and sleeps only while done still reads that; it frees the task
+ * once it reads 2.  No wake-up is lost: either the joiner's swap comes
+ * first, and the worker's exchange returns the bit and the worker wakes
+ * it after changing the value it sleeps on, or the exchange comes first,
+ * and the swap fails and the joiner reads 1.  So the wake-up system call
+ * is made only for a joiner that sleeps, which at scale (many calls ended
+ * at once, the joins trailing behind) is almost never: a wake-up of an
+ * address nobody waits on still walks the kernel's futex hash bucket,
+ * which ten thousand sleeping workers make long.  Between 1 and 2 there
+ * is only that wake-up, if any; the joiner waits it out yielding a few
+ * times, then sleeping (wait_released).  (Waking after storing 2 would
+ * let a joiner free the task before the wake, which then names freed
+ * memory.)  The bit is the joiner's and is seen only while a join has
+ * claimed the task, which every other entry point refuses; they mask it
+ * all the same.  model/join.pml checks the wake-up, model/handshake.pml
+ * the eventfd.
+ *
+ * A join that finds the task released already (done 2, the common case
+ * when it trails behind many calls ending at once) takes its handle out
+ * of the registry in the same hold of the tree lock as the claim: one
+ * lock and two mask changes per join instead of two and four.
  */
 #include "config.h"
 
@@ -42,22 +60,27 @@ static void fd_signal(int fd)
 
 void intr__task_complete(struct intr_task *t)
 {
-	int fd;
+	int fd, old;
 
-	atomic_store(&t->done, 1);
+	/* A joiner's INTR_DONE_WAITER comes back here: it sleeps, or is
+	 * about to, on a value this exchange has just changed. */
+	old = atomic_exchange(&t->done, 1);
 	/* Store then load of another variable, the other side doing the
 	 * mirror image (intr_task_fd): sequentially consistent atomics order
-	 * them already (on aarch64, STLR then LDAR).  qemu-user translates
-	 * those as a barrier before the store and one after the load, none
-	 * between, so on an x86 host the store can wait in the store buffer
-	 * while the load reads an old fd, and neither side writes the fd.
-	 * The fence (DMB ISH, a full barrier there) rules that out; see
-	 * model/handshake.pml. */
+	 * them already (on aarch64, STLR then LDAR, or SWPAL).  qemu-user
+	 * translates a store-release and a load-acquire as a barrier before
+	 * the store and one after the load, none between, so on an x86 host
+	 * the store can wait in the store buffer while the load reads an old
+	 * fd, and neither side writes the fd.  The fence (DMB ISH, a full
+	 * barrier there) rules that out whatever the exchange compiles to;
+	 * see model/handshake.pml. */
 	atomic_thread_fence(memory_order_seq_cst);
 	fd = atomic_load(&t->fd);
 	if (fd >= 0)
 		fd_signal(fd);
-	intr__futex_wake(&t->done, INT_MAX);
+	if (old & INTR_DONE_WAITER)
+		intr__futex_wake(&t->done, INT_MAX);
+	intr__fault_delay(INTR_DELAY_COMPLETE);
 	atomic_store(&t->done, 2);	/* the last touch of t */
 }
 
@@ -186,34 +209,48 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 /* Claim the task handle names for joining; *tp is the task.  -EINVAL if
  * it is not a live task, another join has it, or it is the call running on
  * this thread (its body or a finalizer joining itself would wait forever);
- * -EBUSY if only_if_done and the call is still running. */
-static int claim(intr_task *handle, bool only_if_done, struct intr_task **tp)
+ * -EBUSY if only_if_done and the call is still running.  *released: the
+ * worker had let go of the task already, and its handle is gone (no entry
+ * point reaches it any more, and nothing is left to wait for). */
+static int claim(intr_task *handle, bool only_if_done, struct intr_task **tp,
+		 bool *released)
 {
 	struct intr_task *t;
 	sigset_t ss;
-	int ret = 0;
+	int ret = 0, done;
 
+	*released = false;
 	intr__tree_lock(&ss);
 	t = intr__task_of(handle);
-	if (!t || t == intr__current || t->joining)
+	if (!t || t == intr__current || t->joining) {
 		ret = -EINVAL;
-	else if (only_if_done && atomic_load(&t->done) == 0)
+		goto unlock;
+	}
+	done = atomic_load(&t->done) & INTR_DONE_MASK;
+	if (only_if_done && done == 0) {
 		ret = -EBUSY;
-	else
-		t->joining = true;
+		goto unlock;
+	}
+	t->joining = true;
+	if (done == 2) {
+		intr__handle_del(t->handle);
+		*released = true;
+	}
+unlock:
 	intr__tree_unlock(&ss);
 	*tp = t;
 	return ret;
 }
 
 /*
- * done is 1: the worker is in its wake-up call and stores 2 right after,
- * with no wake-up of its own.  Yielding lets it run, unless this thread
- * has the higher priority (a SCHED_FIFO joiner on the worker's CPU, woken
- * by that very call, preempts the worker before its store: yielding then
- * spins until the kernel throttles real-time threads, about 0.95 s).  So
- * after a few yields, sleep: 10 us, doubling up to 1 ms, each ended early
- * if done has already changed.
+ * done is 1: the worker is writing the eventfd or in the wake-up call of
+ * this very joiner, and stores 2 right after, with no wake-up of its own
+ * (a joiner that slept was woken by that call).  Yielding lets it run,
+ * unless this thread has the higher priority (a SCHED_FIFO joiner on the
+ * worker's CPU, woken by that very call, preempts the worker before its
+ * store: yielding then spins until the kernel throttles real-time
+ * threads, about 0.95 s).  So after a few yields, sleep: 10 us, doubling
+ * up to 1 ms, each ended early if done has already changed.
  */
 static void wait_released(struct intr_task *t)
 {
@@ -235,22 +272,41 @@ static void wait_released(struct intr_task *t)
 	}
 }
 
-static int finish_join(struct intr_task *t, void **result)
+/* Wait until the worker has let go of t (done 2). */
+static void wait_done(struct intr_task *t)
+{
+	int done, zero;
+
+	/* The wait is not interrupted for good by a signal: the futex wait
+	 * returns EINTR and the loop waits again. */
+	while (!((done = atomic_load(&t->done)) & INTR_DONE_MASK)) {
+		/* Say that a joiner sleeps before sleeping: the worker wakes
+		 * only then.  A failed swap means the worker's exchange came
+		 * first (done is 1 or 2 now), or the bit is set already. */
+		zero = 0;
+		if (done == 0 &&
+		    !atomic_compare_exchange_strong(&t->done, &zero,
+						    INTR_DONE_WAITER))
+			continue;
+		intr__futex_wait(&t->done, INTR_DONE_WAITER, NULL);
+	}
+	wait_released(t);
+}
+
+/* released: claim() found t let go of and took its handle out. */
+static int finish_join(struct intr_task *t, void **result, bool released)
 {
 	sigset_t ss;
 	int ret, fd;
 
-	/* The wait is not interrupted for good by a signal: the futex wait
-	 * returns EINTR and the loop waits again. */
-	while (atomic_load(&t->done) == 0)
-		intr__futex_wait(&t->done, 0, NULL);
-	wait_released(t);
-
-	/* From here no entry point can reach t (they look it up under the
-	 * lock), and its handle is never made again. */
-	intr__tree_lock(&ss);
-	intr__handle_del(t->handle);
-	intr__tree_unlock(&ss);
+	if (!released) {
+		wait_done(t);
+		/* From here no entry point can reach t (they look it up
+		 * under the lock), and its handle is never made again. */
+		intr__tree_lock(&ss);
+		intr__handle_del(t->handle);
+		intr__tree_unlock(&ss);
+	}
 
 	if (result)
 		*result = t->result;
@@ -266,11 +322,12 @@ INTR_API int intr_join(intr_task *handle, void **result)
 {
 	int e = errno;
 	struct intr_task *t;
+	bool released;
 	int ret;
 
-	ret = claim(handle, false, &t);
+	ret = claim(handle, false, &t, &released);
 	if (!ret)
-		ret = finish_join(t, result);
+		ret = finish_join(t, result, released);
 	errno = e;
 	return ret;
 }
@@ -279,11 +336,12 @@ INTR_API int intr_tryjoin(intr_task *handle, void **result)
 {
 	int e = errno;
 	struct intr_task *t;
+	bool released;
 	int ret;
 
-	ret = claim(handle, true, &t);
+	ret = claim(handle, true, &t, &released);
 	if (!ret)
-		ret = finish_join(t, result);
+		ret = finish_join(t, result, released);
 	errno = e;
 	return ret;
 }
@@ -342,7 +400,7 @@ INTR_API int intr_task_fd(intr_task *handle)
 	 * reads done after storing t->fd (intr__task_complete): at least
 	 * one of the two sees the other and makes fd readable. */
 	atomic_thread_fence(memory_order_seq_cst);	/* see above */
-	if (atomic_load(&t->done) >= 1)
+	if (atomic_load(&t->done) & INTR_DONE_MASK)
 		fd_signal(fd);
 unlock:
 	intr__tree_unlock(&ss);
@@ -361,7 +419,7 @@ INTR_API int run_interruptible(intr_token *tok, intr_fn fn, void *arg,
 	/* Born claimed: the join is this one. */
 	ret = spawn(&t, &h, tok, fn, arg, true);
 	if (!ret)
-		ret = finish_join(t, result);
+		ret = finish_join(t, result, false);
 	errno = e;
 	return ret;
 }

@@ -8,9 +8,10 @@
 #                                 each must break the property named for it
 #
 # MODEL_DEFS adds spin -D options to every search (MODEL_DEFS=-DMUTATION_x
-# checks one mutant).  model/handshake.pml and model/slot.pml, beside
-# MODEL, are checked the same way with their own lists (hs_props,
-# hs_mutants, slot_props, slot_mutants); model/pending.pml
+# checks one mutant).  model/handshake.pml, model/slot.pml and
+# model/join.pml, beside MODEL, are checked the same way with their own
+# lists (hs_props, hs_mutants; slot_props, slot_mutants; jn_props,
+# jn_mutants); model/pending.pml
 # serves the properties that say -DPENDING_MODEL.  The work happens in
 # DIR: pan.c, pan (built without optimisation, which compiles faster than the search gains), NAME.out,
 # and NAME.trail for a property that fails; replay one with
@@ -83,6 +84,16 @@ slot_mutants="
 NO_FENCE|slot_qemu
 "
 
+# The completion's wake-up of a sleeping joiner (lib/task.c).
+jn_props="
+join_free||-DSAFETY,-DNOREDUCE|
+"
+jn_mutants="
+NO_WAITER_WAKE|join_free
+WAKE_AFTER_RELEASE|join_free
+WAKE_UNSAID|join_free
+"
+
 command -v spin >/dev/null 2>&1 || { echo "spin not found (Debian: spin)"; exit 2; }
 mkdir -p "$dir" || exit 2
 cp "$model" "$dir/interrupt.pml" || exit 2
@@ -90,6 +101,7 @@ cp "$model" "$dir/interrupt.pml" || exit 2
 cp "$(dirname "$model")/pending.pml" "$dir/pending.pml" || exit 2
 cp "$(dirname "$model")/handshake.pml" "$dir/handshake.pml" || exit 2
 cp "$(dirname "$model")/slot.pml" "$dir/slot.pml" || exit 2
+cp "$(dirname "$model")/join.pml" "$dir/join.pml" || exit 2
 cd "$dir" || exit 2
 
 # run NAME SPINFLAGS CCFLAGS PANFLAGS: sets ok (1 verified, 0 not) and
@@ -177,6 +189,9 @@ check_set "$hs_props" "$hs_mutants"
 # And for the wake slot's.
 pml=slot.pml
 check_set "$slot_props" "$slot_mutants"
+# And for the completion's wake-up.
+pml=join.pml
+check_set "$jn_props" "$jn_mutants"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -5,10 +5,15 @@
  * fence changes nothing on real hardware.
  *
  *   worker (intr__task_complete)     joiner (intr_task_fd)
- *     atomic_store(&t->done, 1)        CAS(&t->fd, -1, fd)
+ *     atomic_exchange(&t->done, 1)     CAS(&t->fd, -1, fd)
  *     [fence]                          [fence]
- *     if (atomic_load(&t->fd) >= 0)    if (atomic_load(&t->done) >= 1)
+ *     if (atomic_load(&t->fd) >= 0)    if (atomic_load(&t->done) & 3)
  *             write the eventfd                write the eventfd
+ *
+ * (The worker's exchange also returns the bit a sleeping joiner sets,
+ * model/join.pml; here it is modelled as a plain store, which can wait in
+ * the store buffer: weaker than the locked exchange the host may make of
+ * it, so what holds here holds for that too.)
  *
  * This is the store-buffering pattern: each thread stores one variable,
  * then loads the other.  At least one of them must see the other's store,
@@ -64,7 +69,8 @@ bit worker_end, joiner_end;
 
 active proctype Worker()
 {
-	/* atomic_store(&t->done, 1): STLR, into the store buffer */
+	/* atomic_exchange(&t->done, 1), taken as a store-release (STLR):
+	 * into the store buffer */
 	done_buf = 1;
 	FENCE;
 #ifdef NATIVE

@@ -48,7 +48,9 @@ if grep -q 'skipped: io_uring not permitted here' "$dir/out"; then
 	tap_skip "the io_uring measurements: io_uring is not permitted here"
 fi
 for want in "cancel latency: intr_read" "cancel latency: intr_uring_wait_cqe" \
-	"cost while blocked" "call overhead" "scale: 50 calls" "targets" \
+	"cost while blocked" "call overhead" "scale: calls blocked" " 50 calls" \
+	"canceller CPU per call" "joiner CPU per call" "floor: sender CPU" \
+	"targets" \
 	"histogram"; do
 	grep -q "$want" "$dir/out"
 	check $? "the output has '$want'"
@@ -75,7 +77,13 @@ for c in r["cancel"]:
         assert c["min_ns"] <= c["p50_ns"] <= c["p99_ns"] <= c["max_ns"], c
 assert {o["method"] for o in r["overhead"]} >= {
     "run_interruptible", "pthread_create+join", "futex ping-pong"}
-assert r["scale"]["calls"] == 50 and r["scale"]["rounds"][0]["cancelled"] == 50
+assert len(r["scale"]) == 1 and r["scale"][0]["calls"] == 50, r["scale"]
+s = r["scale"][0]["rounds"][0]
+assert s["cancelled"] == 50, s
+assert s["cancel_cpu_ns"] > 0 and s["join_cpu_ns"] > 0, s
+assert s["last_body_ns"] <= s["last_return_ns"], s
+assert s["half_return_ns"] <= s["last_return_ns"], s
+assert s["floor_send_cpu_ns"] > 0 and s["floor_last_ns"] > 0, s
 assert any(i["method"] == "intr" and i["ok"] for i in r["idle"])
 assert all(t["pass"] in (True, False, None) for t in r["targets"])
 EOF
@@ -136,6 +144,29 @@ EOF
 else
 	tap_skip "one CPU: waiters cannot be placed unlike"
 fi
+
+# Two sizes side by side; one whose threads cannot start (address space
+# for 8 MiB stacks limited to about 1.5 GiB) is skipped with the reason,
+# not failed: exit 0, its row says so, the JSON has the reason and no round.
+# shellcheck disable=SC3045 # dash and bash both have ulimit -v
+(ulimit -v 1500000 && exec timeout 60 $tool -q -s scale -t 20,5000 \
+	--scale-rounds 1 --json "$dir/sk.json") >"$dir/out" 2>"$dir/err"
+rc=$?
+sed 's/^/# /' "$dir/out" "$dir/err"
+grep -q '^  5000 calls skipped: call [0-9]* of 5000 could not start' "$dir/out"
+check $(( rc != 0 || $? != 0 )) "a size that cannot start its threads is skipped with the reason (exit $rc)"
+python3 - "$dir/sk.json" <<'EOF2'
+import json, sys
+r = json.load(open(sys.argv[1]))
+a, b = r["scale"]
+assert a["calls"] == 20 and a["ok"] and a["skipped"] is None, a
+assert a["rounds"][0]["cancelled"] == 20, a
+assert b["calls"] == 5000 and not b["ok"] and b["rounds"] == [], b
+assert "could not start" in b["skipped"], b
+t = {x["name"]: x for x in r["targets"]}
+assert t["5000 calls: canceller CPU per call, us"]["pass"] is None, t
+EOF2
+check $? "the JSON reports the skipped size with its reason"
 
 # A stop that never arrives (INTR_LATENCY_DROP leaves the cancel out) is
 # reported as a failure, exit 1, instead of a hang.

@@ -25,7 +25,9 @@ struct lat_opts opt = {
 	.poll_loops = 0,		/* 0: min(loops, 20) */
 	.timeout_poll_ms = 100,
 	.idle_ms = 1000,
-	.threads = 1000,
+	.threads = { 1000, 10000 },
+	.nthreads = 2,
+	.scale_place = PLACE_SPREAD,
 	.scale_rounds = 3,
 	.calls = (1u << NCALLS) - 1,
 	.methods = (1u << NMETHODS) - 1,
@@ -40,8 +42,10 @@ static const char *const section_name[] = {
 enum {
 	OPT_PIN = 256, OPT_TIMEOUT_POLL, OPT_POLL_LOOPS, OPT_IDLE_MS,
 	OPT_HISTOGRAM, OPT_JSON, OPT_CSV, OPT_SCALE_ROUNDS, OPT_VERSION,
-	OPT_RESEND_US, OPT_NO_PIN,
+	OPT_RESEND_US, OPT_NO_PIN, OPT_SCALE_PLACE,
 };
+
+static const char *const place_name[] = { "spread", "pinned", "free" };
 
 static const struct option longopts[] = {
 	{ "loops", required_argument, NULL, 'n' },
@@ -55,6 +59,7 @@ static const struct option longopts[] = {
 	{ "poll-loops", required_argument, NULL, OPT_POLL_LOOPS },
 	{ "idle-ms", required_argument, NULL, OPT_IDLE_MS },
 	{ "scale-rounds", required_argument, NULL, OPT_SCALE_ROUNDS },
+	{ "scale-place", required_argument, NULL, OPT_SCALE_PLACE },
 	{ "resend-us", required_argument, NULL, OPT_RESEND_US },
 	{ "histogram", no_argument, NULL, OPT_HISTOGRAM },
 	{ "json", required_argument, NULL, OPT_JSON },
@@ -77,7 +82,8 @@ static void usage(FILE *f)
 "                           or all (default all)\n"
 "  -c, --call LIST          uring,uring-raw,read,read-raw,poll,sleep,cond\n"
 "                           or all (default all)\n"
-"  -t, --threads N          blocked calls in the scale test (default 1000)\n"
+"  -t, --threads LIST       blocked calls in the scale test, up to 4 sizes\n"
+"                           (default 1000,10000)\n"
 "  -s, --section LIST       cancel,idle,overhead,scale or all (default all)\n"
 "      --pin                the canceller on one CPU, every waiter on another\n"
 "                           (the default)\n"
@@ -87,6 +93,9 @@ static void usage(FILE *f)
 "      --poll-loops N       cancels for the polling loop (default min(N, 20))\n"
 "      --idle-ms MS         blocked interval for the cost test (default 1000)\n"
 "      --scale-rounds N     rounds of the scale test (default 3, at most 16)\n"
+"      --scale-place P      the scale test's workers: spread (every CPU but the\n"
+"                           canceller's, the default), pinned (the canceller's\n"
+"                           CPU) or free (every CPU); with --no-pin, free\n"
 "      --resend-us US       the library's re-send interval (intr_configure)\n"
 "      --histogram          print per-bucket counts under each table\n"
 "      --json FILE          write every result as JSON\n"
@@ -161,6 +170,26 @@ static unsigned parse_list(const char *arg, const char *const *names,
 	return bits;
 }
 
+/* -t: a comma list of sizes. */
+static void parse_sizes(const char *arg)
+{
+	char *copy = strdup(arg), *tok, *save = NULL;
+
+	if (!copy)
+		exit(1);
+	opt.nthreads = 0;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (opt.nthreads == SCALE_SIZES)
+			bad("%s: at most 4 sizes", arg);
+		opt.threads[opt.nthreads++] = parse_uint(tok, "--threads", 1,
+							 100000);
+	}
+	free(copy);
+	if (!opt.nthreads)
+		bad("%s: no size", arg);
+}
+
 static void parse(int argc, char **argv)
 {
 	int c;
@@ -180,7 +209,7 @@ static void parse(int argc, char **argv)
 					       NCALLS, "call");
 			break;
 		case 't':
-			opt.threads = parse_uint(optarg, "--threads", 1, 100000);
+			parse_sizes(optarg);
 			break;
 		case 's':
 			opt.sections = parse_list(optarg, section_name, NULL, 4,
@@ -206,6 +235,13 @@ static void parse(int argc, char **argv)
 		case OPT_SCALE_ROUNDS:
 			opt.scale_rounds = parse_uint(optarg, "--scale-rounds",
 						      1, 16);
+			break;
+		case OPT_SCALE_PLACE:
+			opt.scale_place = parse_list(optarg, place_name, NULL,
+						     3, "placement");
+			if (opt.scale_place & (opt.scale_place - 1))
+				bad("%s: one placement", optarg);
+			opt.scale_place = __builtin_ctz(opt.scale_place);
 			break;
 		case OPT_RESEND_US:
 			opt.resend_us = parse_uint(optarg, "--resend-us", 1,
@@ -239,6 +275,10 @@ static void parse(int argc, char **argv)
 		bad("unexpected argument '%s'", argv[optind]);
 	if (!opt.poll_loops)
 		opt.poll_loops = opt.loops < 20 ? opt.loops : 20;
+	/* Spread and pinned are placed against the canceller's CPU, which
+	 * --no-pin leaves to the kernel. */
+	if (!opt.pin)
+		opt.scale_place = PLACE_FREE;
 }
 
 /* The library's signal and a different one for the raw peers. */
@@ -250,8 +290,14 @@ static int setup(void)
 	intr_config_default(&cfg);
 	if (opt.resend_us)
 		cfg.resend_us = opt.resend_us;
-	if (opt.sections & SEC_SCALE)
-		cfg.max_workers = opt.threads + 64;
+	if (opt.sections & SEC_SCALE) {
+		unsigned i, most = 0;
+
+		for (i = 0; i < opt.nthreads; i++)
+			if (opt.threads[i] > most)
+				most = opt.threads[i];
+		cfg.max_workers = most + 64;
+	}
 	r = intr_configure(&cfg);
 	if (r) {
 		fprintf(stderr, "intr-latency: intr_configure: %s\n",
@@ -281,8 +327,8 @@ static int setup(void)
 int main(int argc, char **argv)
 {
 	static struct idle_result idle[NCALLS * NMETHODS];
-	struct scale_result scale = { 0 };
-	unsigned failures = 0, nidle = 0;
+	static struct scale_result scale[SCALE_SIZES];
+	unsigned failures = 0, nidle = 0, nscale = 0;
 	char title[160];
 	int c, m, r;
 
@@ -361,15 +407,16 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	if (opt.sections & SEC_SCALE) {
-		failures += measure_scale(&scale);
+		for (; nscale < opt.nthreads; nscale++)
+			failures += measure_scale(&scale[nscale],
+						  opt.threads[nscale]);
 		progress("%60s\r", "");
-		print_scale(&scale);
+		print_scale(scale, nscale);
 	}
-	print_targets(idle, nidle, (opt.sections & SEC_SCALE) ? &scale : NULL);
+	print_targets(idle, nidle, scale, nscale);
 
 	if (opt.json) {
-		r = write_json(opt.json, idle, nidle,
-			       (opt.sections & SEC_SCALE) ? &scale : NULL);
+		r = write_json(opt.json, idle, nidle, scale, nscale);
 		if (r) {
 			fprintf(stderr, "intr-latency: %s: %s\n", opt.json,
 				strerror(-r));

@@ -67,15 +67,17 @@ void futex_wake(atomic_int *w)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* The CPUs the process was allowed at the start, before any pinning. */
+static cpu_set_t allowed;
+
 int pin_setup(void)
 {
-	cpu_set_t set;
 	int i, n = 0;
 
-	if (sched_getaffinity(0, sizeof(set), &set))
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
 		return -errno;
 	for (i = 0; i < CPU_SETSIZE && n < 2; i++)
-		if (CPU_ISSET(i, &set))
+		if (CPU_ISSET(i, &allowed))
 			opt.cpu[n++] = i;
 	if (!n)
 		return -ENODEV;
@@ -91,6 +93,38 @@ void pin_self(int which)
 	CPU_ZERO(&set);
 	CPU_SET(opt.cpu[which], &set);
 	sched_setaffinity(0, sizeof(set), &set);
+}
+
+int cpus_allowed(void)
+{
+	return CPU_COUNT(&allowed);
+}
+
+void place_scale_worker(void)
+{
+	static _Thread_local bool placed;
+	cpu_set_t set;
+
+	if (placed)
+		return;
+	placed = true;
+	set = allowed;
+	if (opt.scale_place == PLACE_PINNED && opt.pin) {
+		CPU_ZERO(&set);
+		CPU_SET(opt.cpu[0], &set);
+	} else if (opt.scale_place == PLACE_SPREAD && opt.pin &&
+		   CPU_COUNT(&set) > 1) {
+		CPU_CLR(opt.cpu[0], &set);
+	}
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 void place_waiter(const char *method)
@@ -408,39 +442,181 @@ void print_idle(const struct idle_result *r, unsigned n)
 	       "    context switches of that thread (/proc/self/task/TID/status)\n");
 }
 
-static int cmp_u64_plain(const void *a, const void *b)
+/* What a scale row shows, per round. */
+enum scale_field {
+	F_BODY, F_HALF, F_LAST, F_CANCEL_WALL, F_CANCEL_CPU, F_JOIN_CPU,
+	F_PROC_CPU, F_SWITCHES, F_CPUS, F_FLOOR_CPU, F_FLOOR_LAST,
+};
+
+static double scale_field(const struct scale_round *r, enum scale_field f)
 {
-	return cmp_u64(a, b);
+	switch (f) {
+	case F_BODY:		return (double)r->last_body_ns;
+	case F_HALF:		return (double)r->half_return_ns;
+	case F_LAST:		return (double)r->last_return_ns;
+	case F_CANCEL_WALL:	return (double)r->cancel_wall_ns;
+	case F_CANCEL_CPU:	return (double)r->cancel_cpu_ns;
+	case F_JOIN_CPU:	return (double)r->join_cpu_ns;
+	case F_PROC_CPU:	return (double)r->proc_cpu_ns;
+	case F_SWITCHES:	return (double)r->switches;
+	case F_CPUS:		return (double)r->cpus;
+	case F_FLOOR_CPU:
+		return r->floor_ok ? (double)r->floor_send_cpu_ns : NAN;
+	case F_FLOOR_LAST:
+		return r->floor_ok ? (double)r->floor_last_ns : NAN;
+	}
+	return NAN;
 }
 
-static uint64_t scale_median(const uint64_t *v, unsigned n)
+static int cmp_double(const void *a, const void *b)
 {
-	uint64_t tmp[16];
+	double x = *(const double *)a, y = *(const double *)b;
 
-	memcpy(tmp, v, n * sizeof(*v));
-	qsort(tmp, n, sizeof(*tmp), cmp_u64_plain);
-	return tmp[(n - 1) / 2];
+	return x < y ? -1 : x > y;
 }
 
-void print_scale(const struct scale_result *r)
+/* The median round's value (the lower of the two middle ones), NAN if
+ * the size has no round with it. */
+static double scale_median(const struct scale_result *r, enum scale_field f)
+{
+	double v[16];
+	unsigned i, n = 0;
+
+	for (i = 0; i < r->rounds; i++) {
+		v[n] = scale_field(&r->r[i], f);
+		if (!isnan(v[n]))
+			n++;
+	}
+	if (!n)
+		return NAN;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[(n - 1) / 2];
+}
+
+static const char *const place_text[] = {
+	"spread: every allowed CPU but the canceller's",
+	"pinned: on the canceller's CPU",
+	"free: every allowed CPU",
+};
+
+/* One row of the scale table: a label and, per size, the median round's
+ * value of f scaled by mul (and divided by the calls if per_call). */
+static void scale_row(const struct scale_result *r, unsigned n,
+		      const char *label, enum scale_field f, double mul,
+		      bool per_call, const char *fmt)
 {
 	unsigned i;
+	double v;
 
-	printf("\nscale: %u calls blocked in intr_read on one token, one intr_token_cancel\n",
-	       r->calls);
-	if (!r->rounds) {
-		printf("  failed\n");
-		return;
+	printf("  %-34s", label);
+	for (i = 0; i < n; i++) {
+		if (!r[i].rounds) {
+			printf(" %14s", r[i].skipped[0] ? "skipped" : "failed");
+			continue;
+		}
+		v = scale_median(&r[i], f) * mul;
+		if (per_call)
+			v /= r[i].calls;
+		if (isnan(v)) {
+			printf(" %14s", "-");
+			continue;
+		}
+		printf(" ");
+		printf(fmt, v);
 	}
-	printf("  %-6s %18s %18s %10s\n", "round", "last body back ms",
-	       "last join ms", "cancelled");
-	for (i = 0; i < r->rounds; i++)
-		printf("  %-6u %18.2f %18.2f %10u\n", i + 1,
-		       r->last_body_ns[i] / 1e6, r->last_return_ns[i] / 1e6,
-		       r->cancelled[i]);
-	printf("  memory per blocked call: %ld bytes resident (RSS delta / calls, round 1),\n"
-	       "  %zu KiB of address space reserved per worker stack\n",
-	       r->rss_per_call, r->stack_reserved / 1024);
+	printf("\n");
+}
+
+void print_scale(const struct scale_result *r, unsigned n)
+{
+	unsigned i, k, most = 0;
+	char head[48];
+
+	if (!n)
+		return;
+	printf("\nscale: calls blocked in intr_read on one token, one intr_token_cancel, then\n"
+	       "intr_join of each in spawn order on the same thread; %d CPUs allowed, workers\n"
+	       "%s; the median round of each size\n",
+	       cpus_allowed(), place_text[opt.scale_place]);
+	printf("  %-34s", "");
+	for (i = 0; i < n; i++) {
+		snprintf(head, sizeof(head), "%u calls", r[i].calls);
+		printf(" %14s", head);
+		if (r[i].rounds > most)
+			most = r[i].rounds;
+	}
+	printf("\n");
+	scale_row(r, n, "last body back, ms", F_BODY, 1e-6, false, "%14.2f");
+	scale_row(r, n, "half the joins returned, ms", F_HALF, 1e-6, false,
+		  "%14.2f");
+	scale_row(r, n, "last join returned, ms", F_LAST, 1e-6, false,
+		  "%14.2f");
+	scale_row(r, n, "intr_token_cancel, wall ms", F_CANCEL_WALL, 1e-6,
+		  false, "%14.2f");
+	scale_row(r, n, "canceller CPU per call, us", F_CANCEL_CPU, 1e-3,
+		  true, "%14.2f");
+	scale_row(r, n, "floor: sender CPU per signal, us", F_FLOOR_CPU, 1e-3,
+		  true, "%14.2f");
+	printf("  %-34s", "canceller CPU / floor");
+	for (i = 0; i < n; i++) {
+		double c = scale_median(&r[i], F_CANCEL_CPU);
+		double f = scale_median(&r[i], F_FLOOR_CPU);
+
+		if (!r[i].rounds || isnan(f) || f <= 0)
+			printf(" %14s", "-");
+		else
+			printf(" %14.2f", c / f);
+	}
+	printf("\n");
+	scale_row(r, n, "joiner CPU per call, us", F_JOIN_CPU, 1e-3, true,
+		  "%14.2f");
+	scale_row(r, n, "process CPU per call, us", F_PROC_CPU, 1e-3, true,
+		  "%14.2f");
+	scale_row(r, n, "context switches per call", F_SWITCHES, 1, true,
+		  "%14.2f");
+	scale_row(r, n, "CPUs the bodies returned on", F_CPUS, 1, false,
+		  "%14.0f");
+	scale_row(r, n, "floor: last plain thread back, ms", F_FLOOR_LAST,
+		  1e-6, false, "%14.2f");
+	printf("  %-34s", "memory per blocked call, bytes");
+	for (i = 0; i < n; i++) {
+		if (r[i].rounds)
+			printf(" %14ld", r[i].rss_per_call);
+		else
+			printf(" %14s", r[i].skipped[0] ? "skipped" : "failed");
+	}
+	printf("\n");
+	for (k = 0; k < most; k++) {
+		snprintf(head, sizeof(head), "round %u: body / join, ms", k + 1);
+		printf("  %-34s", head);
+		for (i = 0; i < n; i++) {
+			if (k >= r[i].rounds) {
+				printf(" %14s", "-");
+				continue;
+			}
+			snprintf(head, sizeof(head), "%.1f/%.1f",
+				 r[i].r[k].last_body_ns / 1e6,
+				 r[i].r[k].last_return_ns / 1e6);
+			printf(" %14s", head);
+		}
+		printf("\n");
+	}
+	for (i = 0; i < n; i++) {
+		if (r[i].skipped[0])
+			printf("  %u calls skipped: %s\n", r[i].calls,
+			       r[i].skipped);
+		for (k = 0; k < r[i].rounds; k++)
+			if (r[i].r[k].cancelled != r[i].calls)
+				printf("  %u calls, round %u: %u cancelled\n",
+				       r[i].calls, k + 1, r[i].r[k].cancelled);
+	}
+	printf("    per call: the thread's CPU time (CLOCK_THREAD_CPUTIME_ID) in\n"
+	       "    intr_token_cancel, in the joins, and the process's (getrusage) from the\n"
+	       "    cancel to the last join, divided by the calls; floor: as many plain\n"
+	       "    threads blocked in read(), placed alike, one pthread_sigqueue() each\n"
+	       "    from the same thread, no library; memory: RSS growth while the calls\n"
+	       "    start, round 1; %zu KiB of address space per worker stack\n",
+	       r[0].stack_reserved / 1024);
 }
 
 /* ------------------------------------------------------------ targets */
@@ -508,7 +684,7 @@ static double p50_ratio(struct series *a, struct series *b)
 }
 
 static void compute_targets(const struct idle_result *idle, unsigned nidle,
-			    const struct scale_result *scale)
+			    const struct scale_result *scale, unsigned nscale)
 {
 	struct series *run, *futex, *create;
 	unsigned c, i;
@@ -551,21 +727,39 @@ static void compute_targets(const struct idle_result *idle, unsigned nidle,
 		target_add(idle[i].ok, idle_wakeups(&idle[i]), 0, false,
 			   "%s: wake-ups while blocked (intr)", idle[i].call);
 	}
-	if (scale && scale->calls) {
-		target_add(scale->ok && scale->rounds,
-			   scale->rounds ? scale_median(scale->last_return_ns,
-							scale->rounds) / 1e6 : NAN,
-			   50, false, "%u calls: last returned, ms (median round)",
-			   scale->calls);
+	for (i = 0; i < nscale; i++) {
+		const struct scale_result *r = &scale[i];
+		bool ran = r->ok && r->rounds;
+
+		target_add(ran, scale_median(r, F_CANCEL_CPU) / 1e3 / r->calls,
+			   2, false, "%u calls: canceller CPU per call, us",
+			   r->calls);
+		target_add(ran, scale_median(r, F_JOIN_CPU) / 1e3 / r->calls,
+			   2, false, "%u calls: joiner CPU per call, us",
+			   r->calls);
+		if (r->calls == 1000) {
+			target_add(ran, scale_median(r, F_LAST) / 1e6, 20,
+				   false, "%u calls: last join returned, ms",
+				   r->calls);
+		} else if (r->calls == 10000) {
+			target_add(ran, scale_median(r, F_LAST) / 1e6, 100,
+				   false, "%u calls: last join returned, ms",
+				   r->calls);
+			if (cpus_allowed() < 16)
+				snprintf(targets[ntargets - 1].unlike,
+					 sizeof(targets[0].unlike),
+					 "%d CPUs; the target is for 16",
+					 cpus_allowed());
+		}
 	}
 }
 
 void print_targets(const struct idle_result *idle, unsigned nidle,
-		   const struct scale_result *scale)
+		   const struct scale_result *scale, unsigned nscale)
 {
 	unsigned i;
 
-	compute_targets(idle, nidle, scale);
+	compute_targets(idle, nidle, scale, nscale);
 	if (!ntargets)
 		return;
 	printf("\ntargets (informational, ratios from this run; the exit status ignores them)\n");
@@ -651,22 +845,26 @@ static void json_series(FILE *f, const char *section)
 }
 
 int write_json(const char *path, const struct idle_result *idle,
-	       unsigned nidle, const struct scale_result *scale)
+	       unsigned nidle, const struct scale_result *scale,
+	       unsigned nscale)
 {
 	FILE *f = fopen(path, "w");
-	unsigned i;
+	unsigned i, k;
 
 	if (!f)
 		return -errno;
-	compute_targets(idle, nidle, scale);
+	compute_targets(idle, nidle, scale, nscale);
 	fprintf(f, "{\n  \"tool\": \"intr-latency\",\n  \"version\": ");
 	json_str(f, INTR_VERSION);
 	fprintf(f, ",\n  \"library_version\": ");
 	json_str(f, intr_version());
 	fprintf(f, ",\n  \"cpus\": %ld,\n", sysconf(_SC_NPROCESSORS_ONLN));
-	fprintf(f, "  \"options\": {\"loops\": %u, \"poll_loops\": %u, \"timeout_poll_ms\": %u, \"idle_ms\": %u, \"threads\": %u, \"resend_us\": %u, \"pin\": %s, \"pin_cpus\": [%d, %d], \"signal\": %d, \"raw_signal\": %d},\n",
-		opt.loops, opt.poll_loops, opt.timeout_poll_ms, opt.idle_ms,
-		opt.threads, opt.resend_us, opt.pin ? "true" : "false",
+	fprintf(f, "  \"options\": {\"loops\": %u, \"poll_loops\": %u, \"timeout_poll_ms\": %u, \"idle_ms\": %u, \"threads\": [",
+		opt.loops, opt.poll_loops, opt.timeout_poll_ms, opt.idle_ms);
+	for (i = 0; i < opt.nthreads; i++)
+		fprintf(f, "%s%u", i ? ", " : "", opt.threads[i]);
+	fprintf(f, "], \"resend_us\": %u, \"pin\": %s, \"pin_cpus\": [%d, %d], \"signal\": %d, \"raw_signal\": %d},\n",
+		opt.resend_us, opt.pin ? "true" : "false",
 		opt.cpu[0], opt.cpu[1], opt.lib_signo, opt.raw_signo);
 	fprintf(f, "  \"cancel\": [");
 	json_series(f, "cancel");
@@ -686,21 +884,43 @@ int write_json(const char *path, const struct idle_result *idle,
 			 idle_wakeups(&idle[i]) * 1e9 / (double)idle[i].interval_ns : NAN);
 		fputc('}', f);
 	}
-	fprintf(f, "\n  ],\n  \"scale\": ");
-	if (scale && scale->calls) {
-		fprintf(f, "{\"calls\": %u, \"ok\": %s, \"rss_per_call_bytes\": %ld, \"stack_reserved_bytes\": %zu, \"rounds\": [",
-			scale->calls, scale->ok ? "true" : "false",
-			scale->rss_per_call, scale->stack_reserved);
-		for (i = 0; i < scale->rounds; i++)
-			fprintf(f, "%s{\"last_body_ns\": %llu, \"last_return_ns\": %llu, \"cancelled\": %u}",
-				i ? ", " : "",
-				(unsigned long long)scale->last_body_ns[i],
-				(unsigned long long)scale->last_return_ns[i],
-				scale->cancelled[i]);
+	fprintf(f, "\n  ],\n  \"scale\": [");
+	for (k = 0; k < nscale; k++) {
+		const struct scale_result *r = &scale[k];
+
+		fprintf(f, "%s\n    {\"calls\": %u, \"ok\": %s, \"skipped\": ",
+			k ? "," : "", r->calls, r->ok ? "true" : "false");
+		if (r->skipped[0])
+			json_str(f, r->skipped);
+		else
+			fputs("null", f);
+		fprintf(f, ", \"place\": ");
+		json_str(f, place_text[opt.scale_place]);
+		fprintf(f, ", \"cpus_allowed\": %d, \"rss_per_call_bytes\": %ld, \"stack_reserved_bytes\": %zu, \"rounds\": [",
+			cpus_allowed(), r->rss_per_call, r->stack_reserved);
+		for (i = 0; i < r->rounds; i++) {
+			const struct scale_round *x = &r->r[i];
+
+			fprintf(f, "%s\n      {\"last_body_ns\": %llu, \"half_return_ns\": %llu, \"last_return_ns\": %llu, \"cancel_wall_ns\": %llu, \"cancel_cpu_ns\": %llu, \"join_cpu_ns\": %llu, \"process_cpu_ns\": %llu, \"switches\": %ld, \"cancelled\": %u, \"cpus\": %u",
+				i ? "," : "",
+				(unsigned long long)x->last_body_ns,
+				(unsigned long long)x->half_return_ns,
+				(unsigned long long)x->last_return_ns,
+				(unsigned long long)x->cancel_wall_ns,
+				(unsigned long long)x->cancel_cpu_ns,
+				(unsigned long long)x->join_cpu_ns,
+				(unsigned long long)x->proc_cpu_ns,
+				x->switches, x->cancelled, x->cpus);
+			if (x->floor_ok)
+				fprintf(f, ", \"floor_send_cpu_ns\": %llu, \"floor_send_wall_ns\": %llu, \"floor_last_ns\": %llu",
+					(unsigned long long)x->floor_send_cpu_ns,
+					(unsigned long long)x->floor_send_wall_ns,
+					(unsigned long long)x->floor_last_ns);
+			fputc('}', f);
+		}
 		fprintf(f, "]}");
-	} else {
-		fprintf(f, "null");
 	}
+	fprintf(f, "\n  ]");
 	fprintf(f, ",\n  \"targets\": [");
 	for (i = 0; i < ntargets; i++) {
 		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");

@@ -46,12 +46,23 @@ enum lat_section {
 	SEC_CANCEL = 1, SEC_IDLE = 2, SEC_OVERHEAD = 4, SEC_SCALE = 8,
 };
 
+/* Where the scale section's workers run (--scale-place). */
+enum scale_place {
+	PLACE_SPREAD,		/* every allowed CPU but the canceller's */
+	PLACE_PINNED,		/* the canceller's CPU */
+	PLACE_FREE,		/* every allowed CPU */
+};
+
+#define SCALE_SIZES 4		/* sizes -t may list */
+
 struct lat_opts {
 	unsigned loops;			/* -n */
 	unsigned poll_loops;		/* --poll-loops */
 	unsigned timeout_poll_ms;	/* --timeout-poll-ms */
 	unsigned idle_ms;		/* --idle-ms */
-	unsigned threads;		/* -t: scale */
+	unsigned threads[SCALE_SIZES];	/* -t: the scale section's sizes */
+	unsigned nthreads;
+	enum scale_place scale_place;	/* --scale-place */
 	unsigned scale_rounds;		/* --scale-rounds */
 	unsigned resend_us;		/* --resend-us, 0: the library's */
 	unsigned calls;			/* bit per enum lat_call */
@@ -96,14 +107,35 @@ struct idle_result {
 	bool ok;
 };
 
+/* One round of the scale section: times from the instant before the
+ * cancel; CPU times of the thread that cancels and then joins, and of the
+ * whole process from the cancel to the last join. */
+struct scale_round {
+	uint64_t last_body_ns;		/* last body back */
+	uint64_t half_return_ns;	/* half the joins returned */
+	uint64_t last_return_ns;	/* last join returned */
+	uint64_t cancel_wall_ns;	/* intr_token_cancel, wall time */
+	uint64_t cancel_cpu_ns;		/* ... its thread's CPU time */
+	uint64_t join_cpu_ns;		/* the join loop's thread CPU time */
+	uint64_t proc_cpu_ns;		/* every thread, cancel to last join */
+	long switches;			/* the process's context switches */
+	unsigned cancelled;		/* calls that saw the cancel */
+	unsigned cpus;			/* CPUs the bodies returned on */
+	/* The floor: as many plain threads blocked in read(), placed
+	 * alike, one pthread_sigqueue() each from the same thread. */
+	uint64_t floor_send_cpu_ns;	/* the sends, that thread's CPU */
+	uint64_t floor_send_wall_ns;	/* the sends, wall time */
+	uint64_t floor_last_ns;		/* last plain thread back */
+	bool floor_ok;			/* every one came back with EINTR */
+};
+
 struct scale_result {
 	unsigned calls, rounds;
-	uint64_t last_body_ns[16];	/* per round: last body back */
-	uint64_t last_return_ns[16];	/* per round: last join returned */
-	unsigned cancelled[16];		/* per round: calls that saw it */
+	struct scale_round r[16];
 	long rss_per_call;		/* bytes, round 1 */
 	size_t stack_reserved;		/* bytes of address space per worker */
 	bool ok;
+	char skipped[160];		/* why the size was not run, or "" */
 };
 
 /* lat-stats.c */
@@ -120,11 +152,12 @@ struct series *series_find(const char *section, const char *call,
 void print_table(const char *title, const char *section, const char *call);
 void print_histogram(const char *section, const char *call);
 void print_idle(const struct idle_result *r, unsigned n);
-void print_scale(const struct scale_result *r);
+void print_scale(const struct scale_result *r, unsigned n);
 void print_targets(const struct idle_result *idle, unsigned nidle,
-		   const struct scale_result *scale);
+		   const struct scale_result *scale, unsigned nscale);
 int write_json(const char *path, const struct idle_result *idle,
-	       unsigned nidle, const struct scale_result *scale);
+	       unsigned nidle, const struct scale_result *scale,
+	       unsigned nscale);
 int write_csv(const char *path);
 
 /* lat-cancel.c */
@@ -146,7 +179,10 @@ bool watch_disarm(void);		/* true if it fired */
 
 /* lat-cost.c */
 unsigned measure_overhead(void);
-unsigned measure_scale(struct scale_result *r);
+/* The scale section for calls blocked calls.  Returns the number of
+ * failed rounds; a size whose threads cannot start is skipped (r->skipped
+ * says why), not failed. */
+unsigned measure_scale(struct scale_result *r, unsigned calls);
 
 /* helpers (lat-stats.c) */
 uint64_t now_ns(void);
@@ -158,6 +194,12 @@ void futex_wake(atomic_int *w);
  * both there).  Returns 0 or a negative errno. */
 int pin_setup(void);
 void pin_self(int which);		/* 0: canceller, 1: waiter */
+/* The CPUs this process was allowed when it started. */
+int cpus_allowed(void);
+/* Move the calling scale worker where --scale-place says (once per
+ * thread; a worker keeps its place from round to round). */
+void place_scale_worker(void);
+uint64_t thread_cpu_ns(void);		/* CLOCK_THREAD_CPUTIME_ID */
 /* Pin a waiter of method m as the run wants it (and the self-check). */
 void place_waiter(const char *method);
 /* The system call tid is blocked in, -1 if none, -2 if running. */
