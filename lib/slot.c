@@ -76,7 +76,8 @@ static int cap(void)
 		return c;
 	c = 0;
 	if (!getrlimit(RLIMIT_NOFILE, &rl))
-		c = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= 16 * 1024 ?
+		c = rl.rlim_cur == RLIM_INFINITY ||
+		    rl.rlim_cur >= (rlim_t)16 * 1024 ?
 		    1024 : (int)(rl.rlim_cur / 16);
 	atomic_store(&fds_cap, c);
 	return c;
