@@ -123,6 +123,7 @@ void intr__tree_lock(sigset_t *saved)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, saved);
 	intr__lock_acquire(&tree);
+	intr__fault_delay(INTR_DELAY_TREE_LOCKED);
 }
 
 void intr__tree_unlock(const sigset_t *saved)

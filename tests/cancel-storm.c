@@ -11,6 +11,10 @@
  * test, with the iteration it was stuck at, if the main thread makes no
  * progress for WATCH_MS: a handler that waits on a lock its own thread
  * holds waits for ever.
+ *
+ * In the fault build the hook first holds the tree lock open on the main
+ * thread (a cancel of another token), and the other thread sends the
+ * signal just then: deterministic, where the storm is a matter of luck.
  */
 #include "config.h"
 
@@ -20,6 +24,9 @@
 
 #include "bound.h"
 #include "tap.h"
+#ifdef INTR_FAULT_INJECTION
+#include "fault.h"
+#endif
 
 #define ITERATIONS	4000
 #define WATCH_MS	10000u
@@ -81,6 +88,56 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
+#ifdef INTR_FAULT_INJECTION
+static atomic_int poked;
+
+/* Once the main thread holds the tree lock (held open by the hook), send
+ * it one signal. */
+static void *poker(void *arg)
+{
+	uint64_t end = h_now_ns() + (uint64_t)WATCH_MS * 1000000u;
+
+	(void)arg;
+	while (!intr__fault_delaying(INTR_DELAY_TREE_LOCKED)) {
+		if (h_now_ns() > end)
+			return NULL;
+		sched_yield();
+	}
+	pthread_kill(main_th, SIGUSR2);
+	atomic_store(&poked, 1);
+	return NULL;
+}
+
+/* The main thread cancels one token while the handler will cancel
+ * another: with the lock held 200 ms, the signal comes inside. */
+static bool held_lock(void)
+{
+	intr_token *mine = NULL, *theirs = NULL;
+	int before = atomic_load(&handled);
+	pthread_t th;
+	bool ok;
+
+	if (intr_token_new(&mine, NULL) || intr_token_new(&theirs, NULL))
+		return false;
+	atomic_store(&cur_tok, theirs);
+	intr__fault_delay_arm(INTR_DELAY_TREE_LOCKED, 200);
+	if (pthread_create(&th, NULL, poker, NULL)) {
+		intr__fault_delay_arm(INTR_DELAY_TREE_LOCKED, 0);
+		return false;
+	}
+	intr_token_cancel(mine);
+	intr__fault_delay_arm(INTR_DELAY_TREE_LOCKED, 0);
+	pthread_join(th, NULL);
+	atomic_store(&cur_tok, NULL);
+	atomic_fetch_add(&progress, 1);
+	ok = atomic_load(&poked) && atomic_load(&handled) > before &&
+	     intr_token_reason(theirs) == -ECANCELED;
+	intr_token_free(mine);
+	intr_token_free(theirs);
+	return ok;
+}
+#endif
+
 static void *body(intr_ctx *ctx, void *arg)
 {
 	(void)arg;
@@ -109,8 +166,21 @@ int main(void)
 	sigemptyset(&usr2);
 	sigaddset(&usr2, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &usr2, &old);
-	if (pthread_create(&dog, NULL, watchdog, NULL) ||
-	    pthread_create(&snd, NULL, sender, NULL)) {
+	if (pthread_create(&dog, NULL, watchdog, NULL)) {
+		tap_ok(false, "pthread_create");
+		return tap_done();
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+#ifdef INTR_FAULT_INJECTION
+	tap_ok(held_lock(), "a handler that cancels, sent while its thread "
+	       "holds the tree lock (held open by the hook), runs once the "
+	       "lock is let go");
+#else
+	tap_skip("the tree lock held open: needs the fault hook's delay "
+		 "(make check-fault)");
+#endif
+	pthread_sigmask(SIG_BLOCK, &usr2, &old);
+	if (pthread_create(&snd, NULL, sender, NULL)) {
 		tap_ok(false, "pthread_create");
 		return tap_done();
 	}
