@@ -327,8 +327,6 @@ extern INTR_TLS volatile int intr__sc_deferred;
 extern sigset_t intr__body_mask;	/* a worker inside a body */
 extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
 
-int intr__signal_parse(const char *s);
-bool intr__signal_usable(int signo);
 int intr__signal_install(int signo);
 int intr__signal_send(pid_t tid, uint64_t cookie, atomic_int *pending);
 void intr__signal_after_fork(void);
@@ -364,11 +362,22 @@ void intr__context_free(void);
 
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;
-int intr__init(void);
-int intr__atfork(void);
-/* The unload destructor; a statically linked test may call it early. */
-void intr__fini(void);
+int intr__signal_parse(const char *s);
+bool intr__signal_usable(int signo);
+void intr__config_lock(void);
+void intr__config_unlock(void);
+void intr__config_after_fork(void);
+bool intr__config_started(void);
+void intr__config_settle(void);
+void intr__config_freeze(void);
+
+/* -------------------------------------------------------------- thread.c */
 int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
 			pthread_t *th);
+
+/* ----------------------------------------------------------- lifecycle.c */
+int intr__start(void);
+/* The unload destructor; a statically linked test may call it early. */
+void intr__fini(void);
 
 #endif /* INTR_INTERNAL_H */

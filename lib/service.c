@@ -126,9 +126,6 @@ int intr__service_start(void)
 
 	if (atomic_load(&running))
 		return 0;
-	ret = intr__init();
-	if (ret)
-		return ret;
 	pthread_mutex_lock(&start_mu);
 	if (atomic_load(&running))
 		goto out;

@@ -123,7 +123,7 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 
 	if (!fn)
 		return -EINVAL;
-	ret = intr__service_start();
+	ret = intr__start();
 	if (ret)
 		return ret;
 	/* An application may have installed its own handler over ours. */

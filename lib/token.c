@@ -130,7 +130,7 @@ INTR_API int intr_token_new(intr_token **out, intr_token *parent_handle)
 	}
 	/* The service threads: for deadlines, and to bring them back in a
 	 * child after fork() (the parent's deadlines fire there too). */
-	ret = intr__service_start();
+	ret = intr__start();
 	if (ret)
 		goto out;
 	t = intr__malloc(INTR_SITE_TOKEN, sizeof(*t));
@@ -190,7 +190,7 @@ INTR_API int intr_token_cancel_after(intr_token *handle, uint64_t timeout_ns)
 	sigset_t ss;
 	int ret;
 
-	ret = intr__service_start();
+	ret = intr__start();
 	if (ret)
 		goto out;
 	at = intr__now_ns() + timeout_ns;

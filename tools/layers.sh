@@ -30,17 +30,12 @@ LAYERS='
 # from to: edges against the layers that are still there.
 KNOWN='
 call service
-config call
-config context
-config handles
-config pool
-config service
-config signal
 context call
 pool call
 pool task
 signal call
 token call
+token lifecycle
 token service
 wake call
 '
