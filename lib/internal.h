@@ -146,6 +146,13 @@ struct intr__waker {
 };
 
 /* A call (the public intr_task * is its handle, not its address). */
+/* A job for a pool worker (pool.c): run runs it on the worker, whose
+ * thread id is tid; done follows once the worker is idle again. */
+struct intr__job {
+	void (*run)(struct intr__job *job, pid_t tid);
+	void (*done)(struct intr__job *job);
+};
+
 struct intr_task {
 	uintptr_t handle;		/* its value in the API */
 	uintptr_t ctx;			/* its intr_ctx * value, the same
@@ -153,6 +160,7 @@ struct intr_task {
 	intr_fn fn;
 	void *arg;
 	void *result;
+	struct intr__job job;		/* for the pool: run, then done */
 	struct intr_token tok;		/* the call's own token */
 
 	sigset_t mask;			/* the body's: the submitter's, interrupt
@@ -265,7 +273,6 @@ struct intr__waker *intr__call_wake_done_locked(struct intr_task *t,
 void intr__wakers_run(struct intr__waker *w);
 struct intr__waker *intr__wakers_repeat(struct intr__waker *w);
 void intr__wakers_drop(struct intr__waker *w);
-void intr__task_complete(struct intr_task *t);
 
 /* --------------------------------------------------- arch/<arch>/syscall */
 /* What the window returns: the system call's result, and whether the call
@@ -341,7 +348,7 @@ void intr__service_after_fork(void);
 void intr__service_stop(void);
 
 /* ---------------------------------------------------------------- pool.c */
-int intr__pool_submit(struct intr_task *t);
+int intr__pool_submit(struct intr__job *job);
 void intr__pool_lock(void);
 void intr__pool_unlock(void);
 void intr__pool_after_fork(void);

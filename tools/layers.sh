@@ -31,8 +31,6 @@ LAYERS='
 KNOWN='
 call service
 context call
-pool call
-pool task
 signal call
 token call
 token lifecycle
