@@ -307,11 +307,11 @@ void intr__call_cancel_locked(struct intr_task *t)
 	} else {
 		send_next_locked(t, now, true);
 	}
-	intr__service_arm_locked(t->resend_at);
+	intr__timer_arm_locked(t->resend_at);
 	if (t->wakers) {
 		/* Wake-up actions (wake.c): the wake-up thread, now. */
 		t->wake_due = true;
-		intr__service_kick_waker();
+		intr__timer_kick();
 	}
 }
 
@@ -373,7 +373,7 @@ uint64_t intr__call_resend_locked(uint64_t now)
 				/* Repeating actions (intr_on_cancel_repeat)
 				 * run again with every re-send. */
 				t->wake_due = true;
-				intr__service_kick_waker();
+				intr__timer_kick();
 			}
 		}
 		if (!next || t->resend_at < next)

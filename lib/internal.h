@@ -342,10 +342,19 @@ void intr__signal_restore(void);
 
 /* ------------------------------------------------------------- service.c */
 int intr__service_start(void);
-void intr__service_arm_locked(uint64_t at);
-void intr__service_kick_waker(void);
 void intr__service_after_fork(void);
 void intr__service_stop(void);
+
+/* --------------------------------------------------------------- timer.c */
+int intr__timer_open(void);
+void intr__timer_arm_locked(uint64_t at);
+void intr__timer_pass_locked(void);
+void intr__timer_fire_locked(void);
+void intr__timer_wait(void);
+void intr__timer_close(void);
+void intr__timer_kick(void);
+int intr__timer_kicks(void);
+void intr__timer_wait_kick(int seen);
 
 /* ---------------------------------------------------------------- pool.c */
 int intr__pool_submit(struct intr__job *job);

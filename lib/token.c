@@ -214,7 +214,7 @@ INTR_API int intr_token_cancel_after(intr_token *handle, uint64_t timeout_ns)
 			;
 		tok->dl_next = *pp;
 		*pp = tok;
-		intr__service_arm_locked(at);
+		intr__timer_arm_locked(at);
 	}
 	intr__tree_unlock(&ss);
 out:

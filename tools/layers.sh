@@ -29,12 +29,10 @@ LAYERS='
 
 # from to: edges against the layers that are still there.
 KNOWN='
-call service
 context call
 signal call
 token call
 token lifecycle
-token service
 wake call
 '
 
