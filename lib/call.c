@@ -195,8 +195,6 @@
  * is sooner), then at doubling intervals up to RESEND_CAP_NS. */
 #define RETRY_FIRST_NS 1000000ull
 
-INTR_TLS struct intr_task *intr__current;
-INTR_TLS int intr__in_body;
 /* The call intr__call_run runs on this thread, hooks included. */
 static INTR_TLS struct intr_task *here;
 

@@ -227,7 +227,8 @@ static inline struct intr_task *intr__task_of(const intr_task *handle)
 	return intr__handle_get((uintptr_t)handle, INTR_H_TASK);
 }
 
-/* The call running on this thread (body and finalizers), or NULL. */
+/* The call running on this thread (body and finalizers), or NULL
+ * (self.c). */
 extern INTR_TLS struct intr_task *intr__current;
 /* Set only while this thread runs a body proper (t->fn), not its hooks,
  * wake-ups or finalizers: libinterruptible-libc's points act there only
