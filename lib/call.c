@@ -266,7 +266,7 @@ static void send_next_locked(struct intr_task *t, uint64_t now, bool first)
 
 /* A cancel has just reached this call's token.  Tree lock held; may run in
  * a signal handler on any thread. */
-void intr__call_cancel_locked(struct intr_task *t)
+static void cancel_one_locked(struct intr_task *t)
 {
 	uint64_t now;
 	int s;
@@ -310,6 +310,20 @@ void intr__call_cancel_locked(struct intr_task *t)
 		/* Wake-up actions (wake.c): the wake-up thread, now. */
 		t->wake_due = true;
 		intr__timer_kick();
+	}
+}
+
+/* Cancel the subtree of token root with reason, and tell every call whose
+ * own token it reaches.  Tree lock held; may run in a signal handler on
+ * any thread. */
+void intr__cancel_locked(struct intr_token *root, int reason)
+{
+	struct intr_task *t, *next;
+
+	for (t = intr__token_cancel_locked(root, reason); t; t = next) {
+		next = t->cx_next;
+		t->cx_next = NULL;
+		cancel_one_locked(t);
 	}
 }
 

@@ -106,8 +106,6 @@ struct intr_token {
 	struct intr__value *values;	/* context.c; tree lock */
 };
 
-extern struct intr_token *intr__deadlines;
-
 /* The token a public handle names, or NULL (tree lock held). */
 static inline struct intr_token *intr__token_of(const intr_token *handle)
 {
@@ -117,8 +115,10 @@ static inline struct intr_token *intr__token_of(const intr_token *handle)
 void intr__token_init(struct intr_token *t);
 void intr__token_link_locked(struct intr_token *t, struct intr_token *parent);
 void intr__token_unlink_locked(struct intr_token *t);
-void intr__cancel_locked(struct intr_token *t, int reason);
-uint64_t intr__deadlines_fire_locked(uint64_t now);
+struct intr_task *intr__token_cancel_locked(struct intr_token *root,
+					    int reason);
+void intr__deadline_set_locked(struct intr_token *t, uint64_t at);
+struct intr_token *intr__deadline_due_locked(uint64_t now, uint64_t *next);
 
 /* ---------------------------------------------------------------- call.c */
 enum intr__state {
@@ -173,6 +173,7 @@ struct intr_task {
 	atomic_int *ours_pending;	/* that worker's intr__ours_pending */
 	uint64_t cookie;		/* carried by every signal for this call */
 	struct intr_task *run_next, *run_prev;	/* running list */
+	struct intr_task *cx_next;	/* calls one cancel reaches (token.c) */
 	uint64_t resend_at;		/* next re-send, 0: none */
 	uint64_t resend_gap;		/* current back-off */
 	uint64_t retry_gap;		/* after a failed send; 0: none */
@@ -263,7 +264,7 @@ static inline struct intr_task *intr__body_of(const intr_ctx *ctx)
 
 void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter);
 void intr__call_run(struct intr_task *t, pid_t tid);
-void intr__call_cancel_locked(struct intr_task *t);
+void intr__cancel_locked(struct intr_token *root, int reason);
 uint64_t intr__call_resend_locked(uint64_t now);
 bool intr__call_after_fork(void);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);

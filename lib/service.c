@@ -24,6 +24,18 @@ static atomic_bool stopping;	/* intr__service_stop: both threads end */
 static bool closed;		/* start_mu: stopped for good (unloaded) */
 static pthread_t service_th, waker_th;
 
+/* Time out every token whose deadline has passed; the next deadline
+ * still pending, or 0.  Tree lock held. */
+static uint64_t deadlines_fire_locked(uint64_t now)
+{
+	struct intr_token *t;
+	uint64_t next;
+
+	while ((t = intr__deadline_due_locked(now, &next)))
+		intr__cancel_locked(t, -ETIMEDOUT);
+	return next;
+}
+
 static void *service_main(void *unused)
 {
 	uint64_t now, next, r;
@@ -40,7 +52,7 @@ static void *service_main(void *unused)
 		}
 		intr__timer_pass_locked();
 		now = intr__now_ns();
-		next = intr__deadlines_fire_locked(now);
+		next = deadlines_fire_locked(now);
 		r = intr__call_resend_locked(now);
 		if (r && (!next || r < next))
 			next = r;

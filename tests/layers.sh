@@ -28,13 +28,21 @@ case $out in *"call (layer 0) uses signal (layer 1)"*) up=1 ;; *) up=0 ;; esac
 tap_ok "$([ $rc -ne 0 ] && [ $up -eq 1 ] && echo 0 || echo 1)" \
 	"an edge up the layers fails, and is named"
 
-# Every file in one layer: the cycles the layers break are found.
-out=$(LAYERS_LIST='0 config lock fault self call signal handles thread timer pool token context wake slot service lifecycle task here cancel ctx syscall uring uring-none resolve point' \
-	LAYERS_KNOWN='' sh "$tool" "$lib" 2>&1)
-rc=$?
-case $out in *"is on a cycle"*) cyc=1 ;; *) cyc=0 ;; esac
-tap_ok "$([ $rc -ne 0 ] && [ $cyc -eq 1 ] && echo 0 || echo 1)" \
-	"a cycle within a layer fails, and is named"
+# Two files of one layer that call each other: a cycle.
+dir=$(mktemp -d) || exit 1
+trap 'rm -rf "$dir"' EXIT
+printf 'int two(void);\nint one(void) { return two(); }\n' >"$dir/one.c"
+printf 'int one(void);\nint two(void) { return one(); }\n' >"$dir/two.c"
+if ${CC:-cc} -c -o "$dir/one.o" "$dir/one.c" &&
+   ${CC:-cc} -c -o "$dir/two.o" "$dir/two.c"; then
+	out=$(LAYERS_LIST='0 one two' LAYERS_KNOWN='' sh "$tool" "$dir" 2>&1)
+	rc=$?
+	case $out in *"is on a cycle"*) cyc=1 ;; *) cyc=0 ;; esac
+	tap_ok "$([ $rc -ne 0 ] && [ $cyc -eq 1 ] && echo 0 || echo 1)" \
+		"a cycle within a layer fails, and is named"
+else
+	tap_skip "no C compiler to make a cycle with"
+fi
 
 # A known edge that is gone must come off the list.
 out=$(LAYERS_KNOWN='lock call' sh "$tool" "$lib" 2>&1)
