@@ -195,8 +195,6 @@
  * is sooner), then at doubling intervals up to RESEND_CAP_NS. */
 #define RETRY_FIRST_NS 1000000ull
 
-INTR_TLS struct intr_task *intr__current;
-INTR_TLS int intr__in_body;
 /* The call intr__call_run runs on this thread, hooks included. */
 static INTR_TLS struct intr_task *here;
 
@@ -268,7 +266,7 @@ static void send_next_locked(struct intr_task *t, uint64_t now, bool first)
 
 /* A cancel has just reached this call's token.  Tree lock held; may run in
  * a signal handler on any thread. */
-void intr__call_cancel_locked(struct intr_task *t)
+static void cancel_one_locked(struct intr_task *t)
 {
 	uint64_t now;
 	int s;
@@ -307,11 +305,25 @@ void intr__call_cancel_locked(struct intr_task *t)
 	} else {
 		send_next_locked(t, now, true);
 	}
-	intr__service_arm_locked(t->resend_at);
+	intr__timer_arm_locked(t->resend_at);
 	if (t->wakers) {
 		/* Wake-up actions (wake.c): the wake-up thread, now. */
 		t->wake_due = true;
-		intr__service_kick_waker();
+		intr__timer_kick();
+	}
+}
+
+/* Cancel the subtree of token root with reason, and tell every call whose
+ * own token it reaches.  Tree lock held; may run in a signal handler on
+ * any thread. */
+void intr__cancel_locked(struct intr_token *root, int reason)
+{
+	struct intr_task *t, *next;
+
+	for (t = intr__token_cancel_locked(root, reason); t; t = next) {
+		next = t->cx_next;
+		t->cx_next = NULL;
+		cancel_one_locked(t);
 	}
 }
 
@@ -373,7 +385,7 @@ uint64_t intr__call_resend_locked(uint64_t now)
 				/* Repeating actions (intr_on_cancel_repeat)
 				 * run again with every re-send. */
 				t->wake_due = true;
-				intr__service_kick_waker();
+				intr__timer_kick();
 			}
 		}
 		if (!next || t->resend_at < next)

@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Configuration, first-use initialisation, fork handling and the version.
+ * The configuration, the interrupt signal's name, and the version.
  *
- * The runtime starts on the first call that needs it (intr_token_new,
- * intr_spawn, run_interruptible, intr_token_cancel_after): the interrupt
- * signal's handler is installed then, once.  intr_configure() is accepted
- * only before that.
+ * intr_configure() is accepted only until the runtime starts
+ * (lifecycle.c), which freezes the configuration under this file's lock.
  */
 #include "config.h"
 
@@ -21,15 +19,91 @@
 #define DEFAULT_RESEND_US 1000
 
 struct intr_config intr__cfg;
-/* Set once, before the first call can start (intr__init). */
+/* Set once, before the first call can start (intr__config_settle). */
 bool intr__wake_signal;
 
 static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool started;
 static bool configured;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static int atfork_err;
-static sigset_t fork_saved;
+
+static const struct {
+	const char *name;
+	int signo;
+} names[] = {
+	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+	{ "ILL", SIGILL }, { "TRAP", SIGTRAP }, { "ABRT", SIGABRT },
+	{ "BUS", SIGBUS }, { "FPE", SIGFPE }, { "KILL", SIGKILL },
+	{ "USR1", SIGUSR1 }, { "SEGV", SIGSEGV }, { "USR2", SIGUSR2 },
+	{ "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM },
+	{ "CHLD", SIGCHLD }, { "CONT", SIGCONT }, { "STOP", SIGSTOP },
+	{ "TSTP", SIGTSTP }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },
+	{ "URG", SIGURG }, { "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ },
+	{ "VTALRM", SIGVTALRM }, { "PROF", SIGPROF }, { "WINCH", SIGWINCH },
+	{ "IO", SIGIO }, { "PWR", SIGPWR }, { "SYS", SIGSYS },
+};
+
+/* Parse a decimal number that fills the whole string; -1 if it does not. */
+static int parse_num(const char *s)
+{
+	long v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > 1000)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	return (int)v;
+}
+
+/* "SIGUSR2", "USR2", "RTMIN+3", "SIGRTMAX-1", "12": the signal number, or
+ * -1 for anything else.  Usability is checked separately. */
+int intr__signal_parse(const char *s)
+{
+	size_t i;
+	int n;
+
+	if (!s)
+		return -1;
+	if (*s >= '0' && *s <= '9')
+		return parse_num(s);
+	if (!strncmp(s, "SIG", 3))
+		s += 3;
+	if (!strncmp(s, "RTMIN", 5) || !strncmp(s, "RTMAX", 5)) {
+		bool min = s[4] == 'N';
+
+		s += 5;
+		if (!*s)
+			return min ? SIGRTMIN : SIGRTMAX;
+		if (*s != (min ? '+' : '-'))
+			return -1;
+		n = parse_num(s + 1);
+		if (n < 0)
+			return -1;
+		return min ? SIGRTMIN + n : SIGRTMAX - n;
+	}
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i].name))
+			return names[i].signo;
+	return -1;
+}
+
+/*
+ * The interrupt signal must mean nothing of its own: SIGUSR1, SIGUSR2 or a
+ * real-time signal.  Every other one is the kernel's (faults, SIGPIPE,
+ * SIGXCPU, timers, SIGKILL and SIGSTOP that cannot be caught), the
+ * terminal's (SIGINT, SIGHUP, SIGTSTP, SIGWINCH...) or process
+ * management's (SIGTERM, SIGCHLD, SIGCONT...): taking it over would break
+ * whoever sends it for that meaning.  libc keeps the numbers between
+ * SIGSYS and SIGRTMIN for itself.
+ */
+bool intr__signal_usable(int signo)
+{
+	if (signo == SIGUSR1 || signo == SIGUSR2)
+		return true;
+	return signo >= SIGRTMIN && signo <= SIGRTMAX;
+}
 
 /* The signal INTR_SIGNAL names, or SIGUSR1 (unset or empty); complains
  * once if unusable. */
@@ -101,140 +175,41 @@ INTR_API const char *intr_version(void)
 	return PACKAGE_VERSION;
 }
 
-/* fork(): take the locks so the child gets them in a consistent state;
- * the child then resets what no longer exists there (threads, timer).
- * The context list's lock first: it is never held with another. */
-static void fork_prepare(void)
-{
-	sigset_t all;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &fork_saved);
-	intr__context_fork_lock();
+/* The runtime's start (lifecycle.c) and fork() hold the configuration
+ * still while they work: intr_configure() waits, then refuses. */
+void intr__config_lock(void)
+{
 	pthread_mutex_lock(&init_mu);
-	intr__pool_lock();
-	intr__tree_lock_blocked();
 }
 
-static void fork_parent(void)
+void intr__config_unlock(void)
 {
-	intr__tree_unlock_blocked();
-	intr__pool_unlock();
 	pthread_mutex_unlock(&init_mu);
-	intr__context_fork_unlock();
-	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
 }
 
-static void fork_child(void)
+/* In a fork child: the lock the parent's fork held is this thread's. */
+void intr__config_after_fork(void)
 {
-	bool body;
-
-	intr__tree_lock_reset();
-	intr__pool_after_fork();
-	intr__service_after_fork();
-	intr__signal_after_fork();
-	body = intr__call_after_fork();
 	pthread_mutex_init(&init_mu, NULL);
-	intr__context_after_fork();
-	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
-	/* A body forked and goes on here as a running call: its deadlines
-	 * fire and its re-sends go out in this process too.  If the threads
-	 * cannot be had, the next call that needs them tries again. */
-	if (body)
-		intr__service_start();
 }
 
-/* Registered outside init_mu: fork() runs fork_prepare, which takes
- * init_mu, while it may hold libc's own lock around the fork handlers. */
-static void register_atfork(void)
+bool intr__config_started(void)
 {
-	atfork_err = pthread_atfork(fork_prepare, fork_parent, fork_child);
-	intr__hg_before(&atfork_err);
+	return atomic_load(&started);
 }
 
-/* The fork handlers, registered once: at first use, or by the first
- * intr_context_add() if that comes earlier.  0 or -ENOMEM. */
-int intr__atfork(void)
+/* The configuration the runtime starts with: the application's, or the
+ * defaults, now.  Under intr__config_lock. */
+void intr__config_settle(void)
 {
-	pthread_once(&atfork_once, register_atfork);
-	/* pthread_once orders it; helgrind is told so (it cannot see it). */
-	intr__hg_after(&atfork_err);
-	return -atfork_err;
-}
-
-int intr__init(void)
-{
-	int ret = 0;
-
-	if (atomic_load(&started))
-		return 0;
-	ret = intr__atfork();
-	if (ret)
-		return ret;
-	pthread_mutex_lock(&init_mu);
-	if (atomic_load(&started))
-		goto out;
 	if (!configured)
 		intr_config_default(&intr__cfg);
-	ret = intr__signal_install(intr__cfg.signo);
-	if (ret)
-		goto out;
 	intr__wake_signal = env_wake_signal();
+}
+
+/* Started: intr_configure() refuses from now on.  Under intr__config_lock. */
+void intr__config_freeze(void)
+{
 	atomic_store(&started, true);
-out:
-	pthread_mutex_unlock(&init_mu);
-	return ret;
-}
-
-/*
- * When the library is unloaded (dlclose), or the process exits: if no call
- * is running, stop every thread of the library and wait until it is gone
- * (none may run unmapped code), close the timer, put back the handler the
- * signal had (if ours is still the installed one) and free what is left.
- * While a call runs, nothing is touched: unloading then is a misuse the
- * library cannot make safe (the body runs on its worker, in code that is
- * about to be unmapped); at process exit it is harmless.  After this, a
- * call that still comes in (from another thread, during exit or between
- * this and the unmapping) is refused with -EAGAIN, and nothing starts a
- * thread or a timer again: the pool refuses calls, the service refuses to
- * start.  Not static, so that a statically linked test can run it early.
- */
-__attribute__((destructor)) void intr__fini(void)
-{
-	int e = errno;
-
-	if (intr__pool_stop())
-		goto out;
-	intr__service_stop();
-	intr__signal_restore();
-	intr__handles_free();
-	intr__context_free();
-out:
-	errno = e;
-}
-
-/* Start a library thread with every signal blocked but the synchronous
- * faults, so nothing reaches it before it is ready.  Every library thread
- * is joinable: unloading the library (intr__fini) must wait until none
- * runs its code any more. */
-int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
-			pthread_t *th)
-{
-	pthread_attr_t attr;
-	sigset_t saved;
-	int ret;
-
-	ret = pthread_attr_init(&attr);
-	if (ret)
-		return -ret;
-	if (intr__cfg.stack_size)
-		ret = pthread_attr_setstacksize(&attr, intr__cfg.stack_size);
-	if (!ret) {
-		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, &saved);
-		ret = intr__fault(site) ? EAGAIN :
-			pthread_create(th, &attr, fn, arg);
-		pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	}
-	pthread_attr_destroy(&attr);
-	return -ret;
 }

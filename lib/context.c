@@ -57,14 +57,9 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 
 	if (!el || !el->capture || !el->install || !el->restore)
 		return -EINVAL;
-	/* The fork handlers take add_mu: a fork while another thread holds
-	 * it must not leave the child's locked.  Possibly before any other
-	 * use of the library. */
-	ret = intr__atfork();
-	if (ret) {
-		errno = e;
-		return ret;
-	}
+	/* The fork handlers (lifecycle.c, registered at load) take add_mu:
+	 * a fork while another thread holds it does not leave the child's
+	 * locked. */
 	pthread_mutex_lock(&add_mu);
 	old = atomic_load(&current);
 	n = old ? old->n : 0;

@@ -54,7 +54,7 @@ static const struct {
 	[INTR_SITE_WORKER_THREAD] = { "pool.c worker thread", INTR_FAULT_THREAD },
 	[INTR_SITE_SERVICE_THREAD] = { "service.c service thread", INTR_FAULT_THREAD },
 	[INTR_SITE_WAKER_THREAD] = { "service.c wake-up thread", INTR_FAULT_THREAD },
-	[INTR_SITE_TIMERFD] = { "service.c timerfd", INTR_FAULT_FD },
+	[INTR_SITE_TIMERFD] = { "timer.c timerfd", INTR_FAULT_FD },
 	[INTR_SITE_EVENTFD] = { "task.c eventfd", INTR_FAULT_FD },
 	[INTR_SITE_SIGNAL_SEND] = { "signal.c send", INTR_FAULT_SIGNAL },
 	[INTR_SITE_RESOLVE] = { "resolve.c address", INTR_FAULT_ALLOC },

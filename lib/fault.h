@@ -39,7 +39,7 @@ enum intr__site {
 	INTR_SITE_WORKER_THREAD,	/* pool.c: a worker thread */
 	INTR_SITE_SERVICE_THREAD,	/* service.c: deadlines, re-sends */
 	INTR_SITE_WAKER_THREAD,		/* service.c: wake-up actions */
-	INTR_SITE_TIMERFD,		/* service.c: the service timer */
+	INTR_SITE_TIMERFD,		/* timer.c: the service timer */
 	INTR_SITE_EVENTFD,		/* task.c: intr_task_fd */
 	INTR_SITE_SIGNAL_SEND,		/* signal.c: the interrupt signal */
 	INTR_SITE_RESOLVE,		/* resolve.c: an address found */

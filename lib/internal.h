@@ -106,8 +106,6 @@ struct intr_token {
 	struct intr__value *values;	/* context.c; tree lock */
 };
 
-extern struct intr_token *intr__deadlines;
-
 /* The token a public handle names, or NULL (tree lock held). */
 static inline struct intr_token *intr__token_of(const intr_token *handle)
 {
@@ -117,8 +115,10 @@ static inline struct intr_token *intr__token_of(const intr_token *handle)
 void intr__token_init(struct intr_token *t);
 void intr__token_link_locked(struct intr_token *t, struct intr_token *parent);
 void intr__token_unlink_locked(struct intr_token *t);
-void intr__cancel_locked(struct intr_token *t, int reason);
-uint64_t intr__deadlines_fire_locked(uint64_t now);
+struct intr_task *intr__token_cancel_locked(struct intr_token *root,
+					    int reason);
+void intr__deadline_set_locked(struct intr_token *t, uint64_t at);
+struct intr_token *intr__deadline_due_locked(uint64_t now, uint64_t *next);
 
 /* ---------------------------------------------------------------- call.c */
 enum intr__state {
@@ -146,6 +146,13 @@ struct intr__waker {
 };
 
 /* A call (the public intr_task * is its handle, not its address). */
+/* A job for a pool worker (pool.c): run runs it on the worker, whose
+ * thread id is tid; done follows once the worker is idle again. */
+struct intr__job {
+	void (*run)(struct intr__job *job, pid_t tid);
+	void (*done)(struct intr__job *job);
+};
+
 struct intr_task {
 	uintptr_t handle;		/* its value in the API */
 	uintptr_t ctx;			/* its intr_ctx * value, the same
@@ -153,6 +160,7 @@ struct intr_task {
 	intr_fn fn;
 	void *arg;
 	void *result;
+	struct intr__job job;		/* for the pool: run, then done */
 	struct intr_token tok;		/* the call's own token */
 
 	sigset_t mask;			/* the body's: the submitter's, interrupt
@@ -165,6 +173,7 @@ struct intr_task {
 	atomic_int *ours_pending;	/* that worker's intr__ours_pending */
 	uint64_t cookie;		/* carried by every signal for this call */
 	struct intr_task *run_next, *run_prev;	/* running list */
+	struct intr_task *cx_next;	/* calls one cancel reaches (token.c) */
 	uint64_t resend_at;		/* next re-send, 0: none */
 	uint64_t resend_gap;		/* current back-off */
 	uint64_t retry_gap;		/* after a failed send; 0: none */
@@ -219,7 +228,8 @@ static inline struct intr_task *intr__task_of(const intr_task *handle)
 	return intr__handle_get((uintptr_t)handle, INTR_H_TASK);
 }
 
-/* The call running on this thread (body and finalizers), or NULL. */
+/* The call running on this thread (body and finalizers), or NULL
+ * (self.c). */
 extern INTR_TLS struct intr_task *intr__current;
 /* Set only while this thread runs a body proper (t->fn), not its hooks,
  * wake-ups or finalizers: libinterruptible-libc's points act there only
@@ -254,7 +264,7 @@ static inline struct intr_task *intr__body_of(const intr_ctx *ctx)
 
 void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter);
 void intr__call_run(struct intr_task *t, pid_t tid);
-void intr__call_cancel_locked(struct intr_task *t);
+void intr__cancel_locked(struct intr_token *root, int reason);
 uint64_t intr__call_resend_locked(uint64_t now);
 bool intr__call_after_fork(void);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
@@ -265,7 +275,6 @@ struct intr__waker *intr__call_wake_done_locked(struct intr_task *t,
 void intr__wakers_run(struct intr__waker *w);
 struct intr__waker *intr__wakers_repeat(struct intr__waker *w);
 void intr__wakers_drop(struct intr__waker *w);
-void intr__task_complete(struct intr_task *t);
 
 /* --------------------------------------------------- arch/<arch>/syscall */
 /* What the window returns: the system call's result, and whether the call
@@ -327,8 +336,6 @@ extern INTR_TLS volatile int intr__sc_deferred;
 extern sigset_t intr__body_mask;	/* a worker inside a body */
 extern sigset_t intr__quiet_mask;	/* a library thread otherwise */
 
-int intr__signal_parse(const char *s);
-bool intr__signal_usable(int signo);
 int intr__signal_install(int signo);
 int intr__signal_send(pid_t tid, uint64_t cookie, atomic_int *pending);
 void intr__signal_after_fork(void);
@@ -337,13 +344,22 @@ void intr__signal_restore(void);
 
 /* ------------------------------------------------------------- service.c */
 int intr__service_start(void);
-void intr__service_arm_locked(uint64_t at);
-void intr__service_kick_waker(void);
 void intr__service_after_fork(void);
 void intr__service_stop(void);
 
+/* --------------------------------------------------------------- timer.c */
+int intr__timer_open(void);
+void intr__timer_arm_locked(uint64_t at);
+void intr__timer_pass_locked(void);
+void intr__timer_fire_locked(void);
+void intr__timer_wait(void);
+void intr__timer_close(void);
+void intr__timer_kick(void);
+int intr__timer_kicks(void);
+void intr__timer_wait_kick(int seen);
+
 /* ---------------------------------------------------------------- pool.c */
-int intr__pool_submit(struct intr_task *t);
+int intr__pool_submit(struct intr__job *job);
 void intr__pool_lock(void);
 void intr__pool_unlock(void);
 void intr__pool_after_fork(void);
@@ -364,11 +380,22 @@ void intr__context_free(void);
 
 /* -------------------------------------------------------------- config.c */
 extern struct intr_config intr__cfg;
-int intr__init(void);
-int intr__atfork(void);
-/* The unload destructor; a statically linked test may call it early. */
-void intr__fini(void);
+int intr__signal_parse(const char *s);
+bool intr__signal_usable(int signo);
+void intr__config_lock(void);
+void intr__config_unlock(void);
+void intr__config_after_fork(void);
+bool intr__config_started(void);
+void intr__config_settle(void);
+void intr__config_freeze(void);
+
+/* -------------------------------------------------------------- thread.c */
 int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
 			pthread_t *th);
+
+/* ----------------------------------------------------------- lifecycle.c */
+int intr__start(void);
+/* The unload destructor; a statically linked test may call it early. */
+void intr__fini(void);
 
 #endif /* INTR_INTERNAL_H */

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The worker pool.  A worker runs one call at a time; between calls it
+ * The worker pool: a provider of threads.  A worker runs one job at a
+ * time (a call, for task.c); it knows of the job only its two functions; between calls it
  * waits on its own condition variable in the idle list, and gives up after
  * idle_ms.  Workers are created on demand, up to max_workers.
  *
- * A worker puts itself back on the idle list before it signals that its
- * call is complete, so when run_interruptible() or intr_join() returns, the
- * next call can have that worker (a one-worker pool runs call after call).
+ * A worker puts itself back on the idle list before the job's done
+ * function says its call is complete, so when run_interruptible() or
+ * intr_join() returns, the next call can have that worker (a one-worker
+ * pool runs call after call).
  *
  * Every worker blocks all signals but the synchronous faults whenever it
  * runs the library's code (a call's user code runs under the submitter's
@@ -30,7 +32,7 @@ struct worker {
 	struct worker *next;		/* idle list */
 	struct worker *all_next;	/* list of every worker */
 	pthread_cond_t cv;
-	struct intr_task *task;		/* pool lock */
+	struct intr__job *job;		/* pool lock */
 	pthread_t th;			/* pool lock */
 };
 
@@ -83,7 +85,7 @@ static void *worker_main(void *p)
 {
 	struct worker *w = p;
 	pid_t tid = intr__gettid();
-	struct intr_task *t;
+	struct intr__job *job;
 	struct worker **pp;
 	struct timespec ts;
 	bool join_prev;
@@ -94,27 +96,27 @@ static void *worker_main(void *p)
 	pthread_mutex_lock(&mu);
 	w->th = pthread_self();
 	for (;;) {
-		t = w->task;
+		job = w->job;
 		pthread_mutex_unlock(&mu);
 
-		intr__call_run(t, tid);
+		job->run(job, tid);
 		intr__fault_delay(INTR_DELAY_WORKER_IDLE);
 
 		pthread_mutex_lock(&mu);
-		w->task = NULL;
+		w->job = NULL;
 		w->next = idle;
 		idle = w;
 		pthread_mutex_unlock(&mu);
 
-		intr__task_complete(t);
+		job->done(job);
 
 		pthread_mutex_lock(&mu);
 		deadline_in(&ts, intr__cfg.idle_ms);
-		while (!w->task) {
+		while (!w->job) {
 			if (!quitting &&
 			    pthread_cond_timedwait(&w->cv, &mu, &ts) != ETIMEDOUT)
 				continue;
-			if (w->task)
+			if (w->job)
 				break;
 			/* Unloading: intr__pool_stop took us off the idle list
 			 * and joins and frees us. */
@@ -147,7 +149,7 @@ static void *worker_main(void *p)
 	}
 }
 
-int intr__pool_submit(struct intr_task *t)
+int intr__pool_submit(struct intr__job *job)
 {
 	pthread_condattr_t ca;
 	struct worker *w;
@@ -162,7 +164,7 @@ int intr__pool_submit(struct intr_task *t)
 	w = idle;
 	if (w) {
 		idle = w->next;
-		w->task = t;
+		w->job = job;
 		pthread_cond_signal(&w->cv);
 		pthread_mutex_unlock(&mu);
 		return 0;
@@ -184,7 +186,7 @@ int intr__pool_submit(struct intr_task *t)
 	pthread_condattr_destroy(&ca);
 	if (ret)
 		goto undo_free;
-	w->task = t;
+	w->job = job;
 	pthread_mutex_lock(&mu);
 	w->all_next = all;
 	all = w;

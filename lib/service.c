@@ -7,48 +7,38 @@
  * cancelled calls (wake.c), which are user code and may block: a
  * condition wait's broadcast waits for the application's mutex.
  *
- * It sleeps in read() on a timerfd armed for the next event, with no
- * timeout when there is none: while nothing is pending it costs no CPU and
- * no wake-up.  The timer is armed under the tree lock by whoever creates the
- * earliest event (a deadline, a cancel reaching a running call), which is
- * async-signal-safe (timerfd_settime is one system call), so a cancel from a
- * signal handler schedules its own re-send without waking anyone now.
+ * The service thread sleeps on a timer armed for the next event (timer.c),
+ * with no timeout when there is none: while nothing is pending it costs no
+ * CPU and no wake-up.  The wake-up thread sleeps until a cancel kicks it.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <string.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #include "internal.h"
 
-static int tfd = -1;		/* the timer; set once per process image */
 static atomic_bool running;	/* both threads exist */
 static bool waker_running;	/* start_mu */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t armed_at;	/* tree lock; 0: not armed */
-static atomic_int wake_seq;	/* futex: bumped when wake-ups are due */
 static atomic_bool stopping;	/* intr__service_stop: both threads end */
 static bool closed;		/* start_mu: stopped for good (unloaded) */
 static pthread_t service_th, waker_th;
 
-void intr__service_arm_locked(uint64_t at)
+/* Time out every token whose deadline has passed; the next deadline
+ * still pending, or 0.  Tree lock held. */
+static uint64_t deadlines_fire_locked(uint64_t now)
 {
-	struct itimerspec its;
+	struct intr_token *t;
+	uint64_t next;
 
-	if (tfd < 0 || (armed_at && armed_at <= at))
-		return;
-	memset(&its, 0, sizeof(its));
-	its.it_value.tv_sec = (time_t)(at / 1000000000u);
-	its.it_value.tv_nsec = (long)(at % 1000000000u);
-	if (!timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL))
-		armed_at = at;
+	while ((t = intr__deadline_due_locked(now, &next)))
+		intr__cancel_locked(t, -ETIMEDOUT);
+	return next;
 }
 
 static void *service_main(void *unused)
 {
-	uint64_t n, now, next, r;
+	uint64_t now, next, r;
 
 	for (;;) {
 		/* Our handler must be the one a re-send reaches. */
@@ -60,30 +50,22 @@ static void *service_main(void *unused)
 			intr__tree_unlock_blocked();
 			break;
 		}
-		armed_at = 0;
+		intr__timer_pass_locked();
 		now = intr__now_ns();
-		next = intr__deadlines_fire_locked(now);
+		next = deadlines_fire_locked(now);
 		r = intr__call_resend_locked(now);
 		if (r && (!next || r < next))
 			next = r;
 		if (next)
-			intr__service_arm_locked(next);
+			intr__timer_arm_locked(next);
 		intr__tree_unlock_blocked();
 
 		/* Sleep until the timer fires.  The thread blocks every
 		 * signal, so EINTR cannot happen; any other failure just
 		 * means another pass, which recomputes everything. */
-		if (read(tfd, &n, sizeof(n)) < 0)
-			continue;
+		intr__timer_wait();
 	}
 	return NULL;
-}
-
-/* Async-signal-safe: an atomic and a futex wake. */
-void intr__service_kick_waker(void)
-{
-	atomic_fetch_add(&wake_seq, 1);
-	intr__futex_wake(&wake_seq, 1);
 }
 
 static void *waker_main(void *unused)
@@ -95,7 +77,7 @@ static void *waker_main(void *unused)
 	for (;;) {
 		/* Read before the scan: a kick after it changes the value
 		 * and the wait below returns at once. */
-		seq = atomic_load(&wake_seq);
+		seq = intr__timer_kicks();
 		if (atomic_load(&stopping))
 			break;
 		intr__tree_lock_blocked();
@@ -115,7 +97,7 @@ static void *waker_main(void *unused)
 			}
 		}
 		intr__tree_unlock_blocked();
-		intr__futex_wait(&wake_seq, seq, NULL);
+		intr__timer_wait_kick(seq);
 	}
 	return NULL;
 }
@@ -126,9 +108,6 @@ int intr__service_start(void)
 
 	if (atomic_load(&running))
 		return 0;
-	ret = intr__init();
-	if (ret)
-		return ret;
 	pthread_mutex_lock(&start_mu);
 	if (atomic_load(&running))
 		goto out;
@@ -137,18 +116,11 @@ int intr__service_start(void)
 		ret = -EAGAIN;
 		goto out;
 	}
-	if (tfd < 0) {
-		if (intr__fault(INTR_SITE_TIMERFD))
-			errno = EMFILE;
-		else
-			tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-		if (tfd < 0) {
-			/* No timer (EMFILE, ENFILE): like no thread, the
-			 * service cannot be had now. */
-			ret = errno == ENOMEM ? -ENOMEM : -EAGAIN;
-			goto out;
-		}
-	}
+	/* No timer (EMFILE, ENFILE): like no thread, the service cannot
+	 * be had now. */
+	ret = intr__timer_open();
+	if (ret)
+		goto out;
 	if (!waker_running) {
 		ret = intr__create_thread(INTR_SITE_WAKER_THREAD, waker_main,
 					  NULL, &waker_th);
@@ -166,27 +138,23 @@ out:
 }
 
 /*
- * Unloading (config.c): end both threads, wait until they are gone, and
+ * Unloading (lifecycle.c): end both threads, wait until they are gone, and
  * close the timer, for good: intr__service_start refuses from now on.
  * Only when no call is running: a re-send or a wake-up of a running call
  * could still be due.
  */
 void intr__service_stop(void)
 {
-	struct itimerspec its;
 	sigset_t ss;
 
 	pthread_mutex_lock(&start_mu);
 	intr__tree_lock(&ss);
 	atomic_store(&stopping, true);
 	if (atomic_load(&running)) {
-		/* The timer fires at once, and no pass re-arms it (armed_at
-		 * says it is due first): the service thread wakes up, sees
-		 * stopping, and leaves. */
-		memset(&its, 0, sizeof(its));
-		its.it_value.tv_nsec = 1;
-		timerfd_settime(tfd, 0, &its, NULL);
-		armed_at = 1;
+		/* The timer fires at once, and no pass re-arms it (it is
+		 * due first): the service thread wakes up, sees stopping,
+		 * and leaves. */
+		intr__timer_fire_locked();
 	}
 	intr__tree_unlock(&ss);
 	if (atomic_load(&running)) {
@@ -194,14 +162,11 @@ void intr__service_stop(void)
 		atomic_store(&running, false);
 	}
 	if (waker_running) {
-		intr__service_kick_waker();
+		intr__timer_kick();
 		pthread_join(waker_th, NULL);
 		waker_running = false;
 	}
-	if (tfd >= 0)
-		close(tfd);
-	tfd = -1;
-	armed_at = 0;
+	intr__timer_close();
 	closed = true;
 	pthread_mutex_unlock(&start_mu);
 }
@@ -211,10 +176,7 @@ void intr__service_stop(void)
 void intr__service_after_fork(void)
 {
 	pthread_mutex_init(&start_mu, NULL);
-	if (tfd >= 0)
-		close(tfd);
-	tfd = -1;
-	armed_at = 0;
+	intr__timer_close();
 	waker_running = false;
 	atomic_store(&running, false);
 }

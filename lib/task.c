@@ -58,7 +58,7 @@ static void fd_signal(int fd)
 	}
 }
 
-void intr__task_complete(struct intr_task *t)
+static void task_complete(struct intr_task *t)
 {
 	int fd, old;
 
@@ -82,6 +82,18 @@ void intr__task_complete(struct intr_task *t)
 		intr__futex_wake(&t->done, INT_MAX);
 	intr__fault_delay(INTR_DELAY_COMPLETE);
 	atomic_store(&t->done, 2);	/* the last touch of t */
+}
+
+/* The pool's job of a task: its call, run on the worker; then, the
+ * worker idle again, its completion. */
+static void job_run(struct intr__job *job, pid_t tid)
+{
+	intr__call_run(intr__container_of(job, struct intr_task, job), tid);
+}
+
+static void job_done(struct intr__job *job)
+{
+	task_complete(intr__container_of(job, struct intr_task, job));
 }
 
 /* Register t and its own token, and bind that token under the token
@@ -123,7 +135,7 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 
 	if (!fn)
 		return -EINVAL;
-	ret = intr__service_start();
+	ret = intr__start();
 	if (ret)
 		return ret;
 	/* An application may have installed its own handler over ours. */
@@ -133,6 +145,8 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 		return -ENOMEM;
 	t->fn = fn;
 	t->arg = arg;
+	t->job.run = job_run;
+	t->job.done = job_done;
 	t->joining = claimed;
 	t->state = INTR_QUEUED;
 	atomic_init(&t->done, 0);
@@ -171,10 +185,10 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 	*hp = t->handle;
 	if (skipped) {
 		intr__context_release(t);
-		intr__task_complete(t);
+		task_complete(t);
 		return 0;
 	}
-	ret = intr__pool_submit(t);
+	ret = intr__pool_submit(&t->job);
 	if (!ret)
 		return 0;
 
@@ -397,7 +411,7 @@ INTR_API int intr_task_fd(intr_task *handle)
 	}
 	atomic_store(&t->fd, fd);
 	/* The worker reads t->fd after storing done = 1, and this thread
-	 * reads done after storing t->fd (intr__task_complete): at least
+	 * reads done after storing t->fd (task_complete): at least
 	 * one of the two sees the other and makes fd readable. */
 	atomic_thread_fence(memory_order_seq_cst);	/* see above */
 	if (atomic_load(&t->done) & INTR_DONE_MASK)

@@ -1,21 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tokens: the cancellation tree and its deadlines.
+ * Tokens: the cancellation tree and its deadlines.  The public functions
+ * are cancel.c's.
  *
  * Invariant (tree lock): a cancelled token has only cancelled descendants.
  * Cancelling walks the subtree once, iteratively (no recursion, no
  * allocation: it runs in signal handlers), skipping subtrees that are
- * already cancelled, and tells every call whose own token it reaches
- * (intr__call_cancel_locked) so that the call's worker is interrupted.
+ * already cancelled, and strings every call whose own token it reaches
+ * on a list of the calls, for the caller to tell (intr__cancel_locked,
+ * call.c).
  */
 #include "config.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
 #include "internal.h"
 
-struct intr_token *intr__deadlines;
+static struct intr_token *intr__deadlines;
 
 void intr__token_init(struct intr_token *t)
 {
@@ -75,19 +76,25 @@ void intr__token_unlink_locked(struct intr_token *t)
 	deadline_del_locked(t);
 }
 
-void intr__cancel_locked(struct intr_token *root, int reason)
+/* Cancel root's subtree with reason: the reached calls, linked through
+ * cx_next, or NULL.  Tree lock held. */
+struct intr_task *intr__token_cancel_locked(struct intr_token *root,
+					    int reason)
 {
 	struct intr_token *t = root;
+	struct intr_task *reached = NULL;
 
 	if (atomic_load(&root->reason))
-		return;
+		return NULL;
 	for (;;) {
 		bool descend = false;
 
 		if (!atomic_load(&t->reason)) {
 			atomic_store(&t->reason, reason);
-			if (t->call)
-				intr__call_cancel_locked(t->call);
+			if (t->call) {
+				t->call->cx_next = reached;
+				reached = t->call;
+			}
 			descend = t->child != NULL;
 		}
 		if (descend) {
@@ -97,173 +104,42 @@ void intr__cancel_locked(struct intr_token *root, int reason)
 		while (t != root && !t->next)
 			t = t->parent;
 		if (t == root)
-			return;
+			return reached;
 		t = t->next;
 	}
 }
 
-/* Cancel every token whose deadline has passed; return the next deadline
- * still pending, or 0. */
-uint64_t intr__deadlines_fire_locked(uint64_t now)
+/* Time t out at the absolute monotonic time at (0: no more): in the
+ * deadline list, soonest first.  The service's timer is the caller's to
+ * arm.  Tree lock held. */
+void intr__deadline_set_locked(struct intr_token *t, uint64_t at)
 {
-	struct intr_token *t;
+	struct intr_token **pp;
 
-	while ((t = intr__deadlines) && t->deadline <= now) {
+	deadline_del_locked(t);
+	if (!at)
+		return;
+	t->deadline = at;
+	for (pp = &intr__deadlines; *pp && (*pp)->deadline <= at;
+	     pp = &(*pp)->dl_next)
+		;
+	t->dl_next = *pp;
+	*pp = t;
+}
+
+/* A token whose deadline has passed, taken off the list; NULL when none.
+ * *next: the next deadline still pending, or 0.  Tree lock held. */
+struct intr_token *intr__deadline_due_locked(uint64_t now, uint64_t *next)
+{
+	struct intr_token *t = intr__deadlines;
+
+	if (t && t->deadline <= now) {
 		intr__deadlines = t->dl_next;
 		t->dl_next = NULL;
 		t->deadline = 0;
-		intr__cancel_locked(t, -ETIMEDOUT);
+	} else {
+		t = NULL;
 	}
-	return intr__deadlines ? intr__deadlines->deadline : 0;
-}
-
-INTR_API int intr_token_new(intr_token **out, intr_token *parent_handle)
-{
-	int e = errno;
-	struct intr_token *t, *parent;
-	sigset_t ss;
-	int ret;
-
-	if (!out) {
-		ret = -EINVAL;
-		goto out;
-	}
-	/* The service threads: for deadlines, and to bring them back in a
-	 * child after fork() (the parent's deadlines fire there too). */
-	ret = intr__service_start();
-	if (ret)
-		goto out;
-	t = intr__malloc(INTR_SITE_TOKEN, sizeof(*t));
-	if (!t) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	intr__token_init(t);
-
-	do {
-		ret = intr__handles_reserve(1);
-		if (ret)
-			break;
-		intr__tree_lock(&ss);
-		parent = intr__token_of(parent_handle);
-		if (parent_handle && !parent)
-			ret = -EINVAL;
-		else
-			ret = intr__handle_add(t, INTR_H_TOKEN, &t->handle);
-		if (!ret)
-			intr__token_link_locked(t, parent);
-		intr__tree_unlock(&ss);
-	} while (ret == -ENOSPC);
-
-	if (ret)
-		free(t);
-	else
-		*out = (intr_token *)t->handle;
-out:
-	errno = e;
-	return ret;
-}
-
-INTR_API int intr_token_cancel(intr_token *handle)
-{
-	int e = errno;
-	struct intr_token *tok;
-	int ret = 0;
-	sigset_t ss;
-
-	intr__tree_lock(&ss);
-	tok = intr__token_of(handle);
-	if (tok)
-		intr__cancel_locked(tok, -ECANCELED);
-	else
-		ret = -EINVAL;
-	intr__tree_unlock(&ss);
-	errno = e;
-	return ret;
-}
-
-INTR_API int intr_token_cancel_after(intr_token *handle, uint64_t timeout_ns)
-{
-	int e = errno;
-	struct intr_token **pp, *tok;
-	uint64_t at;
-	sigset_t ss;
-	int ret;
-
-	ret = intr__service_start();
-	if (ret)
-		goto out;
-	at = intr__now_ns() + timeout_ns;
-	if (at < timeout_ns)
-		at = UINT64_MAX;	/* "never", as near as makes no odds */
-
-	intr__tree_lock(&ss);
-	tok = intr__token_of(handle);
-	if (!tok) {
-		ret = -EINVAL;
-	} else if (atomic_load(&tok->reason)) {
-		/* Already cancelled: nothing left to time. */
-	} else if (!timeout_ns) {
-		deadline_del_locked(tok);
-		intr__cancel_locked(tok, -ETIMEDOUT);
-	} else if (!tok->deadline || at < tok->deadline) {
-		deadline_del_locked(tok);
-		tok->deadline = at;
-		for (pp = &intr__deadlines; *pp && (*pp)->deadline <= at;
-		     pp = &(*pp)->dl_next)
-			;
-		tok->dl_next = *pp;
-		*pp = tok;
-		intr__service_arm_locked(at);
-	}
-	intr__tree_unlock(&ss);
-out:
-	errno = e;
-	return ret;
-}
-
-INTR_API int intr_token_reason(const intr_token *handle)
-{
-	int e = errno;
-	struct intr_token *tok;
-	sigset_t ss;
-	int ret;
-
-	intr__tree_lock(&ss);
-	tok = intr__token_of(handle);
-	if (tok)
-		ret = atomic_load(&tok->reason);
-	else
-		ret = -EINVAL;
-	intr__tree_unlock(&ss);
-	errno = e;
-	return ret;
-}
-
-INTR_API int intr_token_free(intr_token *handle)
-{
-	int e = errno;
-	struct intr__value *values = NULL;
-	struct intr_token *tok;
-	sigset_t ss;
-	int ret = 0;
-
-	intr__tree_lock(&ss);
-	tok = intr__token_of(handle);
-	if (!tok || tok->call)
-		ret = -EINVAL;	/* dead, foreign, or a call's own token */
-	else if (tok->child)
-		ret = -EBUSY;	/* calls or child tokens still bound */
-	else {
-		intr__token_unlink_locked(tok);
-		intr__handle_del(tok->handle);
-		values = tok->values;
-	}
-	intr__tree_unlock(&ss);
-	if (!ret) {
-		intr__values_free(values);
-		free(tok);
-	}
-	errno = e;
-	return ret;
+	*next = intr__deadlines ? intr__deadlines->deadline : 0;
+	return t;
 }

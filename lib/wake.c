@@ -6,7 +6,7 @@
  * Some waits are not broken by a signal (a condition variable, a custom
  * event loop).  For those the body registers a wake-up action on its call.
  * When a cancel reaches the RUNNING call, it marks the call's actions due
- * and kicks the wake-up thread (service.c; a futex wake, async-signal-safe),
+ * and kicks the wake-up thread (timer.c; a futex wake, async-signal-safe),
  * which takes the whole list off the call under the tree lock and runs it
  * without the lock, never in a signal handler.  If the body
  * returns first, the worker takes what is left when it moves the call to

@@ -4,7 +4,7 @@
  * aarch64 build under qemu-user hung until a fence was added, and why the
  * fence changes nothing on real hardware.
  *
- *   worker (intr__task_complete)     joiner (intr_task_fd)
+ *   worker (task_complete, task.c)     joiner (intr_task_fd)
  *     atomic_exchange(&t->done, 1)     CAS(&t->fd, -1, fd)
  *     [fence]                          [fence]
  *     if (atomic_load(&t->fd) >= 0)    if (atomic_load(&t->done) & 3)

@@ -15,9 +15,9 @@
  *   Worker     pool.c worker_main, call.c intr__call_run and the body,
  *              syscall.c cp_call/cp_once, arch/x86_64/syscall.S
  *              intr__sc_call, arch/generic/syscall.c
- *   Canceller  token.c intr_token_cancel -> intr__cancel_locked ->
- *              call.c intr__call_cancel_locked
- *   Service    service.c service_main: token.c intr__deadlines_fire_locked,
+ *   Canceller  cancel.c intr_token_cancel -> call.c intr__cancel_locked ->
+ *              token.c intr__token_cancel_locked, call.c cancel_one_locked
+ *   Service    service.c service_main: deadlines_fire_locked (token.c, call.c),
  *              call.c intr__call_resend_locked
  *   Waker      service.c waker_main, call.c intr__call_wake_take_locked,
  *              intr__call_wake_done_locked
@@ -382,7 +382,7 @@ inline send_locked(c)
 	}
 }
 
-/* call.c intr__call_cancel_locked. */
+/* call.c cancel_one_locked. */
 inline call_cancel_locked(c)
 {
 	if
@@ -1004,7 +1004,7 @@ end_idle:
 		 (on_list[1] && resend_armed[1] && !acked[1])) ->
 			lk = _pid + 1
 	   }
-		/* intr__deadlines_fire_locked */
+		/* deadlines_fire_locked */
 		if
 		:: deadline_armed ->
 			deadline_armed = false;

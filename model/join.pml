@@ -3,7 +3,7 @@
  * The completion wake-up of lib/task.c: the worker wakes a joiner only if
  * one said it sleeps, and never touches the task after releasing it.
  *
- *   worker (intr__task_complete)       joiner (wait_done, wait_released)
+ *   worker (task_complete, task.c)       joiner (wait_done, wait_released)
  *     old = exchange(&t->done, 1)        while (!(done & 3)) {
  *     [fence, eventfd: handshake.pml]        if (done == 0 &&
  *     if (old & WAITER)                          !CAS(&done, 0, WAITER))
