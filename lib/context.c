@@ -52,6 +52,7 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 {
 	int e = errno;
 	struct elements *old, *fresh;
+	sigset_t all, saved;
 	unsigned n;
 	int ret = 0;
 
@@ -59,7 +60,10 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 		return -EINVAL;
 	/* The fork handlers (lifecycle.c, registered at load) take add_mu:
 	 * a fork while another thread holds it does not leave the child's
-	 * locked. */
+	 * locked.  Every signal blocked while it is held: a handler that
+	 * forks on this thread would wait for it forever. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
 	pthread_mutex_lock(&add_mu);
 	old = atomic_load(&current);
 	n = old ? old->n : 0;
@@ -78,6 +82,7 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 	atomic_store(&current, fresh);
 out:
 	pthread_mutex_unlock(&add_mu);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	errno = e;
 	return ret;
 }

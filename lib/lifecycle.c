@@ -14,7 +14,8 @@
 #include "internal.h"
 
 static int atfork_err;
-static sigset_t fork_saved;
+static sigset_t fork_saved;	/* the forking thread's mask */
+static sigset_t fork_cfg_saved;	/* every signal blocked: fork_prepare's */
 
 /* fork(): take the locks so the child gets them in a consistent state;
  * the child then resets what no longer exists there (threads, timer).
@@ -26,7 +27,7 @@ static void fork_prepare(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &fork_saved);
 	intr__context_fork_lock();
-	intr__config_lock();
+	intr__config_lock(&fork_cfg_saved);
 	intr__pool_lock();
 	intr__tree_lock_blocked();
 }
@@ -35,7 +36,7 @@ static void fork_parent(void)
 {
 	intr__tree_unlock_blocked();
 	intr__pool_unlock();
-	intr__config_unlock();
+	intr__config_unlock(&fork_cfg_saved);
 	intr__context_fork_unlock();
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
 }
@@ -74,6 +75,7 @@ __attribute__((constructor)) static void register_atfork(void)
 /* Once: the configuration frozen and the handler installed. */
 static int init(void)
 {
+	sigset_t saved;
 	int ret = 0;
 
 	if (intr__config_started())
@@ -81,7 +83,7 @@ static int init(void)
 	intr__hg_after(&atfork_err);
 	if (atfork_err)
 		return -atfork_err;
-	intr__config_lock();
+	intr__config_lock(&saved);
 	if (intr__config_started())
 		goto out;
 	intr__config_settle();
@@ -90,7 +92,7 @@ static int init(void)
 		goto out;
 	intr__config_freeze();
 out:
-	intr__config_unlock();
+	intr__config_unlock(&saved);
 	return ret;
 }
 
