@@ -47,6 +47,9 @@ struct intr__value {
 
 static _Atomic(struct elements *) current;
 static pthread_mutex_t add_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The fork handlers could not be registered at load (lifecycle.c): their
+ * error.  Written before main, read-only afterwards. */
+static int no_fork_handlers;
 
 INTR_API int intr_context_add(const struct intr_context_element *el)
 {
@@ -58,6 +61,10 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 
 	if (!el || !el->capture || !el->install || !el->restore)
 		return -EINVAL;
+	/* Without them a fork() while add_mu is held would leave it held
+	 * in the child: refused, as every call is (lifecycle.c). */
+	if (no_fork_handlers)
+		return -no_fork_handlers;
 	/* The fork handlers (lifecycle.c, registered at load) take add_mu:
 	 * a fork while another thread holds it does not leave the child's
 	 * locked.  Every signal blocked while it is held: a handler that
@@ -218,7 +225,13 @@ void intr__values_free(struct intr__value *v)
 	}
 }
 
-/* fork() (config.c): held across it, so the child's is consistent. */
+/* At load, when pthread_atfork failed with err (lifecycle.c). */
+void intr__context_no_fork_handlers(int err)
+{
+	no_fork_handlers = err;
+}
+
+/* fork() (lifecycle.c): held across it, so the child's is consistent. */
 void intr__context_fork_lock(void)
 {
 	pthread_mutex_lock(&add_mu);

@@ -373,6 +373,7 @@ void intr__context_install(struct intr_task *t);
 void intr__context_restore(struct intr_task *t);
 void intr__context_release(struct intr_task *t);
 void intr__values_free(struct intr__value *v);
+void intr__context_no_fork_handlers(int err);
 void intr__context_fork_lock(void);
 void intr__context_fork_unlock(void);
 void intr__context_after_fork(void);

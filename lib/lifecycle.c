@@ -64,10 +64,13 @@ static void fork_child(void)
  * of its locks can be held: a process that never uses it pays a few
  * uncontended locks per fork().  (glibc's dlclose() removes the handlers
  * of the object it unloads.)  If there is no memory for them then, the
- * runtime never starts: every call that needs it fails with -ENOMEM. */
+ * runtime never starts: every call that needs it fails with -ENOMEM, and
+ * so does intr_context_add(), whose lock they take. */
 __attribute__((constructor)) static void register_atfork(void)
 {
 	atfork_err = pthread_atfork(fork_prepare, fork_parent, fork_child);
+	if (atfork_err)
+		intr__context_no_fork_handlers(atfork_err);
 	/* Loading orders it before any call; helgrind cannot see that. */
 	intr__hg_before(&atfork_err);
 }
