@@ -14,19 +14,24 @@
 #include "internal.h"
 
 static int atfork_err;
-static sigset_t fork_saved;	/* the forking thread's mask */
-static sigset_t fork_cfg_saved;	/* every signal blocked: fork_prepare's */
+/* The forking thread's mask, and fork_prepare's own (every signal
+ * blocked).  Written and read only under the context list's lock: glibc
+ * runs the handlers of two threads' forks at the same time, and a second
+ * fork_prepare must not store its mask over the first's. */
+static sigset_t fork_saved;
+static sigset_t fork_cfg_saved;
 
 /* fork(): take the locks so the child gets them in a consistent state;
  * the child then resets what no longer exists there (threads, timer).
  * The context list's lock first: it is never held with another. */
 static void fork_prepare(void)
 {
-	sigset_t all;
+	sigset_t all, old;
 
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &fork_saved);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	intr__context_fork_lock();
+	fork_saved = old;
 	intr__config_lock(&fork_cfg_saved);
 	intr__pool_lock();
 	intr__tree_lock_blocked();
@@ -34,11 +39,14 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+	sigset_t old;
+
 	intr__tree_unlock_blocked();
 	intr__pool_unlock();
 	intr__config_unlock(&fork_cfg_saved);
+	old = fork_saved;
 	intr__context_fork_unlock();
-	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void fork_child(void)
