@@ -247,7 +247,7 @@ void intr__context_after_fork(void)
 	pthread_mutex_init(&add_mu, NULL);
 }
 
-/* Unloading (config.c), with no call running: free every snapshot. */
+/* Unloading (lifecycle.c), with no call running: free every snapshot. */
 void intr__context_free(void)
 {
 	struct elements *e, *older;
