@@ -148,9 +148,9 @@
  * was running at the fork stay the parent's: the child does not wait for
  * them (wake_busy is zeroed), or its worker would wait for ever.  Its
  * deadlines and re-sends need a service thread, which fork_child
- * (config.c) starts when the body goes on.
+ * (lifecycle.c) starts when the body goes on.
  *
- * Unloading (intr__fini, config.c) goes ahead only with no call running,
+ * Unloading (intr__fini, lifecycle.c) goes ahead only with no call running,
  * and for good: the pool refuses calls (-EAGAIN) and the service threads,
  * once stopped, refuse to start, so a call that comes in later starts no
  * thread in code about to be unmapped.  A cancel then finds no RUNNING

@@ -154,19 +154,20 @@ INTR_API void intr_config_default(struct intr_config *cfg)
 
 INTR_API int intr_configure(const struct intr_config *cfg)
 {
+	sigset_t saved;
 	int ret = 0;
 
 	if (!cfg || !intr__signal_usable(cfg->signo) || !cfg->resend_us ||
 	    (cfg->stack_size && cfg->stack_size < (size_t)PTHREAD_STACK_MIN))
 		return -EINVAL;
-	pthread_mutex_lock(&init_mu);
+	intr__config_lock(&saved);
 	if (atomic_load(&started)) {
 		ret = -EBUSY;
 	} else {
 		intr__cfg = *cfg;
 		configured = true;
 	}
-	pthread_mutex_unlock(&init_mu);
+	intr__config_unlock(&saved);
 	return ret;
 }
 
@@ -176,16 +177,27 @@ INTR_API const char *intr_version(void)
 }
 
 
-/* The runtime's start (lifecycle.c) and fork() hold the configuration
- * still while they work: intr_configure() waits, then refuses. */
-void intr__config_lock(void)
+/*
+ * The runtime's start (lifecycle.c) and fork() hold the configuration
+ * still while they work: intr_configure() waits, then refuses.  Every
+ * signal is blocked while the lock is held (saved: the mask before): the
+ * fork handlers take it, and a handler that forks on a thread holding it
+ * would wait for itself.  The fork handlers are registered when the
+ * library is loaded, so this holds from the first intr_configure() on.
+ */
+void intr__config_lock(sigset_t *saved)
 {
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, saved);
 	pthread_mutex_lock(&init_mu);
 }
 
-void intr__config_unlock(void)
+void intr__config_unlock(const sigset_t *saved)
 {
 	pthread_mutex_unlock(&init_mu);
+	pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
 /* In a fork child: the lock the parent's fork held is this thread's. */

@@ -47,19 +47,30 @@ struct intr__value {
 
 static _Atomic(struct elements *) current;
 static pthread_mutex_t add_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The fork handlers could not be registered at load (lifecycle.c): their
+ * error.  Written before main, read-only afterwards. */
+static int no_fork_handlers;
 
 INTR_API int intr_context_add(const struct intr_context_element *el)
 {
 	int e = errno;
 	struct elements *old, *fresh;
+	sigset_t all, saved;
 	unsigned n;
 	int ret = 0;
 
 	if (!el || !el->capture || !el->install || !el->restore)
 		return -EINVAL;
+	/* Without them a fork() while add_mu is held would leave it held
+	 * in the child: refused, as every call is (lifecycle.c). */
+	if (no_fork_handlers)
+		return -no_fork_handlers;
 	/* The fork handlers (lifecycle.c, registered at load) take add_mu:
 	 * a fork while another thread holds it does not leave the child's
-	 * locked. */
+	 * locked.  Every signal blocked while it is held: a handler that
+	 * forks on this thread would wait for it forever. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
 	pthread_mutex_lock(&add_mu);
 	old = atomic_load(&current);
 	n = old ? old->n : 0;
@@ -78,6 +89,7 @@ INTR_API int intr_context_add(const struct intr_context_element *el)
 	atomic_store(&current, fresh);
 out:
 	pthread_mutex_unlock(&add_mu);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	errno = e;
 	return ret;
 }
@@ -213,7 +225,13 @@ void intr__values_free(struct intr__value *v)
 	}
 }
 
-/* fork() (config.c): held across it, so the child's is consistent. */
+/* At load, when pthread_atfork failed with err (lifecycle.c). */
+void intr__context_no_fork_handlers(int err)
+{
+	no_fork_handlers = err;
+}
+
+/* fork() (lifecycle.c): held across it, so the child's is consistent. */
 void intr__context_fork_lock(void)
 {
 	pthread_mutex_lock(&add_mu);
@@ -229,7 +247,7 @@ void intr__context_after_fork(void)
 	pthread_mutex_init(&add_mu, NULL);
 }
 
-/* Unloading (config.c), with no call running: free every snapshot. */
+/* Unloading (lifecycle.c), with no call running: free every snapshot. */
 void intr__context_free(void)
 {
 	struct elements *e, *older;

@@ -224,7 +224,7 @@ void intr__handles_each(enum intr__kind kind, void (*fn)(void *obj))
 	}
 }
 
-/* Unloading (config.c): free the table if no handle is left in it.  A live
+/* Unloading (lifecycle.c): free the table if no handle is left in it.  A live
  * token keeps it, so a late intr_token_cancel() still finds a table. */
 void intr__handles_free(void)
 {

@@ -14,30 +14,39 @@
 #include "internal.h"
 
 static int atfork_err;
+/* The forking thread's mask, and fork_prepare's own (every signal
+ * blocked).  Written and read only under the context list's lock: glibc
+ * runs the handlers of two threads' forks at the same time, and a second
+ * fork_prepare must not store its mask over the first's. */
 static sigset_t fork_saved;
+static sigset_t fork_cfg_saved;
 
 /* fork(): take the locks so the child gets them in a consistent state;
  * the child then resets what no longer exists there (threads, timer).
  * The context list's lock first: it is never held with another. */
 static void fork_prepare(void)
 {
-	sigset_t all;
+	sigset_t all, old;
 
 	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &fork_saved);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	intr__context_fork_lock();
-	intr__config_lock();
+	fork_saved = old;
+	intr__config_lock(&fork_cfg_saved);
 	intr__pool_lock();
 	intr__tree_lock_blocked();
 }
 
 static void fork_parent(void)
 {
+	sigset_t old;
+
 	intr__tree_unlock_blocked();
 	intr__pool_unlock();
-	intr__config_unlock();
+	intr__config_unlock(&fork_cfg_saved);
+	old = fork_saved;
 	intr__context_fork_unlock();
-	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void fork_child(void)
@@ -63,10 +72,13 @@ static void fork_child(void)
  * of its locks can be held: a process that never uses it pays a few
  * uncontended locks per fork().  (glibc's dlclose() removes the handlers
  * of the object it unloads.)  If there is no memory for them then, the
- * runtime never starts: every call that needs it fails with -ENOMEM. */
+ * runtime never starts: every call that needs it fails with -ENOMEM, and
+ * so does intr_context_add(), whose lock they take. */
 __attribute__((constructor)) static void register_atfork(void)
 {
 	atfork_err = pthread_atfork(fork_prepare, fork_parent, fork_child);
+	if (atfork_err)
+		intr__context_no_fork_handlers(atfork_err);
 	/* Loading orders it before any call; helgrind cannot see that. */
 	intr__hg_before(&atfork_err);
 }
@@ -74,6 +86,7 @@ __attribute__((constructor)) static void register_atfork(void)
 /* Once: the configuration frozen and the handler installed. */
 static int init(void)
 {
+	sigset_t saved;
 	int ret = 0;
 
 	if (intr__config_started())
@@ -81,7 +94,7 @@ static int init(void)
 	intr__hg_after(&atfork_err);
 	if (atfork_err)
 		return -atfork_err;
-	intr__config_lock();
+	intr__config_lock(&saved);
 	if (intr__config_started())
 		goto out;
 	intr__config_settle();
@@ -90,7 +103,7 @@ static int init(void)
 		goto out;
 	intr__config_freeze();
 out:
-	intr__config_unlock();
+	intr__config_unlock(&saved);
 	return ret;
 }
 

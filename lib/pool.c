@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The worker pool: a provider of threads.  A worker runs one job at a
- * time (a call, for task.c); it knows of the job only its two functions; between calls it
- * waits on its own condition variable in the idle list, and gives up after
- * idle_ms.  Workers are created on demand, up to max_workers.
+ * time (a call, for task.c), and knows of the job only its two functions;
+ * between jobs it waits on its own condition variable in the idle list,
+ * and gives up after idle_ms.  Workers are created on demand, up to
+ * max_workers.
  *
  * A worker puts itself back on the idle list before the job's done
  * function says its call is complete, so when run_interruptible() or
@@ -234,7 +235,7 @@ void intr__pool_after_fork(void)
 }
 
 /*
- * Unloading (config.c): if no worker is busy, make every idle worker leave
+ * Unloading (lifecycle.c): if no worker is busy, make every idle worker leave
  * and join them all; -EBUSY (and nothing changes) while a call runs.  No
  * call can start afterwards: submitting returns -EAGAIN.
  */

@@ -84,7 +84,7 @@ static int cap(void)
 }
 
 /*
- * Made and stored under the tree lock, which fork() holds (config.c): a
+ * Made and stored under the tree lock, which fork() holds (lifecycle.c): a
  * child finds every wake fd of the parent's recorded in its call, and
  * closes each (intr__call_after_fork), or none at all.  The lock also
  * keeps out a handler on this thread that would make a second one.

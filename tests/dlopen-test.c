@@ -4,7 +4,8 @@
  * deadline, spawn and join, intr_on_cancel), unload it with dlclose(), and
  * check that it is gone without a trace: not mapped, no thread left, no fd
  * left, the application's own handler for the interrupt signal back and
- * working, fork() working.  Twenty times over.
+ * working, fork() working.  Twenty times over; then twice loaded and
+ * never used, with a fork() while loaded and one after.
  *
  * Links only libdl and libpthread; the library is found through
  * INTR_DLOPEN_LIB, else lib/.libs/libinterruptible.so under the build
@@ -291,6 +292,38 @@ int main(void)
 		tap_ok(true, "round %d: dlopen, use, dlclose: unmapped, %d "
 		       "thread(s), %d fds, handler back, fork works", round,
 		       threads0, fds0);
+	}
+
+	/* Loaded and never used: its fork handlers (registered at load)
+	 * run in a fork, and go with the library. */
+	for (round = 0; round < 2; round++) {
+		void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+
+		if (!h)
+			FAIL("dlopen %s: %s", path, dlerror());
+		pid = fork();
+		if (pid < 0)
+			FAIL("fork: %s", strerror(errno));
+		if (pid == 0)
+			_exit(42);
+		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 42)
+			FAIL("unused: fork while loaded");
+		if (dlclose(h))
+			FAIL("dlclose: %s", dlerror());
+		if (mapped(real))
+			FAIL("unused: the library is still mapped after "
+			     "dlclose");
+		pid = fork();
+		if (pid < 0)
+			FAIL("fork: %s", strerror(errno));
+		if (pid == 0)
+			_exit(42);
+		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 42)
+			FAIL("unused: fork after dlclose");
+		tap_ok(true, "dlopen, no use, fork, dlclose (%d): unmapped, "
+		       "fork works", round + 1);
 	}
 	return tap_done();
 }
