@@ -56,7 +56,11 @@ static void fork_child(void)
 	intr__tree_lock_reset();
 	intr__pool_after_fork();
 	intr__service_after_fork();
-	intr__signal_after_fork();
+	/* A process that never started the runtime pays nothing here: the
+	 * handler's state (a fresh key) is made when it starts.  fork()
+	 * holds the configuration's lock, so the start is not under way. */
+	if (intr__config_started())
+		intr__signal_after_fork();
 	body = intr__call_after_fork();
 	intr__config_after_fork();
 	intr__context_after_fork();
