@@ -78,7 +78,7 @@ for c in r["cancel"]:
         assert c["failures"] == 0 and c["n"] > 0, c
         assert c["min_ns"] <= c["p50_ns"] <= c["p99_ns"] <= c["max_ns"], c
 assert {o["method"] for o in r["overhead"]} >= {
-    "run_interruptible", "intr_run_here (in-place)", "pthread_create+join",
+    "run_interruptible", "in-place scope", "pthread_create+join",
     "futex ping-pong"}
 assert len(r["scale"]) == 1 and r["scale"][0]["calls"] == 50, r["scale"]
 s = r["scale"][0]["rounds"][0]

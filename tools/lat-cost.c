@@ -119,7 +119,7 @@ unsigned measure_overhead(void)
 			   "floor: two threads, futex wake and wait, one round trip");
 	run = series_new("overhead", "", "run_interruptible", "round",
 			 "empty body, NULL token, warm pool");
-	here = series_new("overhead", "", "intr_run_here (in-place)", "round",
+	here = series_new("overhead", "", "in-place scope", "round",
 			  "empty body, NULL token, on the calling thread");
 	create = series_new("overhead", "", "pthread_create+join", "round",
 			    "an empty thread, default attributes");

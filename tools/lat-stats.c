@@ -788,7 +788,7 @@ static void print_in_place(void)
 			       alike ? "" : "  (placed unlike: not comparable)");
 		}
 	}
-	a = series_find("overhead", "", "intr_run_here (in-place)", "round");
+	a = series_find("overhead", "", "in-place scope", "round");
 	b = series_find("overhead", "", "run_interruptible", "round");
 	if (a && b && a->n && b->n) {
 		if (!any)
