@@ -868,6 +868,8 @@ struct late {
 	atomic_int round;	/* the canceller's go: the round number */
 	atomic_int done;	/* the last round it has cancelled */
 	atomic_int body_in;	/* the round whose body has started */
+	atomic_int armed;	/* the round the canceller is about to
+				 * cancel, once it saw the body start */
 	intr_token *_Atomic tok;
 	uint64_t spin;
 	atomic_int stop;
@@ -887,10 +889,12 @@ static void *late_canceller(void *p)
 			continue;
 		}
 		seen = k;
-		/* Until the body has started, or a little after. */
+		/* Once the body has started; the body goes on only
+		 * once it knows, so the two overlap even on one CPU. */
 		while (atomic_load(&l->body_in) != k && !atomic_load(&l->stop))
-			;
-		h_spin_ns(h_rng_below(&r, 30000));
+			sched_yield();
+		atomic_store(&l->armed, k);
+		h_spin_ns(h_rng_below(&r, 60000));
 		intr_token_cancel(atomic_load(&l->tok));
 		atomic_store(&l->done, k);
 	}
@@ -906,9 +910,12 @@ struct late_body {
 static void *late_body_fn(intr_ctx *ctx, void *p)
 {
 	struct late_body *b = p;
+	uint64_t end = h_deadline(WAIT_MS);
 
 	(void)ctx;
 	atomic_store(&b->l->body_in, b->k);
+	while (atomic_load(&b->l->armed) != b->k && !h_passed(end))
+		sched_yield();
 	h_spin_ns(b->spin);
 	return NULL;
 }

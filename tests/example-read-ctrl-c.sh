@@ -19,12 +19,16 @@ mkfifo "$dir/in" || exit 1
 for flag in "" --restart; do
 	sleep 120 >"$dir/in" &
 	writer=$!
-	./examples/read-ctrl-c $flag <"$dir/in" >"$dir/out" &
+	# A file of its own: a SIGINT sent on the line of an earlier run
+	# would reach a process that ignores it still (a background job of
+	# a shell without job control starts with SIGINT ignored).
+	out="$dir/out$flag"
+	./examples/read-ctrl-c $flag <"$dir/in" >"$out" &
 	pid=$!
 	# Bounded: 30 s for the line and the sleep, then it is killed.
 	i=0
 	while [ "$i" -lt 300 ]; do
-		if grep -q '^reading standard input' "$dir/out" &&
+		if grep -q '^reading standard input' "$out" &&
 		   [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null |
 			cut -c1)" = S ]; then
 			break
@@ -44,8 +48,8 @@ for flag in "" --restart; do
 	rc=$?
 	kill "$writer" 2>/dev/null
 	wait "$writer" 2>/dev/null
-	sed 's/^/# /' "$dir/out"
-	[ "$rc" -eq 0 ] && [ "$(tail -n 1 "$dir/out")" = "interrupted" ]
+	sed 's/^/# /' "$out"
+	[ "$rc" -eq 0 ] && [ "$(tail -n 1 "$out")" = "interrupted" ]
 	tap_ok $? "SIGINT stopped the read${flag:+ ($flag)} (exit $rc)"
 done
 tap_done
