@@ -87,6 +87,41 @@ typedef void (*intr_finalizer)(void *arg);
 int run_interruptible(intr_token *tok, intr_fn fn, void *arg, void **result);
 
 /*
+ * Running a body in place
+ * -----------------------
+ * intr_run_here() runs fn(ctx, arg) on the calling thread itself, which is
+ * interruptible for as long as fn runs: no worker, no thread hop.  The body
+ * has everything a pooled body has (cancel by tok and its deadlines,
+ * intr_cancelled(), the blocking wrappers, intr_on_cancel(), intr_defer(),
+ * intr_ctx_token(), context elements) and returns as run_interruptible()
+ * does: 0, -ECANCELED or -ETIMEDOUT, with fn's value in *result (NULL if a
+ * token cancelled before the scope kept fn from running).  Errors: -EINVAL
+ * (fn NULL, tok not a live token), -EAGAIN (the library's service threads
+ * could not be started on first use, or the library is being unloaded),
+ * -ENOMEM only while context elements capture.
+ *
+ * The body runs under the calling thread's mask with the interrupt signal
+ * open, opened by the scope if the caller had it blocked.  When the scope
+ * returns, every signal the library sent for it has been delivered and
+ * ignored (none reaches the caller's handlers or interrupts its next
+ * system call), and the mask is the one the body left, with the scope's
+ * own opening undone: a caller that blocked the signal has it blocked
+ * again.  Finalizers and context hooks run on the calling thread: install
+ * before the body with the interrupt signal blocked, finalizers, restore
+ * and release after it under the caller's mask.  errno is preserved.
+ *
+ * Any thread may call it, including a pooled body, a finalizer or another
+ * scope's body; not a signal handler.  There is no task: cancel the scope
+ * through tok, or through intr_ctx_token(ctx) handed out by its body.
+ * Nested, only the innermost call's ctx works on the thread.  A scope
+ * nested on intr_ctx_token() of the call it runs in is cancelled with it;
+ * on an unrelated token, the outer call's cancel only interrupts the inner
+ * body's system calls (the wrappers make them again), and the outer body
+ * sees it once the scope has returned.
+ */
+int intr_run_here(intr_token *tok, intr_fn fn, void *arg, void **result);
+
+/*
  * intr_spawn() starts the same call without waiting; intr_join() waits for
  * it, stores the result, frees the task and returns what run_interruptible()
  * would have returned.  intr_tryjoin() returns -EBUSY while the call is

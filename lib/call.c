@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The interruption protocol: one call's life on its worker, and the rules
- * under which a signal may be sent to that worker.
+ * The interruption protocol: one call's life on the thread that runs it
+ * (a pool worker, or the caller's own in place), and the rules under which
+ * a signal may be sent to that thread.
  *
  * States (struct intr_task.state, changed only under the tree lock):
  *
@@ -171,6 +172,45 @@
  * interrupt signal is blocked from the end of the body until the next
  * body unblocks it, whatever the application's mask.
  *
+ * In place (intr_run_here, here.c).  The host of a call is a pool worker
+ * or the caller's own thread; the states, the sends and the handler are
+ * the same, and so is the argument above, but for the masks.  The
+ * caller's thread has its own mask, which may block the interrupt signal
+ * or leave it open, and goes on running the caller's code after the
+ * call.  So:
+ *   start:  the lock blocks every signal and saves the caller's mask.
+ *           Under it the call becomes RUNNING, and this thread's
+ *           intr__current and cookies become the call's before the
+ *           unlock, from which a signal for it may be delivered.  The
+ *           unlock sets the body's mask: the caller's with the interrupt
+ *           signal open (blocked until the install hooks have run, if
+ *           there are any).  `opened' says the caller had it blocked.
+ *   end:    the lock saves the mask the body left.  Every send for the
+ *           call is made under the lock while it is RUNNING, and sets
+ *           `sent' first (send_self, from the handler on this very
+ *           thread during the body, sets it too): when the end step holds
+ *           the lock, every send's system call has returned, and none
+ *           follows.  If nothing was sent, nothing is queued for the call.
+ *           If something was, the unlock opens the interrupt signal, so
+ *           the kernel delivers every queued instance (one for a classic
+ *           signal, several for a real-time one) before that system call
+ *           returns; the handler knows them by the call's cookie, still
+ *           this thread's, and does nothing (the call is DONE, the
+ *           window's flags are down).  Then the mask is the body's again,
+ *           with the interrupt signal blocked if the scope opened it.
+ *           The finalizers, the wake-ups run here and the hooks follow,
+ *           under that mask: no signal for the call is left to reach
+ *           them, nor the caller's code after the scope.
+ *   after:  intr__current and the cookies go back to the call the scope
+ *           ran inside of, if any (a pooled body, another scope), with
+ *           the scope's cookie as the previous one.  While the scope ran,
+ *           that call's signals were still known for ours (signal.c walks
+ *           the chain of outer calls), so a cancel of the outer call
+ *           interrupts the scope's system calls and reaches no handler of
+ *           the application.
+ * The scope undoes exactly its own changes to the mask; a change the body
+ * made is the caller's own code's, and stays.
+ *
  * model/interrupt.pml follows this file, token.c, service.c, signal.c and
  * the window step by step; make model-check has spin verify, over every
  * interleaving of two calls on one worker, that no cancel is lost, none
@@ -197,6 +237,8 @@
 
 /* The call intr__call_run runs on this thread, hooks included. */
 static INTR_TLS struct intr_task *here;
+/* This thread's kernel id, once asked (intr__call_tid). */
+static INTR_TLS pid_t self_tid;
 
 static struct intr_task *running;	/* RUNNING calls */
 static uint64_t next_cookie;
@@ -226,6 +268,8 @@ static void running_del(struct intr_task *t)
  * pending signals (RLIMIT_SIGPENDING) is full. */
 static int send_locked(struct intr_task *t)
 {
+	/* Before the send: the end step of a scope reads it (in place). */
+	atomic_store(&t->sent, true);
 	return intr__signal_send(t->tid, t->cookie, t->ours_pending);
 }
 
@@ -442,6 +486,7 @@ bool intr__call_after_fork(void)
 	int fd;
 
 	running = NULL;
+	self_tid = 0;
 	if (self) {
 		fd = atomic_exchange(&self->fd, -1);
 		if (fd >= 0)
@@ -491,13 +536,78 @@ void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter)
 }
 
 /* User code other than the body runs on the worker under the submitter's
- * mask with the interrupt signal blocked. */
+ * mask with the interrupt signal blocked.  In place it runs under the
+ * caller's own mask, which the lock sections set (below). */
 static void user_mask(const struct intr_task *t)
 {
 	sigset_t m = t->mask;
 
+	if (t->host == INTR_HOST_HERE)
+		return;
 	sigaddset(&m, intr__signo);
 	pthread_sigmask(SIG_SETMASK, &m, NULL);
+}
+
+pid_t intr__call_tid(void)
+{
+	if (!self_tid)
+		self_tid = intr__gettid();
+	return self_tid;
+}
+
+/*
+ * The tree lock for call t's steps.  A worker has every signal blocked
+ * already.  The caller's thread of a scope has its own mask: the lock
+ * blocks everything and saves that mask in *ss, and each step's unlock
+ * says which mask the thread goes on with.
+ */
+static void call_lock(const struct intr_task *t, sigset_t *ss)
+{
+	if (t->host == INTR_HOST_HERE)
+		intr__tree_lock(ss);
+	else
+		intr__tree_lock_blocked();
+}
+
+static void call_unlock(const struct intr_task *t, const sigset_t *m)
+{
+	if (t->host == INTR_HOST_HERE)
+		intr__tree_unlock(m);
+	else
+		intr__tree_unlock_blocked();
+}
+
+/* The TLS of the call a scope runs inside of, kept in the scope's frame
+ * and put back after it. */
+struct outer_tls {
+	struct intr_task *current, *here;
+	uint64_t cookie_cur, cookie_prev;
+	int in_body, sc_active, sc_deferred;
+};
+
+/*
+ * The end step's unlock in place.  cur is the mask the body left.  The
+ * thread goes on with it, and with the interrupt signal blocked again if
+ * the scope opened it: the scope undoes exactly its own change.  If a
+ * signal was sent for t, the unlock first opens the signal, so the kernel
+ * delivers every instance queued for t before the system call returns;
+ * the handler knows them by t's cookie and does nothing with them.
+ */
+static void here_end_unlock(const struct intr_task *t, const sigset_t *cur,
+			    bool sent)
+{
+	sigset_t flush = *cur, after = *cur;
+
+	if (t->opened)
+		sigaddset(&after, intr__signo);
+	if (!sent) {
+		intr__tree_unlock(&after);
+		return;
+	}
+	sigdelset(&flush, intr__signo);
+	intr__tree_unlock(&flush);
+	if (sigismember(&after, intr__signo))
+		pthread_sigmask(SIG_SETMASK, &after, NULL);
 }
 
 /* Run call t on the calling worker, whose signals are all blocked, as
@@ -507,13 +617,19 @@ static void user_mask(const struct intr_task *t)
  * itself, and the quiet mask comes back before the next lock. */
 void intr__call_run(struct intr_task *t, pid_t tid)
 {
+	struct outer_tls o = {
+		intr__current, here, intr__cookie_cur, intr__cookie_prev,
+		intr__in_body, intr__sc_active, intr__sc_deferred,
+	};
+	bool in_place = t->host == INTR_HOST_HERE;
 	struct intr__value *values;
 	struct intr__waker *wake;
-	bool skip, user;
+	bool skip, user, sent;
+	sigset_t ss;
 	int busy;
 
 	here = t;
-	intr__tree_lock_blocked();
+	call_lock(t, &ss);
 	skip = atomic_load(&t->tok.reason) != 0;
 	if (skip) {
 		t->state = INTR_DONE;
@@ -525,12 +641,30 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->cookie = ++next_cookie;
 		running_add(t);
 	}
-	intr__tree_unlock_blocked();
-
-	if (!skip) {
+	if (in_place && !skip) {
+		/* Signals for t may come from the unlock on, with the
+		 * caller's thread open to them: the handler must know t
+		 * already.  The body's mask is the caller's, signal open. */
+		t->outer = o.current;
+		t->mask = ss;
+		t->opened = sigismember(&ss, intr__signo) == 1;
+		sigdelset(&t->mask, intr__signo);
 		intr__current = t;
 		intr__cookie_prev = intr__cookie_cur;
 		intr__cookie_cur = t->cookie;
+		ss = t->mask;
+		/* Hooks run with the signal blocked, as on a worker. */
+		if (t->ctx_els)
+			sigaddset(&ss, intr__signo);
+	}
+	call_unlock(t, &ss);
+
+	if (!skip) {
+		if (!in_place) {
+			intr__current = t;
+			intr__cookie_prev = intr__cookie_cur;
+			intr__cookie_cur = t->cookie;
+		}
 		if (t->ctx_els) {
 			user_mask(t);
 			intr__context_install(t);
@@ -541,15 +675,24 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__sc_active = 0;
 		intr__sc_deferred = 0;
 		intr__in_body = 1;
-		pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
+		if (!in_place || t->ctx_els)
+			pthread_sigmask(SIG_SETMASK, &t->mask, NULL);
 		t->result = t->fn((intr_ctx *)t->ctx, t->arg);
-		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
+		if (!in_place)
+			pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 		intr__in_body = 0;
+		if (in_place) {
+			/* A handler's siglongjmp out of a window in the body
+			 * left its flags up: the flush must not defer. */
+			intr__sc_active = 0;
+			intr__sc_deferred = 0;
+		}
 
-		intr__tree_lock_blocked();
+		call_lock(t, &ss);
 		intr__fault_delay(INTR_DELAY_END_STEP);
 		t->state = INTR_DONE;
 		t->status = atomic_load(&t->tok.reason);
+		sent = atomic_load(&t->sent);
 		running_del(t);
 		/* A wait left by siglongjmp leaves its slot published; no
 		 * canceller looks at it from here on (DONE). */
@@ -559,7 +702,10 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->wake_due = false;
 		/* DONE: no canceller writes the wake fd any more. */
 		intr__slot_close_locked(t);
-		intr__tree_unlock_blocked();
+		if (in_place)
+			here_end_unlock(t, &ss, sent);
+		else
+			intr__tree_unlock_blocked();
 
 		/* Does user code run on this thread after the body: wake-ups,
 		 * finalizers, context hooks?  Under the submitter's mask,
@@ -578,7 +724,15 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 			intr__futex_wait(&t->wake_busy, busy, NULL);
 
 		run_finalizers(t);
-		intr__current = NULL;
+		intr__current = o.current;
+		if (in_place) {
+			/* Back to the call the scope ran inside of. */
+			intr__cookie_cur = o.cookie_cur;
+			intr__cookie_prev = t->cookie;
+			intr__in_body = o.in_body;
+			intr__sc_active = o.sc_active;
+			intr__sc_deferred = o.sc_deferred;
+		}
 		intr__context_restore(t);
 	} else {
 		/* Skipped: only the release hooks, if any, are user code. */
@@ -589,16 +743,16 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 	intr__context_release(t);
 	/* The tree lock needs every signal blocked.  Without user code
 	 * since the body, the mask is still the quiet one: no system call. */
-	if (user)
+	if (user && !in_place)
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
 	/* The call's own token ends with the call. */
-	intr__tree_lock_blocked();
+	call_lock(t, &ss);
 	intr__token_unlink_locked(&t->tok);
 	intr__handle_del(t->tok.handle);
 	values = t->tok.values;
 	t->tok.values = NULL;
-	intr__tree_unlock_blocked();
-	here = NULL;
+	call_unlock(t, &ss);
+	here = o.here;
 	intr__values_free(values);
 }

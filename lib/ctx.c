@@ -33,7 +33,12 @@ INTR_API intr_token *intr_ctx_token(intr_ctx *ctx)
 {
 	struct intr_task *t = intr__call_of(ctx);
 
-	return t ? (intr_token *)t->tok.handle : NULL;
+	if (!t)
+		return NULL;
+	/* A scope's token is registered only once it is asked for. */
+	if (!t->tok.handle && intr__here_token(t))
+		return NULL;
+	return (intr_token *)t->tok.handle;
 }
 
 INTR_API int intr_defer(intr_ctx *ctx, intr_finalizer fn, void *arg)

@@ -164,6 +164,12 @@ int intr__handle_add(void *obj, enum intr__kind kind, uintptr_t *out)
 	return 0;
 }
 
+uintptr_t intr__handle_make(enum intr__kind kind)
+{
+	return (uintptr_t)(++next_id * 0x9e3779b97f4a7c15ull) << 3 |
+	       (uintptr_t)kind;
+}
+
 void *intr__handle_get(uintptr_t key, enum intr__kind kind)
 {
 	size_t i;

@@ -85,6 +85,9 @@ int intr__handle_insert(uintptr_t key, void *obj);
 /* The object handle h names if it is a live handle of kind, else NULL. */
 void *intr__handle_get(uintptr_t h, enum intr__kind kind);
 void intr__handle_del(uintptr_t h);
+/* A value of kind made once, like a handle's, but not registered (a
+ * scope's ctx).  Tree lock held. */
+uintptr_t intr__handle_make(enum intr__kind kind);
 void intr__handles_each(enum intr__kind kind, void (*fn)(void *obj));
 void intr__handles_free(void);
 
@@ -145,7 +148,12 @@ struct intr__waker {
 	bool ran;			/* repeat: it has run once */
 };
 
-/* A call (the public intr_task * is its handle, not its address). */
+/* The thread a call's life runs on (call.c). */
+enum intr__host {
+	INTR_HOST_POOL,	/* a pool worker, all its signals blocked between */
+	INTR_HOST_HERE,	/* the caller's own thread (intr_run_here, here.c) */
+};
+
 /* A job for a pool worker (pool.c): run runs it on the worker, whose
  * thread id is tid; done follows once the worker is idle again. */
 struct intr__job {
@@ -153,6 +161,7 @@ struct intr__job {
 	void (*done)(struct intr__job *job);
 };
 
+/* A call (the public intr_task * is its handle, not its address). */
 struct intr_task {
 	uintptr_t handle;		/* its value in the API */
 	uintptr_t ctx;			/* its intr_ctx * value, the same
@@ -165,6 +174,12 @@ struct intr_task {
 
 	sigset_t mask;			/* the body's: the submitter's, interrupt
 					 * signal open (intr__call_set_mask) */
+	enum intr__host host;
+	atomic_bool sent;		/* a signal went out for it (call.c) */
+	bool opened;			/* here: the caller had the signal
+					 * blocked, the scope opened it */
+	struct intr_task *outer;	/* here: the call this thread ran
+					 * when it started, or NULL */
 
 	/* Interruption protocol (tree lock). */
 	enum intr__state state;
@@ -247,6 +262,18 @@ static inline struct intr_task *intr__call_of(const intr_ctx *ctx)
 	return t && (uintptr_t)ctx == t->ctx ? t : NULL;
 }
 
+/* True if t is the call this thread runs, or one it runs inside of (a
+ * scope's outer calls, here.c). */
+static inline bool intr__call_on_thread(const struct intr_task *t)
+{
+	const struct intr_task *c;
+
+	for (c = intr__current; c; c = c->outer)
+		if (c == t)
+			return true;
+	return false;
+}
+
 /* The body has seen the cancel: the re-sends stop.  Returns the reason. */
 static inline int intr__acknowledge(struct intr_task *t)
 {
@@ -264,6 +291,9 @@ static inline struct intr_task *intr__body_of(const intr_ctx *ctx)
 
 void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter);
 void intr__call_run(struct intr_task *t, pid_t tid);
+/* This thread's kernel id, asked once per thread (and again in a fork
+ * child). */
+pid_t intr__call_tid(void);
 void intr__cancel_locked(struct intr_token *root, int reason);
 uint64_t intr__call_resend_locked(uint64_t now);
 bool intr__call_after_fork(void);
@@ -321,6 +351,10 @@ void intr__slot_close_locked(struct intr_task *t);
 void intr__slot_after_fork(void);
 /* The canceller's wake of a claimed slot s (tree lock; async-signal-safe). */
 void intr__slot_wake_locked(struct intr_task *t, int s);
+
+/* ---------------------------------------------------------------- here.c */
+/* Register the own token of scope t, for intr_ctx_token(): 0, -ENOMEM. */
+int intr__here_token(struct intr_task *t);
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;

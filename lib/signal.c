@@ -29,7 +29,9 @@
  *
  * Telling ours from foreign, for passing on.  A signal from our pid whose
  * value is that of the cookie of the call running on this thread, or of
- * the call that ran on it before, is ours.  The protocol in call.c ensures
+ * the call that ran on it before, or of a call that an in-place scope
+ * running on this thread runs inside of (its chain of outer calls), is
+ * ours.  The protocol in call.c ensures
  * those are the only two of ours that can be delivered here: a signal sent
  * in the last instant of a call stays pending until the worker unblocks
  * the signal for its next body, and is delivered then, before that body
@@ -258,6 +260,8 @@ static int send_self(struct intr_task *t)
 	si.si_pid = self_pid;
 	si.si_uid = self_uid;
 	si.si_value.sival_ptr = (void *)encode(t->cookie);
+	/* Before the send: a scope's end flushes what was sent (call.c). */
+	atomic_store(&t->sent, true);
 	self_owed = 1;
 	if (queue_signal(t->tid, &si) < 0) {
 		self_owed = 0;
@@ -405,6 +409,7 @@ static void handler(int signo, siginfo_t *si, void *uc)
 	int e = errno;
 	uintptr_t v = (uintptr_t)si->si_value.sival_ptr;
 	int depth = chained_depth(si);
+	struct intr_task *t;
 	long seq;
 
 	if (depth >= 0) {
@@ -421,6 +426,10 @@ static void handler(int signo, siginfo_t *si, void *uc)
 		seq = seq_of(v, intr__cookie_cur);
 		if (seq < 0)
 			seq = seq_of(v, intr__cookie_prev);
+		/* Or for a call a scope on this thread runs inside of: its
+		 * cancel may come while the scope runs (here.c). */
+		for (t = intr__current; seq < 0 && t; t = t->outer)
+			seq = seq_of(v, t->cookie);
 		if (seq >= 0) {
 #if INTR_HAVE_WINDOW
 			if (!seq)	/* send_self's own */

@@ -222,7 +222,8 @@ INTR_API int intr_spawn(intr_task **out, intr_token *tok, intr_fn fn, void *arg)
 
 /* Claim the task handle names for joining; *tp is the task.  -EINVAL if
  * it is not a live task, another join has it, or it is the call running on
- * this thread (its body or a finalizer joining itself would wait forever);
+ * this thread or one a scope on it runs inside of (its body or a finalizer
+ * joining itself would wait forever);
  * -EBUSY if only_if_done and the call is still running.  *released: the
  * worker had let go of the task already, and its handle is gone (no entry
  * point reaches it any more, and nothing is left to wait for). */
@@ -236,7 +237,7 @@ static int claim(intr_task *handle, bool only_if_done, struct intr_task **tp,
 	*released = false;
 	intr__tree_lock(&ss);
 	t = intr__task_of(handle);
-	if (!t || t == intr__current || t->joining) {
+	if (!t || intr__call_on_thread(t) || t->joining) {
 		ret = -EINVAL;
 		goto unlock;
 	}

@@ -37,6 +37,13 @@ no_leak_send|-DCHECK_LEAK,-DSEND_FAILS|-DSAFETY,-DNOREDUCE|-E
 no_signal|-DCHECK_LOST,-DSIGNAL_LOST,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
 slot|-DCHECK_SLOT,-DNO_SLOW_RESEND|-DSAFETY,-DNOREDUCE|-E
 stale_slot|-DCHECK_LOST,-DSTALE_SLOT,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
+scope_lost|-DSCOPE,-DCHECK_LOST|-DNOREDUCE,-DNFAIR=3|-a,-f
+scope_return|-DSCOPE,-DCHECK_RETURN|-DNOREDUCE,-DNFAIR=3|-a,-f
+scope_no_leak|-DSCOPE,-DCHECK_LEAK|-DSAFETY,-DNOREDUCE|-E
+scope_once|-DSCOPE,-DCHECK_ONCE|-DSAFETY,-DNOREDUCE|-E
+scope_mask|-DSCOPE,-DCHECK_MASK|-DSAFETY,-DNOREDUCE|-E
+scope_no_leak_send|-DSCOPE,-DCHECK_LEAK,-DSEND_FAILS|-DSAFETY,-DNOREDUCE|-E
+scope_no_deadlock|-DSCOPE|-DSAFETY,-DNOREDUCE|
 "
 
 # mutant  the property it must break
@@ -64,6 +71,7 @@ SLOT_NO_RECHECK|no_signal
 SLOT_SIGNAL_TOO|slot
 SLOT_NO_MARK|stale_slot
 FD_NO_WAKE|no_signal
+SCOPE_NO_FLUSH|scope_no_leak
 "
 
 # The completion handshake of lib/task.c with store buffers.

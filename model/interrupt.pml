@@ -77,6 +77,24 @@
  *                 re-send, the cancel still reaches it: the wrapper asked
  *                 for the signal.
  *
+ * In place (-DSCOPE; call.c, "In place").  The Worker is the caller's
+ * own thread, which runs the two calls as scopes of intr_run_here, one
+ * after the other, with its own code before, between and after them
+ * (W_CALLER).  Its own mask has the interrupt signal open or blocked,
+ * chosen at the start (caller_open).  Every tree lock section blocks
+ * every signal and puts the caller's mask back at its unlock; the start
+ * sets the thread's cookies to the call's under the lock and its unlock
+ * opens the signal for the body; the end step reads `sent' (set before
+ * every send, and by send_self) and, if set, its unlock opens the signal
+ * first (W_FLUSH), so that what is pending is delivered there, then puts
+ * the caller's mask back; after the finalizers the cookies are the
+ * caller's again (none), the scope's the previous one.  The caller's own
+ * handler may cancel in its code too (Ctrl-C before a scope).  The
+ * properties run in this variant as scope_*; no_leak there also asserts
+ * that no signal of ours is delivered in the caller's code or the
+ * finalizers, and none is pending when a scope returns, whatever the
+ * caller's mask.
+ *
  * User code and masks (call.c, Masks): the application's own signal, whose
  * handler cancels the first call's token (a SIGALRM handler calling
  * intr_token_cancel), is open on the worker while it runs a call's user
@@ -123,6 +141,8 @@
  *                   finds a slot out (intr__slot_signal)
  *   FD_NO_WAKE      the canceller that claims an eventfd wait's slot does
  *                   not write the eventfd
+ *   SCOPE_NO_FLUSH  a scope's end step puts the caller's mask back without
+ *                   opening the signal first when something was sent
  */
 
 #define NCALLS		2
@@ -162,6 +182,10 @@
 #define W_FIN		7	/* after the body: signal blocked */
 #define W_FUTEX		10	/* asleep in FUTEX_WAIT on reason[c] */
 #define W_WOKE		11	/* the canceller's FUTEX_WAKE ended it */
+#define W_FLUSH		12	/* SCOPE: the end step's unlock opens the
+				 * signal to flush what was sent */
+#define W_CALLER	13	/* SCOPE: the caller's own code, before,
+				 * between and after the scopes */
 
 /* A system call's result. */
 #define R_NONE		0
@@ -188,6 +212,7 @@ byte state[NCALLS];
 bool reason[NCALLS];		/* tok.reason != 0 (atomic) */
 bool status[NCALLS];		/* the reason when the body ended */
 bool acked[NCALLS];		/* atomic */
+bool sent[NCALLS];		/* a send was made for it (call.c `sent') */
 bool on_list[NCALLS];		/* on the running list */
 bool resend_armed[NCALLS];	/* resend_at != 0 */
 byte cookie[NCALLS];
@@ -199,8 +224,9 @@ byte wake_busy[NCALLS];		/* atomic */
 byte fins[NCALLS];		/* finalizers on the list (worker only) */
 bool deadline_armed = true;	/* intr_token_cancel_after on the first */
 
-/* The worker thread. */
+/* The worker thread (SCOPE: the caller's). */
 bool unblocked;			/* its mask lets the interrupt signal in */
+bool caller_open;		/* SCOPE: the caller's own mask lets it in */
 byte cookie_cur;		/* TLS intr__cookie_cur */
 byte cookie_prev;		/* TLS intr__cookie_prev */
 byte wloc = W_IDLE;
@@ -310,7 +336,8 @@ inline frame_defer()
 	unblocked = false;
 	deferred = true;
 	redo = true;
-	redo_call = sig_call
+	redo_call = sig_call;
+	sent[sig_call] = true	/* send_self */
 }
 
 /* The end of deliver(): the signal queued by frame_defer. */
@@ -356,6 +383,7 @@ inline send_locked(c)
 #ifdef CHECK_SLOT
 	assert(!slot_woke[c] || (wslot[c] & WS_SIGNAL));
 #endif
+	sent[c] = true;		/* before the send, refused or not */
 	/* Refused while the queue is full (EAGAIN): nothing is pending, and
 	 * the service thread retries (unsent) until a send goes through. */
 	if
@@ -489,10 +517,12 @@ inline deliver()
 	sig_pending = false;
 	if
 	:: cookie_cur != 0 && sig_cookie == cookie_cur ->
-		/* Ours, for the body running here. */
+		/* Ours, for the body running here; in place also the
+		 * flush of a scope's end, its call DONE. */
 #ifdef CHECK_LEAK
-		assert(state[sig_call] == RUNNING && reason[sig_call]);
-		assert(wloc != W_IDLE && wloc != W_FIN);
+		assert(wloc == W_FLUSH ||
+		       (state[sig_call] == RUNNING && reason[sig_call]));
+		assert(wloc != W_IDLE && wloc != W_FIN && wloc != W_CALLER);
 #endif
 		handled_cur[sig_call] = true;
 		if
@@ -816,7 +846,10 @@ inline run_finalizers(c)
 		fins[c]--;		/* unlinked before it runs */
 #endif
 #ifdef CHECK_ONCE
-		assert(!unblocked && wake_busy[c] == 0 && !wake_running);
+#ifndef SCOPE
+		assert(!unblocked);
+#endif
+		assert(wake_busy[c] == 0 && !wake_running);
 #endif
 		fin_ran[c]++;
 		if
@@ -832,12 +865,30 @@ inline run_finalizers(c)
 active proctype Worker()
 {
 	byte c = 0, k, r, n;
-	bool skip_body, took;
+	bool skip_body, took, s;
 
+#ifdef SCOPE
+	/* The caller's thread, which has the interrupt signal open or
+	 * blocked in its own mask, and the application's signal open. */
+	if
+	:: caller_open = true
+	:: caller_open = false
+	fi;
+	atomic { unblocked = caller_open; app_open = true; wloc = W_CALLER };
+#endif
 	do
 	:: c < NCALLS ->
+#ifndef SCOPE
 		/* pool.c worker_main: the call is w->task */
 		wloc = W_IDLE;
+#else
+		/* The caller's code: its own handler may cancel (a
+		 * Ctrl-C before the scope). */
+		app_handler();
+		/* here.c intr_run_here: the tree lock blocks every signal
+		 * and saves the caller's mask */
+		atomic { unblocked = false; app_open = false };
+#endif
 		/* call.c intr__call_run: start */
 		worker_lock();
 		if
@@ -852,11 +903,23 @@ active proctype Worker()
 			on_list[c] = true;	/* running_add */
 			skip_body = false
 		fi;
-		unlock();
+#ifdef SCOPE
+		/* In place the thread's cookies are the call's before the
+		 * unlock, which opens the signal. */
 		if
 		:: !skip_body ->
 			cookie_prev = cookie_cur;
+			cookie_cur = cookie[c]
+		:: else
+		fi;
+#endif
+		unlock();
+		if
+		:: !skip_body ->
+#ifndef SCOPE
+			cookie_prev = cookie_cur;
 			cookie_cur = cookie[c];
+#endif
 			/* pthread_sigmask(body mask): a pending signal is
 			 * handled before it returns */
 			atomic {
@@ -924,6 +987,7 @@ active proctype Worker()
 			took = wakers[c];
 			wakers[c] = false;
 			wake_due[c] = false;
+			s = sent[c];
 #ifdef MUTATION_WAIT_LOCKED
 			/* Wait for the wake-up thread with the lock held. */
 			wake_busy[c] == 0;
@@ -931,6 +995,27 @@ active proctype Worker()
 			unlock();
 #ifdef MUTATION_BLOCK_LATE
 			unblocked = false;
+#endif
+#ifdef SCOPE
+			/* The unlock: if anything was sent, the signal open
+			 * first, so every instance queued is delivered before
+			 * it returns; then the caller's mask (the body left
+			 * it alone here). */
+			if
+#ifndef MUTATION_SCOPE_NO_FLUSH
+			:: s ->
+				atomic {
+					wloc = W_FLUSH;
+					unblocked = true;
+					if
+					:: sig_pending -> deliver()
+					:: else
+					fi
+				}
+#endif
+			:: else
+			fi;
+			atomic { wloc = W_FIN; unblocked = caller_open };
 #endif
 			app_open = true;	/* user code: submitter's mask */
 			/* wakers_run: a repeating action that ran already
@@ -944,8 +1029,32 @@ active proctype Worker()
 			wake_busy[c] == 0;	/* futex wait */
 #endif
 			run_finalizers(c)
+#ifdef SCOPE
+			;
+			/* Back to the caller's cookies: none, the scope's the
+			 * previous one. */
+			cookie_prev = cookie_cur;
+			cookie_cur = 0
+#endif
 		:: else
+#ifdef SCOPE
+			/* Skipped: the start's unlock put the caller's mask
+			 * back. */
+			atomic { unblocked = caller_open; app_open = true }
+#endif
 		fi;
+#ifdef SCOPE
+		/* The token unlinked: the tree lock blocks every signal,
+		 * and its unlock puts the caller's mask back. */
+		atomic { unblocked = false; app_open = false };
+		worker_lock();
+		unlock();
+		atomic { unblocked = caller_open; app_open = true; wloc = W_CALLER };
+#ifdef CHECK_LEAK
+		/* Nothing of the scope's is left for the caller's code. */
+		assert(!sig_pending);
+#endif
+#else
 		/* The release hooks (user code, which may open signals), also
 		 * for a call skipped at its start; then the quiet mask again;
 		 * then the call's token is unlinked under the lock. */
@@ -966,6 +1075,7 @@ active proctype Worker()
 		fi;
 		worker_lock();
 		unlock();
+#endif
 #ifdef CHECK_ONCE
 		assert(fins[c] == 0 && fin_ran[c] == fin_reg[c]);
 		assert(fin_reg[c] == (skip_body -> 0 : 2));
@@ -973,7 +1083,9 @@ active proctype Worker()
 		assert(!wake_reg[c] ||
 		       (status[c] -> wake_ran[c] >= 1 : wake_ran[c] == 0));
 #endif
+#ifndef SCOPE
 		wloc = W_IDLE;
+#endif
 		ended++;
 		c++
 	:: else -> break

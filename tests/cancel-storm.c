@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Description: a signal handler cancels tokens and tasks at a high rate on
- * the very thread that spawns, cancels, joins, makes and frees them:
- * intr_token_cancel() and intr_task_cancel() are async-signal-safe, so
- * nothing may ever wait there for a lock that the interrupted thread holds.
+ * the very thread that spawns, cancels, joins, makes and frees them, or
+ * runs them in place (intr_run_here): intr_token_cancel() and
+ * intr_task_cancel() are async-signal-safe, so nothing may ever wait there
+ * for a lock that the interrupted thread holds.
  *
  * Another thread sends SIGUSR2 (blocked everywhere but on the main thread)
  * to the main thread as fast as it can; the handler cancels the token and
@@ -145,14 +146,79 @@ static void *body(intr_ctx *ctx, void *arg)
 	return NULL;
 }
 
+/* In place, the body cancels its own scope every other round: the
+ * cancel's signal goes to this very thread. */
+static void *here_body(intr_ctx *ctx, void *arg)
+{
+	if (arg)
+		intr_token_cancel(atomic_load(&cur_tok));
+	intr_sleep(ctx, 100000);
+	return NULL;
+}
+
+/* n calls on this thread under the storm: spawned and joined from it, or
+ * run on it in place. */
+static void storm(bool here, long n)
+{
+	long i, cancelled = 0, finished = 0, bad = 0;
+	int before = atomic_load(&handled);
+	int r;
+
+	for (i = 0; i < n; i++) {
+		intr_token *tok;
+		intr_task *t;
+
+		r = intr_token_new(&tok, NULL);
+		if (r) {
+			bad++;
+			break;
+		}
+		atomic_store(&cur_tok, tok);
+		if (here) {
+			r = intr_run_here(tok, here_body,
+					  (i % 2) ? &cur_tok : NULL, NULL);
+			if (r == -ECANCELED)
+				cancelled++;
+			else if (!r)
+				finished++;
+			else
+				bad++;
+		} else if (!(r = intr_spawn(&t, tok, body, NULL))) {
+			atomic_store(&cur_task, t);
+			if (i % 2)
+				intr_token_cancel(tok);
+			atomic_store(&cur_task, NULL);
+			r = intr_join(t, NULL);
+			if (r == -ECANCELED)
+				cancelled++;
+			else if (!r)
+				finished++;
+			else
+				bad++;
+		} else {
+			bad++;
+		}
+		atomic_store(&cur_tok, NULL);
+		if (intr_token_free(tok))
+			bad++;
+		atomic_fetch_add(&progress, 1);
+	}
+	tap_ok(i == n && !bad, "%s: %ld calls under %d cancelling signal "
+	       "handlers on the same thread: %ld cancelled, %ld not, %ld "
+	       "errors", here ? "in place (intr_run_here)" :
+	       "spawn, cancel, join", i, atomic_load(&handled) - before,
+	       cancelled, finished, bad);
+	tap_ok(atomic_load(&handled) > before, "%s: the handler ran (%d "
+	       "times)", here ? "in place" : "pooled",
+	       atomic_load(&handled) - before);
+}
+
 int main(void)
 {
 	pthread_t snd, dog;
 	struct sigaction sa;
 	sigset_t usr2, old;
-	long i, n = b_scale(ITERATIONS);
-	long cancelled = 0, finished = 0, bad = 0;
-	int r;
+	long n = b_scale(ITERATIONS);
 
 	main_th = pthread_self();
 	memset(&sa, 0, sizeof(sa));
@@ -186,45 +252,10 @@ int main(void)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-	for (i = 0; i < n; i++) {
-		intr_token *tok;
-		intr_task *t;
-
-		r = intr_token_new(&tok, NULL);
-		if (r) {
-			bad++;
-			break;
-		}
-		atomic_store(&cur_tok, tok);
-		r = intr_spawn(&t, tok, body, NULL);
-		if (!r) {
-			atomic_store(&cur_task, t);
-			if (i % 2)
-				intr_token_cancel(tok);
-			atomic_store(&cur_task, NULL);
-			r = intr_join(t, NULL);
-			if (r == -ECANCELED)
-				cancelled++;
-			else if (!r)
-				finished++;
-			else
-				bad++;
-		} else {
-			bad++;
-		}
-		atomic_store(&cur_tok, NULL);
-		if (intr_token_free(tok))
-			bad++;
-		atomic_fetch_add(&progress, 1);
-	}
+	storm(false, n);
+	storm(true, n);
 	atomic_store(&stop, 1);
 	pthread_join(snd, NULL);
 	pthread_join(dog, NULL);
-	tap_ok(i == n && !bad, "%ld spawns, cancels and joins under %d "
-	       "cancelling signal handlers on the same thread: %ld cancelled, "
-	       "%ld not, %ld errors", i, atomic_load(&handled), cancelled,
-	       finished, bad);
-	tap_ok(atomic_load(&handled) > 0, "the handler ran (%d times)",
-	       atomic_load(&handled));
 	return tap_done();
 }

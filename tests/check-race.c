@@ -227,6 +227,7 @@ START_TEST(race_plain_read)
 	bool pinned;
 	long i;
 
+	host_set(_i);
 	h_rng_seed(&r, "race_plain_read");
 	pinned = pin_setup();
 	configure(0, RESEND_US);
@@ -247,7 +248,7 @@ START_TEST(race_plain_read)
 		ck_assert_int_eq(intr_token_new(&tok, NULL), 0);
 		if (w == W_BEFORE)
 			ck_assert_int_eq(intr_token_cancel(tok), 0);
-		ck_assert_int_eq(intr_spawn(&task, tok, read_body, &a), 0);
+		ck_assert_int_eq(host_spawn(&task, tok, read_body, &a), 0);
 		switch (w) {
 		case W_BEFORE:
 			break;
@@ -451,7 +452,7 @@ static void race_uring(const char *name, bool data)
 		if (w == W_BEFORE)
 			ck_assert_int_eq(intr_token_cancel(tok), 0);
 		maybe_nop(&r, data, &ring, &nc);
-		ck_assert_int_eq(intr_spawn(&task, tok, uring_body, &a), 0);
+		ck_assert_int_eq(host_spawn(&task, tok, uring_body, &a), 0);
 		maybe_nop(&r, data, &ring, &nc);
 		switch (w) {
 		case W_BEFORE:
@@ -544,12 +545,14 @@ static void race_uring(const char *name, bool data)
 
 START_TEST(race_uring_wait_cqe)
 {
+	host_set(_i);
 	race_uring("race_uring_wait_cqe", false);
 }
 END_TEST
 
 START_TEST(race_uring_wait_cqe_nops)
 {
+	host_set(_i);
 	race_uring("race_uring_wait_cqe_nops", true);
 }
 END_TEST
@@ -584,9 +587,11 @@ START_TEST(race_no_stale_interrupt)
 	bool pinned;
 	long i;
 
+	host_set(_i);
 	h_rng_seed(&r, "race_no_stale_interrupt");
 	pinned = pin_setup();
 	configure(1, 20);
+	host_max(1);
 	for (i = 0; i < h_scale(RACE_ITERS); i++) {
 		/* A released by a byte then cancelled, or cancelled blocked */
 		bool released = h_rng_below(&r, 2);
@@ -603,7 +608,7 @@ START_TEST(race_no_stale_interrupt)
 		h_make_pipe(fds);
 		a.fd = fds[0];
 		ck_assert_int_eq(intr_token_new(&ta, NULL), 0);
-		ck_assert_int_eq(intr_spawn(&task, ta, read_body, &a), 0);
+		ck_assert_int_eq(host_spawn(&task, ta, read_body, &a), 0);
 		if (released)
 			h_write_byte(fds[1]);
 		h_spin_ns(spin);
@@ -618,7 +623,7 @@ START_TEST(race_no_stale_interrupt)
 
 		/* B: same worker, fresh token, never cancelled */
 		ck_assert_int_eq(intr_token_new(&tb, NULL), 0);
-		ret = intr_spawn(&task, tb, quiet_body, &q);
+		ret = host_spawn(&task, tb, quiet_body, &q);
 		ck_assert_msg(ret == 0,
 			      "iteration %ld: spawn after the only worker's call returned: %d",
 			      i, ret);
@@ -713,6 +718,7 @@ START_TEST(race_data_read)
 	struct h_rng r;
 	long i;
 
+	host_set(_i);
 	h_rng_seed(&r, "race_data_read");
 	pin_setup();
 	configure(0, RESEND_US);
@@ -745,7 +751,7 @@ START_TEST(race_data_read)
 			ck_assert_int_eq(intr_token_cancel(tok), 0);
 		if (writer_first)
 			ck_assert_int_eq(pthread_create(&wr, NULL, writer_main, &wa), 0);
-		ck_assert_int_eq(intr_spawn(&task, tok, data_body, &a), 0);
+		ck_assert_int_eq(host_spawn(&task, tok, data_body, &a), 0);
 		if (!writer_first)
 			ck_assert_int_eq(pthread_create(&wr, NULL, writer_main, &wa), 0);
 		switch (w) {
@@ -831,7 +837,7 @@ static Suite *make_suite(void)
 #endif
 
 	tc = h_tcase(s, "plain_read", TEST_TIMEOUT);
-	tcase_add_test(tc, race_plain_read);
+	tcase_add_loop_test(tc, race_plain_read, 0, H_HOSTS);
 #ifdef HAVE_LIBURING
 	/* Where io_uring is not permitted, one line says so; any other
 	 * failure to set up a ring fails the tests. */
@@ -840,14 +846,14 @@ static Suite *make_suite(void)
 			    why);
 	} else {
 		tc = h_tcase(s, "uring_wait_cqe", TEST_TIMEOUT);
-		tcase_add_test(tc, race_uring_wait_cqe);
-		tcase_add_test(tc, race_uring_wait_cqe_nops);
+		tcase_add_loop_test(tc, race_uring_wait_cqe, 0, H_HOSTS);
+		tcase_add_loop_test(tc, race_uring_wait_cqe_nops, 0, H_HOSTS);
 	}
 #endif
 	tc = h_tcase(s, "stale", TEST_TIMEOUT);
-	tcase_add_test(tc, race_no_stale_interrupt);
+	tcase_add_loop_test(tc, race_no_stale_interrupt, 0, H_HOSTS);
 	tc = h_tcase(s, "data", TEST_TIMEOUT);
-	tcase_add_test(tc, race_data_read);
+	tcase_add_loop_test(tc, race_data_read, 0, H_HOSTS);
 	return s;
 }
 

@@ -367,12 +367,14 @@ static const struct race_case case_wait_cqes_ts = {
 
 START_TEST(race_uring_wait_cqe)
 {
+	host_set(_i);
 	run_race(&case_wait_cqe, true);
 }
 END_TEST
 
 START_TEST(race_uring_wait_cqes_timeout)
 {
+	host_set(_i);
 	run_race(&case_wait_cqes_ts, true);
 }
 END_TEST
@@ -1214,8 +1216,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, uring_wait_cqes_timeout_basic);
 	tcase_add_test(tc, uring_off_worker_einval);
 	tc = h_tcase(s, "race", TEST_TIMEOUT);
-	tcase_add_test(tc, race_uring_wait_cqe);
-	tcase_add_test(tc, race_uring_wait_cqes_timeout);
+	tcase_add_loop_test(tc, race_uring_wait_cqe, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_uring_wait_cqes_timeout, 0, H_HOSTS);
 	tcase_add_test(tc, uring_submit_and_wait);
 	tc = h_tcase(s, "sigprof", TEST_TIMEOUT);
 	tcase_add_test(tc, uring_sigprof);

@@ -296,12 +296,14 @@ static const struct race_case case_read = {
 
 START_TEST(race_syscall_read)
 {
+	host_set(_i);
 	run_race(&case_syscall_read, true);
 }
 END_TEST
 
 START_TEST(race_read)
 {
+	host_set(_i);
 	run_race(&case_read, true);
 }
 END_TEST
@@ -418,6 +420,7 @@ static const struct race_case case_data = {
 
 START_TEST(race_data_read)
 {
+	host_set(_i);
 	/* data in the pipe keeps the body out of the gap: not required */
 	run_race(&case_data, false);
 }
@@ -548,12 +551,14 @@ static const struct race_case case_cond_set = {
 
 START_TEST(race_cond_wait_never)
 {
+	host_set(_i);
 	run_race(&case_cond_never, true);
 }
 END_TEST
 
 START_TEST(race_cond_wait_broadcast)
 {
+	host_set(_i);
 	run_race(&case_cond_set, true);
 }
 END_TEST
@@ -632,6 +637,7 @@ static const struct race_case case_sleep = {
 
 START_TEST(race_sleep)
 {
+	host_set(_i);
 	run_race(&case_sleep, true);
 }
 END_TEST
@@ -687,6 +693,7 @@ static const struct race_case case_poll = {
 
 START_TEST(race_poll)
 {
+	host_set(_i);
 	run_race(&case_poll, true);
 }
 END_TEST
@@ -788,6 +795,7 @@ static const struct race_case case_accept = {
 
 START_TEST(race_accept)
 {
+	host_set(_i);
 	run_race(&case_accept, true);
 }
 END_TEST
@@ -900,6 +908,7 @@ static const struct race_case case_write = {
 
 START_TEST(race_write)
 {
+	host_set(_i);
 	run_race(&case_write, true);
 }
 END_TEST
@@ -1040,6 +1049,7 @@ static const struct race_case case_on_cancel = {
 
 START_TEST(race_on_cancel)
 {
+	host_set(_i);
 	run_race(&case_on_cancel, true);
 }
 END_TEST
@@ -2247,18 +2257,18 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, wrappers_off_worker_einval);
 	tcase_add_test(tc, oncancel_basic);
 	tc = h_tcase(s, "race", TEST_TIMEOUT);
-	tcase_add_test(tc, race_syscall_read);
-	tcase_add_test(tc, race_read);
-	tcase_add_test(tc, race_cond_wait_never);
-	tcase_add_test(tc, race_cond_wait_broadcast);
-	tcase_add_test(tc, race_sleep);
-	tcase_add_test(tc, race_poll);
-	tcase_add_test(tc, race_accept);
-	tcase_add_test(tc, race_write);
-	tcase_add_test(tc, race_on_cancel);
+	tcase_add_loop_test(tc, race_syscall_read, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_read, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_cond_wait_never, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_cond_wait_broadcast, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_sleep, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_poll, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_accept, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_write, 0, H_HOSTS);
+	tcase_add_loop_test(tc, race_on_cancel, 0, H_HOSTS);
 	tc = h_tcase(s, "race-data", TEST_TIMEOUT);
 	tcase_set_tags(tc, H_TAG_QEMU_OPEN);
-	tcase_add_test(tc, race_data_read);
+	tcase_add_loop_test(tc, race_data_read, 0, H_HOSTS);
 	tc = h_tcase(s, "sigprof", TEST_TIMEOUT);
 	tcase_add_test(tc, wrappers_sigprof);
 	tc = h_tcase(s, "wake", TEST_TIMEOUT);

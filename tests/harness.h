@@ -33,6 +33,7 @@
 #include <interruptible.h>
 
 #include "clock.h"
+#include "host.h"
 #include "wait.h"
 
 /* Hand-offs through a pipe order memory as a lock would, but helgrind only
@@ -282,7 +283,7 @@ static inline void h_wait_readable(int fd, unsigned ms, const char *what)
  * join's result, or fails the test if the task did not finish in time. */
 static inline int h_join_within(intr_task *t, void **result, unsigned ms)
 {
-	int fd = intr_task_fd(t);
+	int fd = host_task_fd(t);
 	int ret;
 
 	ck_assert_int_ge(fd, 0);
@@ -291,13 +292,13 @@ static inline int h_join_within(intr_task *t, void **result, unsigned ms)
 		ck_abort_msg("task did not finish within %u ms", ms);
 	if (ret < 0)
 		ck_assert_int_eq(errno, EINTR);
-	return intr_join(t, result);
+	return host_join(t, result);
 }
 
 /* True if task t is done (its fd is readable), without waiting. */
 static inline bool h_task_done(intr_task *t)
 {
-	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
+	struct pollfd p = { .fd = host_task_fd(t), .events = POLLIN };
 
 	ck_assert_int_ge(p.fd, 0);
 	return poll(&p, 1, 0) > 0;

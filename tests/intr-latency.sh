@@ -50,7 +50,7 @@ fi
 for want in "cancel latency: intr_read" "cancel latency: intr_uring_wait_cqe" \
 	"cost while blocked" "call overhead" "scale: calls blocked" " 50 calls" \
 	"canceller CPU per call" "joiner CPU per call" "floor: sender CPU" \
-	"targets" \
+	"targets" "in place / pooled" \
 	"histogram"; do
 	grep -q "$want" "$dir/out"
 	check $? "the output has '$want'"
@@ -65,8 +65,10 @@ for k in ("tool", "version", "options", "cancel", "overhead", "idle", "scale",
           "targets"):
     assert k in r, "no key " + k
 rows = {(c["call"], c["method"], c["stage"]) for c in r["cancel"]}
-for m in ("eventfd", "kill", "intr", "poll", "pthread_cancel"):
+for m in ("eventfd", "kill", "intr", "intr-in-place", "poll",
+          "pthread_cancel"):
     assert ("intr_read", m, "body") in rows, "no intr_read/" + m
+assert ("intr_read", "intr-in-place", "final") in rows
 uring = not any(c["call"] == "intr_uring_wait_cqe" and
                 c["note"].startswith("skipped") for c in r["cancel"])
 for m in ("nop", "msgring") if uring else ():
@@ -76,7 +78,8 @@ for c in r["cancel"]:
         assert c["failures"] == 0 and c["n"] > 0, c
         assert c["min_ns"] <= c["p50_ns"] <= c["p99_ns"] <= c["max_ns"], c
 assert {o["method"] for o in r["overhead"]} >= {
-    "run_interruptible", "pthread_create+join", "futex ping-pong"}
+    "run_interruptible", "in-place scope", "pthread_create+join",
+    "futex ping-pong"}
 assert len(r["scale"]) == 1 and r["scale"][0]["calls"] == 50, r["scale"]
 s = r["scale"][0]["rounds"][0]
 assert s["cancelled"] == 50, s

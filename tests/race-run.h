@@ -200,7 +200,7 @@ static void run_race(const struct race_case *rc, bool gap_required)
 					 0);
 		}
 		t0 = h_now_ns();
-		ck_assert_int_eq(intr_spawn(&task, tok, rc->body, &it), 0);
+		ck_assert_int_eq(host_spawn(&task, tok, rc->body, &it), 0);
 		if (rc->spawned)
 			rc->spawned(&it);
 		switch (it.w) {

@@ -305,7 +305,7 @@ static inline void sleep_ns(uint64_t ns)
 /* Wait, bounded, until task t is done; fail naming the iteration if not. */
 static inline void wait_done(intr_task *t, long iter, const char *what)
 {
-	int fd = intr_task_fd(t);
+	int fd = host_task_fd(t);
 	int ret;
 
 	ck_assert_int_ge(fd, 0);
@@ -572,7 +572,7 @@ static inline uint64_t do_cancel(intr_token *tok, intr_task *task,
 				 enum how how)
 {
 	if (how == HOW_TASK)
-		ck_assert_int_eq(intr_task_cancel(task), 0);
+		ck_assert_int_eq(host_task_cancel(task), 0);
 	else
 		ck_assert_int_eq(intr_token_cancel(tok), 0);
 	return h_now_ns();

@@ -77,6 +77,7 @@ const char *const method_name[NMETHODS] = {
 	[M_NOP] = "nop",
 	[M_MSGRING] = "msgring",
 	[M_INTR] = "intr",
+	[M_HERE] = "intr-in-place",
 	[M_POLL] = "poll",
 	[M_PCANCEL] = "pthread_cancel",
 };
@@ -112,6 +113,8 @@ const char *method_note(enum lat_method m)
 		return "MSG_RING from the canceller's ring to the waiter's";
 	case M_INTR:
 		return "intr_token_cancel; the body returns, finalizers run";
+	case M_HERE:
+		return "the same, the body in place on the waiter's own thread (intr_run_here)";
 	case M_POLL:
 		return "the waiter re-checks a flag every timeout; cancel at a random point";
 	case M_PCANCEL:
@@ -147,6 +150,8 @@ struct probe {
 	uint64_t t_body, t_final;
 	int cpu;			/* the waiter's, at t_body */
 	bool stopped;			/* the waiter saw the stop */
+	intr_token *tok;		/* M_HERE: the scope's */
+	uint64_t t_ret;			/* M_HERE: the scope returned */
 	bool locked;			/* pthread_cancel on cond: mutex held */
 };
 
@@ -241,7 +246,7 @@ static void *intr_body(intr_ctx *ctx, void *arg)
 	char c;
 	long r;
 
-	place_waiter(method_name[M_INTR]);
+	place_waiter(method_name[p->m]);
 	intr_defer(ctx, finalizer, p);
 	if (e->call == CALL_COND)
 		pthread_mutex_lock(&e->mu);
@@ -307,6 +312,18 @@ static void *intr_body(intr_ctx *ctx, void *arg)
 	}
 	if (e->call == CALL_COND)
 		pthread_mutex_unlock(&e->mu);
+	return NULL;
+}
+
+/* The waiter of M_HERE: a thread of the application's own, which runs
+ * the library's body in place. */
+static void *here_main(void *arg)
+{
+	struct probe *p = arg;
+
+	intr_run_here(p->tok, intr_body, p, NULL);
+	p->t_ret = now_ns();
+	finished(p);
 	return NULL;
 }
 
@@ -574,6 +591,11 @@ static int run_once(struct env *e, enum lat_method m, struct once *o,
 		r = intr_token_new(&tok, NULL);
 		if (!r)
 			r = intr_spawn(&task, tok, intr_body, &p);
+	} else if (m == M_HERE) {
+		r = intr_token_new(&tok, NULL);
+		p.tok = tok;
+		if (!r)
+			r = -pthread_create(&p.th, NULL, here_main, &p);
 	} else {
 		r = -pthread_create(&p.th, NULL, peer_main, &p);
 	}
@@ -623,6 +645,7 @@ static int run_once(struct env *e, enum lat_method m, struct once *o,
 		goto wait;	/* the self-check: a lost stop */
 	switch (m) {
 	case M_INTR:
+	case M_HERE:
 		intr_token_cancel(tok);
 		break;
 	case M_EVENTFD: {
@@ -691,8 +714,9 @@ wait:
 	if (ret)
 		return -1;
 	o->body = p.t_body - t0;
-	o->final = m == M_INTR ? p.t_final - t0 : 0;
-	o->ret = t1 - t0;
+	o->final = m == M_INTR || m == M_HERE ? p.t_final - t0 : 0;
+	/* In place the scope returns on the waiter's thread. */
+	o->ret = m == M_HERE ? p.t_ret - t0 : t1 - t0;
 	o->cpu_waiter = p.cpu;
 	return 0;
 }
@@ -792,7 +816,7 @@ unsigned measure_cancel(enum lat_call c)
 			continue;
 		}
 		for (st = 0; st < NSTAGES; st++) {
-			if (st == ST_FINAL && m != M_INTR)
+			if (st == ST_FINAL && m != M_INTR && m != M_HERE)
 				continue;
 			s[m][st] = series_new("cancel", call_name[c],
 					      method_name[m], stage[st],

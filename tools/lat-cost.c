@@ -107,7 +107,7 @@ static uint64_t ping(struct pingpong *pp, int *seq)
 
 unsigned measure_overhead(void)
 {
-	struct series *run, *create, *futex;
+	struct series *run, *here, *create, *futex;
 	unsigned i, n = opt.loops * 10, failures = 0;
 	struct pingpong pp = { 0 };
 	pthread_t th;
@@ -119,9 +119,12 @@ unsigned measure_overhead(void)
 			   "floor: two threads, futex wake and wait, one round trip");
 	run = series_new("overhead", "", "run_interruptible", "round",
 			 "empty body, NULL token, warm pool");
+	here = series_new("overhead", "", "in-place scope", "round",
+			  "empty body, NULL token, on the calling thread");
 	create = series_new("overhead", "", "pthread_create+join", "round",
 			    "an empty thread, default attributes");
 	run->floor = futex;
+	here->floor = futex;
 	create->floor = futex;
 	futex->floor = futex;
 
@@ -154,6 +157,17 @@ unsigned measure_overhead(void)
 		} else {
 			series_add(run, now_ns() - t0);
 			series_place(run, cpu, own);
+		}
+
+		own = sched_getcpu();
+		t0 = now_ns();
+		r = intr_run_here(NULL, empty_body, &cpu, NULL);
+		if (r) {
+			here->failures++;
+			failures++;
+		} else {
+			series_add(here, now_ns() - t0);
+			series_place(here, cpu, own);
 		}
 
 		own = sched_getcpu();

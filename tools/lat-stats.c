@@ -754,11 +754,56 @@ static void compute_targets(const struct idle_result *idle, unsigned nidle,
 	}
 }
 
+/* The scope in place beside the pooled call, measured in the same run.
+ * Where the waiters ran is known of the body stage; the return stage is
+ * where each caller learns of the end: in place on the waiter's own
+ * thread, for the pool on the joiner's. */
+static void print_in_place(void)
+{
+	static const char *const stages[] = { "body", "final", "return" };
+	struct series *a, *b;
+	bool any = false, alike;
+	unsigned c, st;
+	char name[80];
+
+	for (c = 0; c < NCALLS; c++) {
+		a = series_find("cancel", call_name[c], "intr-in-place", "body");
+		b = series_find("cancel", call_name[c], "intr", "body");
+		if (!a || !b || !a->n || !b->n)
+			continue;
+		alike = placed_alike(a, b);
+		if (!any)
+			printf("\nin place / pooled (p50 ratios from this run)\n");
+		any = true;
+		for (st = 0; st < 3; st++) {
+			a = series_find("cancel", call_name[c],
+					"intr-in-place", stages[st]);
+			b = series_find("cancel", call_name[c], "intr",
+					stages[st]);
+			if (!a || !b)
+				continue;
+			snprintf(name, sizeof(name), "cancel %s, %s",
+				 call_name[c], stages[st]);
+			printf("  %-52s %8.2f%s\n", name, p50_ratio(a, b),
+			       alike ? "" : "  (placed unlike: not comparable)");
+		}
+	}
+	a = series_find("overhead", "", "in-place scope", "round");
+	b = series_find("overhead", "", "run_interruptible", "round");
+	if (a && b && a->n && b->n) {
+		if (!any)
+			printf("\nin place / pooled (p50 ratios from this run)\n");
+		printf("  %-52s %8.2f\n", "overhead, empty call",
+		       p50_ratio(a, b));
+	}
+}
+
 void print_targets(const struct idle_result *idle, unsigned nidle,
 		   const struct scale_result *scale, unsigned nscale)
 {
 	unsigned i;
 
+	print_in_place();
 	compute_targets(idle, nidle, scale, nscale);
 	if (!ntargets)
 		return;

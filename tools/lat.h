@@ -35,6 +35,7 @@ enum lat_method {
 	M_NOP,			/* NOP submitted to the waiter's ring */
 	M_MSGRING,		/* MSG_RING from the canceller's own ring */
 	M_INTR,			/* intr_token_cancel */
+	M_HERE,			/* the same, of a scope in place */
 	M_POLL,			/* the waiter polls a flag with a timeout */
 	M_PCANCEL,		/* pthread_cancel: kills the body */
 	NMETHODS
