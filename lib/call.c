@@ -154,6 +154,7 @@
  * (config.c) starts when the body goes on.
  *
  * Unloading (intr__fini, config.c) goes ahead only with no call running,
+ * pooled or in place (a scope keeps no worker busy: here.c counts them),
  * and for good: the pool refuses calls (-EAGAIN) and the service threads,
  * once stopped, refuse to start, so a call that comes in later starts no
  * thread in code about to be unmapped.  A cancel then finds no RUNNING

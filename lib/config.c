@@ -134,6 +134,7 @@ static void fork_child(void)
 	intr__service_after_fork();
 	intr__signal_after_fork();
 	body = intr__call_after_fork();
+	intr__here_after_fork();
 	pthread_mutex_init(&init_mu, NULL);
 	intr__context_after_fork();
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
@@ -188,7 +189,8 @@ out:
 
 /*
  * When the library is unloaded (dlclose), or the process exits: if no call
- * is running, stop every thread of the library and wait until it is gone
+ * is running (on a worker, or in place on a thread of the application),
+ * stop every thread of the library and wait until it is gone
  * (none may run unmapped code), close the timer, put back the handler the
  * signal had (if ours is still the installed one) and free what is left.
  * While a call runs, nothing is touched: unloading then is a misuse the
@@ -203,8 +205,13 @@ __attribute__((destructor)) void intr__fini(void)
 {
 	int e = errno;
 
-	if (intr__pool_stop())
+	/* A scope runs on a thread of the application, not on a worker. */
+	if (intr__here_close())
 		goto out;
+	if (intr__pool_stop()) {
+		intr__here_reopen();
+		goto out;
+	}
 	intr__service_stop();
 	intr__signal_restore();
 	intr__handles_free();

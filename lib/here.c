@@ -21,6 +21,39 @@
 
 #include "internal.h"
 
+/*
+ * The scopes in progress, for the unload (config.c intr__fini), which must
+ * leave the handler, the tokens and the service in place while one runs:
+ * no pool worker is busy then.  A scope counts itself in, then looks at
+ * `closing'; the unload sets `closing', then looks at the count.  Both
+ * sequentially consistent: one of the two sees the other, so either the
+ * unload backs off or the scope is refused.  `mine' counts this thread's,
+ * the only ones a fork child goes on with.
+ */
+static atomic_int active;
+static atomic_bool closing;
+static INTR_TLS int mine;
+
+int intr__here_close(void)
+{
+	atomic_store(&closing, true);
+	if (atomic_load(&active)) {
+		atomic_store(&closing, false);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+void intr__here_reopen(void)
+{
+	atomic_store(&closing, false);
+}
+
+void intr__here_after_fork(void)
+{
+	atomic_store(&active, mine);
+}
+
 /* Bind t's own token under the token handle names (a root if NULL), and
  * make its ctx.  -EINVAL for a dead handle. */
 static int bind_here(struct intr_task *t, intr_token *handle)
@@ -70,9 +103,15 @@ INTR_API int intr_run_here(intr_token *tok, intr_fn fn, void *arg,
 		ret = -EINVAL;
 		goto out;
 	}
+	atomic_fetch_add(&active, 1);
+	mine++;
+	if (atomic_load(&closing)) {
+		ret = -EAGAIN;
+		goto leave;
+	}
 	ret = intr__service_start();
 	if (ret)
-		goto out;
+		goto leave;
 	/* An application may have installed its own handler over ours. */
 	intr__signal_check();
 	memset(&t, 0, sizeof(t));
@@ -91,16 +130,19 @@ INTR_API int intr_run_here(intr_token *tok, intr_fn fn, void *arg,
 	t.tok.call = &t;
 	ret = intr__context_capture(&t);
 	if (ret)
-		goto out;
+		goto leave;
 	ret = bind_here(&t, tok);
 	if (ret) {
 		intr__context_release(&t);
-		goto out;
+		goto leave;
 	}
 	intr__call_run(&t, intr__call_tid());
 	if (result)
 		*result = t.result;
 	ret = t.status;
+leave:
+	mine--;
+	atomic_fetch_sub(&active, 1);
 out:
 	errno = e;
 	return ret;

@@ -346,6 +346,12 @@ void intr__slot_wake_locked(struct intr_task *t, int s);
 /* ---------------------------------------------------------------- here.c */
 /* Register the own token of scope t, for intr_ctx_token(): 0, -ENOMEM. */
 int intr__here_token(struct intr_task *t);
+/* The unload (config.c): -EBUSY while a scope runs, else 0, and every
+ * scope from now on is refused (-EAGAIN) until intr__here_reopen(). */
+int intr__here_close(void);
+void intr__here_reopen(void);
+/* In a fork child: only this thread's scopes go on. */
+void intr__here_after_fork(void);
 
 /* -------------------------------------------------------------- signal.c */
 extern int intr__signo;
