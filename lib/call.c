@@ -184,7 +184,10 @@
  *   start:  the lock blocks every signal and saves the caller's mask.
  *           Under it the call becomes RUNNING, and this thread's
  *           intr__current and cookies become the call's before the
- *           unlock, from which a signal for it may be delivered.  The
+ *           unlock, from which a signal for it may be delivered, and
+ *           the window's flags go down (an outer body's may be left up
+ *           by a handler's siglongjmp: the handler would defer that
+ *           signal by blocking it for the whole body).  The
  *           unlock sets the body's mask: the caller's with the interrupt
  *           signal open (blocked until the install hooks have run, if
  *           there are any).  `opened' says the caller had it blocked.
@@ -661,6 +664,12 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__current = t;
 		intr__cookie_prev = intr__cookie_cur;
 		intr__cookie_cur = t->cookie;
+		/* And the window's flags down: an outer body's, left up by
+		 * a handler's siglongjmp out of its window, would have the
+		 * handler defer a cancel that comes at the unlock by
+		 * blocking the signal for the whole body. */
+		intr__sc_active = 0;
+		intr__sc_deferred = 0;
 		ss = t->mask;
 		/* Hooks run with the signal blocked, as on a worker. */
 		if (t->ctx_els)
