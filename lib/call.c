@@ -141,17 +141,21 @@
  *
  * fork().  A child has only the thread that forked.  The parent's other
  * calls end there as cancelled (end_in_child), their workers gone; the
- * call whose user code forked (here) goes on as the child's: the list of
- * running calls holds it alone, with the child's tid, so the argument
- * above holds in the child for it.  Its eventfd is the parent's open file,
- * and the child closes its copy, so its completion in the child writes
+ * call whose user code forked (here) goes on as the child's, and so do
+ * the calls a scope runs inside of (its chain of outer calls, the same
+ * thread's): the list of running calls holds them alone, with the
+ * child's tid, so the argument above holds in the child for them.  Their
+ * eventfds are the parent's open files,
+ * and the child closes its copies, so a completion in the child writes
  * nothing the parent sees.  Wake-up actions the parent's wake-up thread
  * was running at the fork stay the parent's: the child does not wait for
  * them (wake_busy is zeroed), or its worker would wait for ever.  Its
  * deadlines and re-sends need a service thread, which fork_child
  * (lifecycle.c) starts when the body goes on.
  *
- * Unloading (intr__fini, lifecycle.c) goes ahead only with no call running,
+ * Unloading (intr__fini, lifecycle.c) goes ahead only with no call
+ * running, pooled or in place (a scope keeps no worker busy: lifecycle.c
+ * counts them),
  * and for good: the pool refuses calls (-EAGAIN) and the service threads,
  * once stopped, refuse to start, so a call that comes in later starts no
  * thread in code about to be unmapped.  A cancel then finds no RUNNING
@@ -181,7 +185,10 @@
  *   start:  the lock blocks every signal and saves the caller's mask.
  *           Under it the call becomes RUNNING, and this thread's
  *           intr__current and cookies become the call's before the
- *           unlock, from which a signal for it may be delivered.  The
+ *           unlock, from which a signal for it may be delivered, and
+ *           the window's flags go down (an outer body's may be left up
+ *           by a handler's siglongjmp: the handler would defer that
+ *           signal by blocking it for the whole body).  The
  *           unlock sets the body's mask: the caller's with the interrupt
  *           signal open (blocked until the install hooks have run, if
  *           there are any).  `opened' says the caller had it blocked.
@@ -450,7 +457,8 @@ static void end_in_child(void *p)
 	struct intr_task *t = p;
 	int fd;
 
-	if (t == here || atomic_load(&t->done) == 2)
+	if (t == here || intr__call_on_thread(t) ||
+	    atomic_load(&t->done) == 2)
 		return;
 	fd = atomic_exchange(&t->fd, -1);
 	if (fd >= 0)
@@ -471,44 +479,61 @@ static void end_in_child(void *p)
 	atomic_store(&t->done, 2);
 }
 
+/* Call c, which this thread runs, goes on in the child (below). */
+static bool adopt_in_child(struct intr_task *c, pid_t tid)
+{
+	int fd;
+
+	fd = atomic_exchange(&c->fd, -1);
+	if (fd >= 0)
+		close(fd);
+	/* The wake-up actions the parent's wake-up thread was running are
+	 * the parent's: no one here will say they are done, and the thread
+	 * must not wait for them. */
+	atomic_store(&c->wake_busy, 0);
+	/* Cleared, a cancel in the child signals: that ends any wait, also
+	 * one a handler that forked returns to. */
+	atomic_store(&c->wslot, INTR_WS_NONE);
+	/* And its wake fd is the parent's open file too: a cancel there
+	 * would wake a wait here.  The next wait makes one. */
+	intr__slot_close_locked(c);
+	if (c->state != INTR_RUNNING)
+		return false;
+	c->tid = tid;
+	running_add(c);
+	return true;
+}
+
 /*
- * In the child after fork(): the only call that can go on is the one whose
- * user code (body, finalizer, hook) forked, on this very thread.  It goes
- * on as the child's own: its worker completes it here, where no one joins
+ * In the child after fork(): the only calls that can go on are the one
+ * whose user code (body, finalizer, hook) forked, on this very thread, and
+ * those it runs inside of, if it is a scope (a pooled body's, another
+ * scope's): their bodies go on after it on this thread.  Each goes on as
+ * the child's own: a worker completes its call here, where no one joins
  * it, so the eventfd it shares with the parent is closed in the child
  * first (completing would make it readable while the parent's call still
- * runs).  Returns true if its body runs: it needs this process's service
+ * runs).  Returns true if a body runs: it needs this process's service
  * threads for its deadlines and re-sends.
  */
 bool intr__call_after_fork(void)
 {
-	struct intr_task *self = here;
-	int fd;
+	struct intr_task *c;
+	bool body = false;
+	pid_t tid;
 
 	running = NULL;
 	self_tid = 0;
-	if (self) {
-		fd = atomic_exchange(&self->fd, -1);
-		if (fd >= 0)
-			close(fd);
-		/* The wake-up actions the parent's wake-up thread was
-		 * running are the parent's: no one here will say they are
-		 * done, and the worker must not wait for them. */
-		atomic_store(&self->wake_busy, 0);
-		/* Cleared, a cancel in the child signals: that ends any
-		 * wait, also one a handler that forked returns to. */
-		atomic_store(&self->wslot, INTR_WS_NONE);
-		/* And its wake fd is the parent's open file too: a cancel
-		 * there would wake a wait here.  The next wait makes one. */
-		intr__slot_close_locked(self);
-		if (self->state == INTR_RUNNING) {
-			self->tid = intr__gettid();
-			running_add(self);
-		}
-	}
+	tid = intr__gettid();
+	/* The call whose user code forked, and those a scope it runs in
+	 * runs inside of: each is on this thread, and goes on here. */
+	if (here)
+		body |= adopt_in_child(here, tid);
+	for (c = intr__current; c; c = c->outer)
+		if (c != here)
+			body |= adopt_in_child(c, tid);
 	intr__handles_each(INTR_H_TASK, end_in_child);
 	intr__slot_after_fork();
-	return self && self->state == INTR_RUNNING;
+	return body;
 }
 
 static void run_finalizers(struct intr_task *t)
@@ -656,6 +681,12 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__current = t;
 		intr__cookie_prev = intr__cookie_cur;
 		intr__cookie_cur = t->cookie;
+		/* And the window's flags down: an outer body's, left up by
+		 * a handler's siglongjmp out of its window, would have the
+		 * handler defer a cancel that comes at the unlock by
+		 * blocking the signal for the whole body. */
+		intr__sc_active = 0;
+		intr__sc_deferred = 0;
 		ss = t->mask;
 		/* Hooks run with the signal blocked, as on a worker. */
 		if (t->ctx_els)

@@ -70,9 +70,13 @@ INTR_API int intr_run_here(intr_token *tok, intr_fn fn, void *arg,
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = intr__start();
+	/* Counted in, so that the unload leaves the runtime in place. */
+	ret = intr__scope_enter();
 	if (ret)
 		goto out;
+	ret = intr__start();
+	if (ret)
+		goto leave;
 	/* An application may have installed its own handler over ours. */
 	intr__signal_check();
 	memset(&t, 0, sizeof(t));
@@ -91,16 +95,18 @@ INTR_API int intr_run_here(intr_token *tok, intr_fn fn, void *arg,
 	t.tok.call = &t;
 	ret = intr__context_capture(&t);
 	if (ret)
-		goto out;
+		goto leave;
 	ret = bind_here(&t, tok);
 	if (ret) {
 		intr__context_release(&t);
-		goto out;
+		goto leave;
 	}
 	intr__call_run(&t, intr__call_tid());
 	if (result)
 		*result = t.result;
 	ret = t.status;
+leave:
+	intr__scope_leave();
 out:
 	errno = e;
 	return ret;

@@ -430,6 +430,10 @@ int intr__create_thread(enum intr__site site, void *(*fn)(void *), void *arg,
 
 /* ----------------------------------------------------------- lifecycle.c */
 int intr__start(void);
+/* A scope (intr_run_here) counts itself in and out, for the unload: 0,
+ * or -EAGAIN once the library is unloaded. */
+int intr__scope_enter(void);
+void intr__scope_leave(void);
 /* The unload destructor; a statically linked test may call it early. */
 void intr__fini(void);
 

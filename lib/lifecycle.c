@@ -14,6 +14,19 @@
 #include "internal.h"
 
 static int atfork_err;
+
+/*
+ * The scopes in progress (intr_run_here), for the unload, which must leave
+ * the handler, the tokens and the service in place while one runs: no
+ * pool worker is busy then.  A scope counts itself in, then looks at
+ * `closing'; the unload sets `closing', then looks at the count.  Both
+ * sequentially consistent: one of the two sees the other, so either the
+ * unload backs off or the scope is refused.  `mine' counts this thread's,
+ * the only ones a fork child goes on with.
+ */
+static atomic_int scopes;
+static atomic_bool closing;
+static INTR_TLS int mine;
 /* The forking thread's mask, and fork_prepare's own (every signal
  * blocked).  Written and read only under the context list's lock: glibc
  * runs the handlers of two threads' forks at the same time, and a second
@@ -62,6 +75,7 @@ static void fork_child(void)
 	if (intr__config_started())
 		intr__signal_after_fork();
 	body = intr__call_after_fork();
+	atomic_store(&scopes, mine);
 	intr__config_after_fork();
 	intr__context_after_fork();
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
@@ -111,6 +125,24 @@ out:
 	return ret;
 }
 
+/* A scope begins: 0, or -EAGAIN once the library is unloaded. */
+int intr__scope_enter(void)
+{
+	atomic_fetch_add(&scopes, 1);
+	mine++;
+	if (atomic_load(&closing)) {
+		intr__scope_leave();
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void intr__scope_leave(void)
+{
+	mine--;
+	atomic_fetch_sub(&scopes, 1);
+}
+
 /* The runtime, at the first call that needs it (and after a failure, at
  * the next): the handler, then the service threads.  0, or -EAGAIN or
  * -ENOMEM when they cannot be had (-EAGAIN for good once unloaded). */
@@ -126,7 +158,8 @@ int intr__start(void)
 
 /*
  * When the library is unloaded (dlclose), or the process exits: if no call
- * is running, stop every thread of the library and wait until it is gone
+ * is running (on a worker, or in place on a thread of the application),
+ * stop every thread of the library and wait until it is gone
  * (none may run unmapped code), close the timer, put back the handler the
  * signal had (if ours is still the installed one) and free what is left.
  * While a call runs, nothing is touched: unloading then is a misuse the
@@ -141,8 +174,16 @@ __attribute__((destructor)) void intr__fini(void)
 {
 	int e = errno;
 
-	if (intr__pool_stop())
+	/* A scope runs on a thread of the application, not on a worker. */
+	atomic_store(&closing, true);
+	if (atomic_load(&scopes)) {
+		atomic_store(&closing, false);
 		goto out;
+	}
+	if (intr__pool_stop()) {
+		atomic_store(&closing, false);
+		goto out;
+	}
 	intr__service_stop();
 	intr__signal_restore();
 	intr__handles_free();

@@ -44,6 +44,8 @@ scope_once|-DSCOPE,-DCHECK_ONCE|-DSAFETY,-DNOREDUCE|-E
 scope_mask|-DSCOPE,-DCHECK_MASK|-DSAFETY,-DNOREDUCE|-E
 scope_no_leak_send|-DSCOPE,-DCHECK_LEAK,-DSEND_FAILS|-DSAFETY,-DNOREDUCE|-E
 scope_no_deadlock|-DSCOPE|-DSAFETY,-DNOREDUCE|
+scope_stale_lost|-DSCOPE,-DSTALE_FLAGS,-DCHECK_LOST|-DNOREDUCE,-DNFAIR=3|-a,-f
+scope_stale_mask|-DSCOPE,-DSTALE_FLAGS,-DCHECK_MASK|-DSAFETY,-DNOREDUCE|-E
 "
 
 # mutant  the property it must break
@@ -72,6 +74,7 @@ SLOT_SIGNAL_TOO|slot
 SLOT_NO_MARK|stale_slot
 FD_NO_WAKE|no_signal
 SCOPE_NO_FLUSH|scope_no_leak
+SCOPE_STALE_FLAGS|scope_stale_mask
 "
 
 # The completion handshake of lib/task.c with store buffers.

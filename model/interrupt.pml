@@ -93,7 +93,13 @@
  * properties run in this variant as scope_*; no_leak there also asserts
  * that no signal of ours is delivered in the caller's code or the
  * finalizers, and none is pending when a scope returns, whatever the
- * caller's mask.
+ * caller's mask.  With -DSTALE_FLAGS the caller may be a body whose
+ * window a handler left by siglongjmp, the window's flags still up
+ * (sc_active); the scope's start lowers them under its lock, and the
+ * handler, which defers wherever the PC is out of the window with the
+ * flags up, finds them down when the start's unlock opens the signal:
+ * with -DCHECK_MASK the body starts with the signal open, always
+ * (scope_stale_mask), and no cancel is lost (scope_stale_lost).
  *
  * User code and masks (call.c, Masks): the application's own signal, whose
  * handler cancels the first call's token (a SIGALRM handler calling
@@ -143,6 +149,10 @@
  *                   not write the eventfd
  *   SCOPE_NO_FLUSH  a scope's end step puts the caller's mask back without
  *                   opening the signal first when something was sent
+ *   SCOPE_STALE_FLAGS  a scope lowers the window's flags only after its
+ *                   start has opened the signal (scope_stale_mask: a
+ *                   cancel's signal delivered there is deferred by
+ *                   blocking the signal for the whole body)
  */
 
 #define NCALLS		2
@@ -533,7 +543,8 @@ inline deliver()
 		:: wloc == W_KERNEL -> wloc = W_EINTR	/* no SA_RESTART */
 		:: wloc == W_FUTEX -> wloc = W_EINTR
 #ifndef MUTATION_NO_DEFER
-		:: (wloc == W_FOREIGN || wloc == W_BODY) && sc_active ->
+		:: (wloc == W_FOREIGN || wloc == W_BODY ||
+		    wloc == W_UNBLOCK) && sc_active ->
 			frame_defer()
 #endif
 		:: else
@@ -885,6 +896,14 @@ active proctype Worker()
 		/* The caller's code: its own handler may cancel (a
 		 * Ctrl-C before the scope). */
 		app_handler();
+#ifdef STALE_FLAGS
+		/* The caller is a body whose window a handler left by
+		 * siglongjmp: the window's flags may still be up. */
+		if
+		:: sc_active = true
+		:: skip
+		fi;
+#endif
 		/* here.c intr_run_here: the tree lock blocks every signal
 		 * and saves the caller's mask */
 		atomic { unblocked = false; app_open = false };
@@ -909,7 +928,14 @@ active proctype Worker()
 		if
 		:: !skip_body ->
 			cookie_prev = cookie_cur;
-			cookie_cur = cookie[c]
+			cookie_cur = cookie[c];
+#ifndef MUTATION_SCOPE_STALE_FLAGS
+			/* and the window's flags down */
+			sc_active = false;
+			deferred = false
+#else
+			skip
+#endif
 		:: else
 		fi;
 #endif
@@ -932,6 +958,14 @@ active proctype Worker()
 				fi;
 				wloc = W_BODY
 			}
+#ifdef MUTATION_SCOPE_STALE_FLAGS
+			/* The flags down only once the signal is open. */
+			atomic { sc_active = false; deferred = false };
+#endif
+#if defined(SCOPE) && defined(CHECK_MASK)
+			/* The body runs with the interrupt signal open. */
+			assert(unblocked);
+#endif
 			app_handler();		/* lands in the body */
 
 			/* The body. */
