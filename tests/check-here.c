@@ -23,6 +23,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #ifdef HAVE_LIBURING
 #include <liburing.h>
@@ -862,7 +864,8 @@ END_TEST
  * The cancel races the body's return, many times over, on one thread
  * whose mask alternates between the interrupt signal open and blocked.
  * After each scope nothing of ours is pending, the application's handler
- * has never run, and a short sleep of the caller's is not interrupted.
+ * has never run, and a read() of the caller's that blocks 50 us is not
+ * interrupted.
  */
 struct late {
 	atomic_int round;	/* the canceller's go: the round number */
@@ -926,9 +929,15 @@ START_TEST(late_signal_never_leaks)
 	struct h_rng r;
 	pthread_t th;
 	long i, n = h_scale(LATE_ITERS), cancelled = 0, plain = 0;
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 50 };
 	sigset_t before;
+	int sv[2];
 
 	install_app_handler();
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    sv), 0);
+	ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv,
+				    sizeof(tv)), 0);
 	h_rng_seed(&r, "late_signal_never_leaks");
 	ck_assert_int_eq(pthread_create(&th, NULL, late_canceller, &l), 0);
 	for (i = 1; i <= n; i++) {
@@ -937,8 +946,8 @@ START_TEST(late_signal_never_leaks)
 		bool blocked = i & 1;
 		uint64_t end;
 		intr_token *tok;
-		struct timespec ts = { 0, 20000 };
 		int e, ret;
+		char c;
 
 		set_blocked(SIGUSR1, blocked);
 		before = mask_now();
@@ -964,9 +973,12 @@ START_TEST(late_signal_never_leaks)
 			      "round %ld: a signal of ours is pending after "
 			      "the scope (caller %s)", i,
 			      blocked ? "blocked it" : "had it open");
-		ck_assert_msg(clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL)
-			      == 0, "round %ld: the caller's sleep was "
-			      "interrupted after the scope", i);
+		/* A read that blocks 50 us and times out: EINTR if a
+		 * signal of ours came after the scope. */
+		errno = 0;
+		ck_assert_msg(read(sv[0], &c, 1) < 0 && errno != EINTR,
+			      "round %ld: the caller's read() after the "
+			      "scope: %s", i, strerror(errno));
 		{
 			sigset_t after = mask_now();
 
@@ -981,6 +993,8 @@ START_TEST(late_signal_never_leaks)
 	set_blocked(SIGUSR1, false);
 	/* Anything still owed would be delivered now. */
 	ck_assert_int_eq(atomic_load(&app_handler_runs), 0);
+	close(sv[0]);
+	close(sv[1]);
 	printf("late_signal_never_leaks: %ld rounds, %ld cancelled in the "
 	       "body, %ld not\n", n, cancelled, plain);
 	ck_assert_int_gt(cancelled, 0);
