@@ -602,7 +602,11 @@ static void here_end_unlock(const struct intr_task *t, const sigset_t *cur,
  * they are again when this returns.  The tree lock is only ever taken
  * here with every signal blocked: user code (hooks, the body, wake-ups,
  * finalizers) runs under the submitter's mask, or under any mask it set
- * itself, and the quiet mask comes back before the next lock. */
+ * itself, and the quiet mask comes back before the next lock.  In place
+ * (t->host INTR_HOST_HERE) the calling thread is the caller's, with its
+ * own mask, which each lock section saves and sets (call_lock,
+ * here_end_unlock; the opening comment, "In place"), and the TLS of the
+ * call it may run inside of is put back at the end. */
 void intr__call_run(struct intr_task *t, pid_t tid)
 {
 	struct outer_tls o = {
