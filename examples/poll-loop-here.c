@@ -39,7 +39,7 @@ struct job {
 	pid_t loop_tid;		/* the loop thread */
 	pid_t body_tid;		/* where the body ran */
 	pid_t fin_tid;		/* where the finalizer ran */
-	int setup;		/* io_uring_queue_init's result */
+	atomic_int setup;	/* io_uring_queue_init's result (0 till then) */
 	int ret;		/* intr_run_here's */
 };
 
@@ -91,10 +91,12 @@ static void *loop_thread(void *arg)
 {
 	struct job *j = arg;
 	void *res = NULL;
+	int ret;
 
 	j->loop_tid = tid_now();
-	j->setup = io_uring_queue_init(8, &j->ring, 0);
-	if (j->setup)
+	ret = io_uring_queue_init(8, &j->ring, 0);
+	atomic_store(&j->setup, ret);
+	if (ret)
 		return NULL;
 	j->ret = intr_run_here(j->tok, poll_loop, j, &res);
 	if (res)
@@ -119,7 +121,7 @@ int main(void)
 		return 1;
 	/* Let it poll a little (bounded: 10 s). */
 	for (i = 0; i < 10000 && atomic_load(&j.completions) < 3; i++) {
-		if (j.setup)
+		if (atomic_load(&j.setup) < 0)
 			break;
 		nanosleep(&ms, NULL);
 	}

@@ -203,7 +203,7 @@ void intr__config_unlock(const sigset_t *saved)
 /* In a fork child: the lock the parent's fork held is this thread's. */
 void intr__config_after_fork(void)
 {
-	pthread_mutex_init(&init_mu, NULL);
+	pthread_mutex_unlock(&init_mu);
 }
 
 bool intr__config_started(void)

@@ -244,7 +244,7 @@ void intr__context_fork_unlock(void)
 
 void intr__context_after_fork(void)
 {
-	pthread_mutex_init(&add_mu, NULL);
+	pthread_mutex_unlock(&add_mu);
 }
 
 /* Unloading (lifecycle.c), with no call running: free every snapshot. */

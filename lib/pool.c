@@ -219,7 +219,8 @@ void intr__pool_after_fork(void)
 	struct worker *w, *n;
 	struct worker *keep = intr__is_worker ? self : NULL;
 
-	pthread_mutex_init(&mu, NULL);
+	/* fork_prepare took it on this very thread. */
+	pthread_mutex_unlock(&mu);
 	for (w = all; w; w = n) {
 		n = w->all_next;
 		if (w != keep)

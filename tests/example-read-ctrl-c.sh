@@ -16,7 +16,16 @@ tap_ok $? "input read (exit $rc)"
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT
 mkfifo "$dir/in" || exit 1
+# ThreadSanitizer runs a handler only at the thread's next intercepted
+# call: under SA_RESTART the kernel restarts the read first, and the
+# handler (which cancels) never runs while the read blocks.
+tsan=0
+grep -qa __tsan_init ./examples/read-ctrl-c 2>/dev/null && tsan=1
 for flag in "" --restart; do
+	if [ -n "$flag" ] && [ $tsan -eq 1 ]; then
+		tap_skip "SIGINT stopped the read ($flag): ThreadSanitizer defers the handler past the restarted read"
+		continue
+	fi
 	sleep 120 >"$dir/in" &
 	writer=$!
 	# A file of its own: a SIGINT sent on the line of an earlier run

@@ -33,13 +33,15 @@ int __wrap_pthread_mutex_unlock(pthread_mutex_t *m);
 
 static __thread int role;		/* 1: first forker, 2: second */
 static __thread bool armed;		/* the next wrapped call acts */
+static pid_t armed_in;			/* in this process only: not in a
+					 * child's own fork handler */
 static atomic_int first_held;		/* the first waits in its parent */
 static atomic_int second_in;		/* the second is in its prepare */
 static pid_t second_tid;
 
 int __wrap_pthread_mutex_lock(pthread_mutex_t *m)
 {
-	if (armed && role == 2) {
+	if (armed && role == 2 && getpid() == armed_in) {
 		armed = false;
 		atomic_store(&second_in, 1);
 	}
@@ -48,7 +50,7 @@ int __wrap_pthread_mutex_lock(pthread_mutex_t *m)
 
 int __wrap_pthread_mutex_unlock(pthread_mutex_t *m)
 {
-	if (armed && role == 1) {
+	if (armed && role == 1 && getpid() == armed_in) {
 		armed = false;
 		/* In the parent handlers: let the second fork begin. */
 		atomic_store(&first_held, 1);
@@ -88,6 +90,7 @@ static void *forker(void *arg)
 	sigaddset(&m, f->sig);
 	pthread_sigmask(SIG_SETMASK, &m, NULL);
 	role = f->role;
+	armed_in = getpid();
 	if (role == 2) {
 		second_tid = b_gettid();
 		/* Only once the first is held inside its fork. */
