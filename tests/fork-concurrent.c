@@ -90,7 +90,6 @@ static void *forker(void *arg)
 	sigaddset(&m, f->sig);
 	pthread_sigmask(SIG_SETMASK, &m, NULL);
 	role = f->role;
-	armed_in = getpid();
 	if (role == 2) {
 		second_tid = b_gettid();
 		/* Only once the first is held inside its fork. */
@@ -126,6 +125,7 @@ static int scenario(bool used)
 
 	if (used && run_interruptible(NULL, body, NULL, NULL))
 		return 1;
+	armed_in = getpid();
 	if (pthread_create(&ta, NULL, forker, &a) ||
 	    pthread_create(&tb, NULL, forker, &b))
 		return 1;
