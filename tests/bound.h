@@ -9,6 +9,7 @@
 #ifndef INTR_TEST_BOUND_H
 #define INTR_TEST_BOUND_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -149,6 +150,37 @@ static inline bool b_thread_sleeps(pid_t tid, unsigned ms)
 		b_sleep_ms(1);
 	}
 	return true;
+}
+
+/* True once every other thread of this process sleeps in the kernel at
+ * the same look, within ms.  Before a fork: a thread that runs may hold
+ * a lock of a sanitizer's allocator, which the child would never see
+ * released (glibc's malloc takes its locks around fork(); ASan's does
+ * not). */
+static inline bool b_others_asleep(unsigned ms)
+{
+	uint64_t end = h_now_ns() + (uint64_t)ms * 1000000u;
+	pid_t me = b_gettid();
+	struct dirent *e;
+	bool all;
+	DIR *d;
+
+	for (;;) {
+		d = opendir("/proc/self/task");
+		if (!d)
+			return false;
+		all = true;
+		while (all && (e = readdir(d)))
+			if (e->d_name[0] != '.' && atoi(e->d_name) != me &&
+			    b_thread_state(atoi(e->d_name)) != 'S')
+				all = false;
+		closedir(d);
+		if (all)
+			return true;
+		if (h_now_ns() > end)
+			return false;
+		b_sleep_ms(1);
+	}
 }
 
 /* The number of threads of this process. */

@@ -35,6 +35,9 @@ static void *forks(intr_ctx *ctx, void *arg)
 	pid_t pid;
 
 	(void)ctx;
+	/* The service threads the call started, settled first. */
+	if (!b_others_asleep(WAIT_MS))
+		tap_diag("forks: a thread still runs after %d ms", WAIT_MS);
 	pid = fork();
 	if (pid == 0)
 		c->in_child = true;
