@@ -377,13 +377,15 @@ void *intr_ctx_value(intr_ctx *ctx, const void *key);
  * re-send after 1000 us.  An unusable INTR_SIGNAL gets one line on stderr.
  *
  * Coexistence: an application may install its own handler for the
- * interrupt signal before or after the library's first use.  Before each
- * call starts and before each re-send the library checks that its handler
- * is installed (one rt_sigaction); if the application replaced it, the
- * application's handler receives the foreign signals from then on and the
- * library's is installed again.  Unloading the library (dlclose) while a
- * call runs is misuse; with none running, the library stops its threads,
- * puts that handler back and frees its memory.  See interruptible(7).
+ * interrupt signal before or after the library's first use.  After a
+ * cancel has sent its signal, and before each re-send, the library checks
+ * that its handler is installed (one rt_sigaction); if the application
+ * replaced it, the application's handler receives the foreign signals from
+ * then on, the library's is installed again and the cancelled calls get
+ * their signal again at once.  A call or scope that nobody cancels makes
+ * no check.  Unloading the library (dlclose) while a call runs is misuse;
+ * with none running, the library stops its threads, puts that handler
+ * back and frees its memory.  See interruptible(7).
  *
  * A real-time interrupt signal is queued: while the per-user queue of
  * pending signals (RLIMIT_SIGPENDING) is full, the kernel refuses to send

@@ -224,9 +224,12 @@
  * leaks, finalizers run exactly once, nothing deadlocks, the worker takes
  * the lock only with every signal blocked (a handler that cancels lands
  * on it wherever the application's mask lets it in), a refused send
- * still reaches a body that needs no re-send, and a signal-free wait ends
- * on its cancel with every signal of ours lost.  Change the protocol here,
- * change the model with it.
+ * still reaches a body that needs no re-send, a signal-free wait ends
+ * on its cancel with every signal of ours lost, and a cancel whose signal
+ * went to a handler the application installed over ours is repaired and
+ * sent again without waiting for a re-send (intr__cancel_locked looks at
+ * the handler after its sends).  Change the protocol here, change the
+ * model with it.
  */
 #include "config.h"
 
@@ -369,6 +372,7 @@ static void cancel_one_locked(struct intr_task *t)
  * any thread. */
 void intr__cancel_locked(struct intr_token *root, int reason)
 {
+	unsigned long sends = intr__signal_sends();
 	struct intr_task *t, *next;
 
 	for (t = intr__token_cancel_locked(root, reason); t; t = next) {
@@ -376,6 +380,14 @@ void intr__cancel_locked(struct intr_token *root, int reason)
 		t->cx_next = NULL;
 		cancel_one_locked(t);
 	}
+	/* No call looks at the handler before it starts: the application
+	 * may have installed its own over ours since.  If a signal just
+	 * sent went there, the service thread repairs ours and sends
+	 * again at once.  The pass clears the timer's mark under this
+	 * lock: either it has not yet and sees the repair due, or it has
+	 * and this arms the timer anew. */
+	if (intr__signal_check_sent_locked(sends))
+		intr__timer_arm_locked(intr__now_ns());
 }
 
 /* Take the wake-up actions of one RUNNING call that a cancel made due, for
@@ -419,10 +431,11 @@ struct intr__waker *intr__call_wake_done_locked(struct intr_task *t,
 	return again;
 }
 
-/* Re-send to every cancelled call that is due and has not acknowledged,
- * and retry the sends that failed.  Returns the next time one is due, or
- * 0.  Tree lock held. */
-uint64_t intr__call_resend_locked(uint64_t now)
+/* Re-send to every cancelled call that is due (all: every one, due or
+ * not: our handler was just repaired) and has not acknowledged, and retry
+ * the sends that failed.  Returns the next time one is due, or 0.  Tree
+ * lock held. */
+uint64_t intr__call_resend_locked(uint64_t now, bool all)
 {
 	uint64_t next = 0;
 	struct intr_task *t;
@@ -430,7 +443,7 @@ uint64_t intr__call_resend_locked(uint64_t now)
 	for (t = running; t; t = t->run_next) {
 		if (!t->resend_at || atomic_load(&t->acked))
 			continue;
-		if (t->resend_at <= now) {
+		if (t->resend_at <= now || all) {
 			send_next_locked(t, now, false);
 			if (t->wakers) {
 				/* Repeating actions (intr_on_cancel_repeat)

@@ -77,8 +77,6 @@ INTR_API int intr_run_here(intr_token *tok, intr_fn fn, void *arg,
 	ret = intr__start();
 	if (ret)
 		goto leave;
-	/* An application may have installed its own handler over ours. */
-	intr__signal_check();
 	memset(&t, 0, sizeof(t));
 	t.host = INTR_HOST_HERE;
 	t.fn = fn;

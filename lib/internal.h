@@ -295,7 +295,7 @@ void intr__call_run(struct intr_task *t, pid_t tid);
  * child). */
 pid_t intr__call_tid(void);
 void intr__cancel_locked(struct intr_token *root, int reason);
-uint64_t intr__call_resend_locked(uint64_t now);
+uint64_t intr__call_resend_locked(uint64_t now, bool all);
 bool intr__call_after_fork(void);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
 struct intr__waker *intr__call_wake_done_locked(struct intr_task *t,
@@ -374,6 +374,10 @@ int intr__signal_install(int signo);
 int intr__signal_send(pid_t tid, uint64_t cookie, atomic_int *pending);
 void intr__signal_after_fork(void);
 void intr__signal_check(void);
+unsigned long intr__signal_sends(void);
+bool intr__signal_installed(void);
+bool intr__signal_check_sent_locked(unsigned long before);
+bool intr__signal_repair_take_locked(void);
 void intr__signal_restore(void);
 
 /* ------------------------------------------------------------- service.c */

@@ -39,6 +39,7 @@ static uint64_t deadlines_fire_locked(uint64_t now)
 static void *service_main(void *unused)
 {
 	uint64_t now, next, r;
+	bool repair;
 
 	for (;;) {
 		/* Our handler must be the one a re-send reaches. */
@@ -51,9 +52,16 @@ static void *service_main(void *unused)
 			break;
 		}
 		intr__timer_pass_locked();
+		/* A cancel saw our handler replaced after its sends: repair
+		 * it before the re-sends, which go to every cancelled call
+		 * at once.  (A deadline's cancel below that sees it too arms
+		 * the timer for the next pass.) */
+		repair = intr__signal_repair_take_locked();
+		if (repair)
+			intr__signal_check();
 		now = intr__now_ns();
 		next = deadlines_fire_locked(now);
-		r = intr__call_resend_locked(now);
+		r = intr__call_resend_locked(now, repair);
 		if (r && (!next || r < next))
 			next = r;
 		if (next)

@@ -44,10 +44,14 @@
  * (default or ignore).
  *
  * An application may install its own handler for the signal after the
- * library's.  Before every call starts, and before every re-send, the
- * library looks (one rt_sigaction) and if its handler is no longer there,
- * records the application's as the one foreign signals go to and installs
- * its own again.  The chain of handlers so recorded, oldest first, is
+ * library's.  After a cancel has sent its signals, the canceller looks
+ * (one rt_sigaction, async-signal-safe): if its handler is no longer
+ * there, the service thread is told to repair it and re-send at once.
+ * Before every re-send the service thread looks too, and if the handler
+ * is not there records the application's as the one foreign signals go
+ * to and installs its own again.  A call nobody cancels needs neither:
+ * foreign signals reach the application's handler directly.  The chain
+ * of handlers so recorded, oldest first, is
  * prevs[0..nprev): a foreign signal goes to the newest; if that one passes
  * it back to the handler it replaced (ours), the next older one gets it,
  * and so on, so nothing recurses.  A recorded handler runs as the kernel
@@ -116,6 +120,12 @@ static uint64_t cookie_key;
 #define SEQ_BITS 20
 #define SEQ_MASK ((1u << SEQ_BITS) - 1)
 static unsigned send_seq;
+/* Sends made (tree lock), to tell whether a cancel sent anything. */
+static unsigned long sends;
+/* A cancel's signal may have reached the application's handler: the
+ * service thread repairs ours and re-sends to every cancelled call
+ * (tree lock). */
+static bool repair_due;
 
 static bool is_fault(int signo)
 {
@@ -564,6 +574,49 @@ out:
 	errno = e;
 }
 
+/* How many sends have been made.  Tree lock held. */
+unsigned long intr__signal_sends(void)
+{
+	return sends;
+}
+
+/* Whether our handler is the one installed: one rt_sigaction.
+ * Async-signal-safe. */
+bool intr__signal_installed(void)
+{
+	struct sigaction cur;
+	int e = errno;
+	bool ours_there;
+
+	ours_there = !intr__signo || sigaction(intr__signo, NULL, &cur) ||
+		     is_ours(&cur);
+	errno = e;
+	return ours_there;
+}
+
+/* After sends made under the tree lock since sends was before: if any
+ * went out and our handler is no longer installed, one of them may have
+ * reached the application's handler instead.  Marks the repair due and
+ * returns true: the caller arms the service thread's timer for now.
+ * Async-signal-safe (one rt_sigaction when something was sent). */
+bool intr__signal_check_sent_locked(unsigned long before)
+{
+	if (sends == before || intr__signal_installed())
+		return false;
+	repair_due = true;
+	return true;
+}
+
+/* The service thread's pass: whether a repair is due (and no longer).
+ * Tree lock held. */
+bool intr__signal_repair_take_locked(void)
+{
+	bool due = repair_due;
+
+	repair_due = false;
+	return due;
+}
+
 /* Put back the handler foreign signals go to, if ours is still installed
  * (the library is being unloaded). */
 void intr__signal_restore(void)
@@ -595,6 +648,7 @@ int intr__signal_send(pid_t tid, uint64_t cookie, atomic_int *pending)
 	int before, mark;
 	long r;
 
+	sends++;
 	seq = send_seq = (send_seq + 1) & SEQ_MASK;
 	if (!seq)
 		seq = send_seq = 1;

@@ -138,8 +138,6 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 	ret = intr__start();
 	if (ret)
 		return ret;
-	/* An application may have installed its own handler over ours. */
-	intr__signal_check();
 	t = intr__calloc(INTR_SITE_TASK, 1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;

@@ -46,6 +46,8 @@ scope_no_leak_send|-DSCOPE,-DCHECK_LEAK,-DSEND_FAILS|-DSAFETY,-DNOREDUCE|-E
 scope_no_deadlock|-DSCOPE|-DSAFETY,-DNOREDUCE|
 scope_stale_lost|-DSCOPE,-DSTALE_FLAGS,-DCHECK_LOST|-DNOREDUCE,-DNFAIR=3|-a,-f
 scope_stale_mask|-DSCOPE,-DSTALE_FLAGS,-DCHECK_MASK|-DSAFETY,-DNOREDUCE|-E
+lost_replaced|-DCHECK_LOST,-DREPLACED,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
+scope_lost_replaced|-DSCOPE,-DCHECK_LOST,-DREPLACED,-DNO_SLOW_RESEND|-DNOREDUCE,-DNFAIR=3|-a,-f
 "
 
 # mutant  the property it must break
@@ -75,6 +77,7 @@ SLOT_NO_MARK|stale_slot
 FD_NO_WAKE|no_signal
 SCOPE_NO_FLUSH|scope_no_leak
 SCOPE_STALE_FLAGS|scope_stale_mask
+NO_POST_CHECK|lost_replaced
 "
 
 # The completion handshake of lib/task.c with store buffers.

@@ -76,6 +76,16 @@
  *                 published, then waits in a wrapper (K_JUMP).  Without a
  *                 re-send, the cancel still reaches it: the wrapper asked
  *                 for the signal.
+ *   lost_replaced LTL under weak fairness (-DREPLACED -DNO_SLOW_RESEND):
+ *                 the application installs its own handler (SA_RESTART)
+ *                 over ours before the cancel, and nothing checks the
+ *                 handler before the call starts; the cancel's signal
+ *                 reaches the application's handler, a system call it
+ *                 interrupts is made again.  Without a re-send, the cancel
+ *                 still reaches the first call: the canceller looks at the
+ *                 handler after its sends and has the service thread
+ *                 repair it and send again (App, Repair).  The same in
+ *                 place: scope_lost_replaced (-DSCOPE).
  *
  * In place (-DSCOPE; call.c, "In place").  The Worker is the caller's
  * own thread, which runs the two calls as scopes of intr_run_here, one
@@ -153,6 +163,8 @@
  *                   start has opened the signal (scope_stale_mask: a
  *                   cancel's signal delivered there is deferred by
  *                   blocking the signal for the whole body)
+ *   NO_POST_CHECK   the canceller does not look at the handler after its
+ *                   sends (only the next re-send's check would repair it)
  */
 
 #define NCALLS		2
@@ -262,6 +274,13 @@ byte ended;			/* calls the worker is through with */
 /* User code and masks (call.c, Masks). */
 bool app_open;			/* the application's signal open on the worker */
 bool app_fired;			/* its handler ran (once) */
+
+#ifdef REPLACED
+/* The handler check after a cancel's sends (call.c intr__cancel_locked,
+ * signal.c intr__signal_check_sent_locked) and its repair. */
+bool ours_installed = true;	/* our handler is the installed one */
+bool repair_due;		/* tree lock: repair and re-send now */
+#endif
 
 /* A send that fails (call.c send_next_locked): while the per-user queue
  * of pending signals is full, a real-time signal is refused. */
@@ -493,6 +512,20 @@ inline cancel_locked(c)
 	fi
 }
 
+/* After a cancel's sends, under the same lock: one rt_sigaction; the
+ * handler replaced, the service thread repairs it and re-sends now. */
+inline post_check()
+{
+#if defined(REPLACED) && !defined(MUTATION_NO_POST_CHECK)
+	if
+	:: !ours_installed -> repair_due = true
+	:: else
+	fi
+#else
+	skip
+#endif
+}
+
 /* The application's handler for its own signal, on the worker: it
  * cancels the first call's token (token.c intr_token_cancel: the tree
  * lock, every signal blocked).  It may land wherever the signal is open;
@@ -567,6 +600,24 @@ inline deliver()
 	fi;
 	sig_call = NOCALL;
 	frame_requeue()
+}
+
+/* The kernel delivers the pending signal to the handler installed now.
+ * With REPLACED the application may have installed its own over ours
+ * (SA_RESTART): it takes the signal, and a system call it interrupted is
+ * made again. */
+inline take()
+{
+#ifdef REPLACED
+	if
+	:: ours_installed -> deliver()
+	:: else ->
+		sig_pending = false;
+		sig_call = NOCALL
+	fi
+#else
+	deliver()
+#endif
 }
 
 /* The kernel returning from a blocking system call: -EINTR once a handler
@@ -953,7 +1004,7 @@ active proctype Worker()
 				unblocked = true;
 				app_open = true;	/* submitter's mask */
 				if
-				:: sig_pending -> deliver()
+				:: sig_pending -> take()
 				:: else
 				fi;
 				wloc = W_BODY
@@ -1132,6 +1183,7 @@ active proctype Canceller()
 {
 	lock();
 	cancel_locked(0);
+	post_check();
 	unlock()
 }
 
@@ -1154,7 +1206,8 @@ end_idle:
 		if
 		:: deadline_armed ->
 			deadline_armed = false;
-			cancel_locked(0)
+			cancel_locked(0);
+			post_check()
 		:: else
 		fi;
 		/* intr__call_resend_locked: the running list */
@@ -1228,7 +1281,7 @@ active proctype Kernel()
 {
 end_idle:
 	do
-	:: atomic { sig_pending && unblocked -> deliver() }
+	:: atomic { sig_pending && unblocked -> take() }
 	od
 }
 
@@ -1250,7 +1303,7 @@ end_idle:
 		unblocked = was;
 		wloc = W_RESTART;
 		if
-		:: sig_pending && unblocked -> deliver()
+		:: sig_pending && unblocked -> take()
 		:: else
 		fi;
 		if
@@ -1306,6 +1359,42 @@ end_idle:
 active proctype Queue()
 {
 	queue_full = false
+}
+#endif
+
+#ifdef REPLACED
+/* The application installs its own handler over ours, once, before the
+ * cancel (after it, only the slow re-send repairs it: lost_cancel). */
+active proctype App()
+{
+	atomic { !reason[0] -> ours_installed = false }
+}
+
+/* service.c service_main's pass with repair_due: intr__signal_check
+ * installs ours again, and every cancelled running call that has not
+ * acknowledged gets its signal again (intr__call_resend_locked, all). */
+active proctype Repair()
+{
+	byte c;
+
+end_idle:
+	do
+	:: atomic { lk == 0 && SERVICE_MAY && repair_due -> lk = _pid + 1 }
+		repair_due = false;
+		ours_installed = true;
+		c = 0;
+		do
+		:: c < NCALLS ->
+			if
+			:: on_list[c] && reason[c] && !acked[c] ->
+				send_locked(c)
+			:: else
+			fi;
+			c++
+		:: else -> break
+		od;
+		unlock()
+	od
 }
 #endif
 

@@ -35,7 +35,7 @@
 
 /* What an empty, uncancelled call costs, per call. */
 #define CALLER_SIGPROCMASK	4
-#define CALLER_SIGACTION	1
+#define CALLER_SIGACTION	0
 #define WORKER_SIGPROCMASK	2
 
 struct count {
