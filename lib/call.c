@@ -182,13 +182,16 @@
  * caller's thread has its own mask, which may block the interrupt signal
  * or leave it open, and goes on running the caller's code after the
  * call.  So:
- *   start:  the lock blocks every signal and saves the caller's mask.
- *           Under it the call becomes RUNNING, and this thread's
- *           intr__current and cookies become the call's before the
- *           unlock, from which a signal for it may be delivered, and
- *           the window's flags go down (an outer body's may be left up
- *           by a handler's siglongjmp: the handler would defer that
- *           signal by blocking it for the whole body).  The
+ *   start:  the bind's lock (here.c) blocks every signal and saves the
+ *           caller's mask, and its unlock leaves them blocked for the
+ *           start's lock, with only the library's code between: no
+ *           signal is delivered on this thread from the bind to the
+ *           start's unlock.  Under that lock the call becomes RUNNING,
+ *           and this thread's intr__current and cookies become the
+ *           call's before the unlock, from which a signal for it may be
+ *           delivered, and the window's flags go down (an outer body's
+ *           may be left up by a handler's siglongjmp: the handler would
+ *           defer that signal by blocking it for the whole body).  The
  *           unlock sets the body's mask: the caller's with the interrupt
  *           signal open (blocked until the install hooks have run, if
  *           there are any).  `opened' says the caller had it blocked.
@@ -207,7 +210,13 @@
  *           with the interrupt signal blocked if the scope opened it.
  *           The finalizers, the wake-ups run here and the hooks follow,
  *           under that mask: no signal for the call is left to reach
- *           them, nor the caller's code after the scope.
+ *           them, nor the caller's code after the scope.  Held (`hold'):
+ *           with none of these to run, and no wake-up running on the
+ *           wake-up thread (none can start: DONE), the unlock keeps
+ *           every signal blocked to the unlink's lock, and that
+ *           section's unlock does all of the above instead, the
+ *           cookies and the flags still the call's; the next step
+ *           follows it.
  *   after:  intr__current and the cookies go back to the call the scope
  *           ran inside of, if any (a pooled body, another scope), with
  *           the scope's cookie as the previous one.  While the scope ran,
@@ -597,14 +606,22 @@ pid_t intr__call_tid(void)
  * The tree lock for call t's steps.  A worker has every signal blocked
  * already.  The caller's thread of a scope has its own mask: the lock
  * blocks everything and saves that mask in *ss, and each step's unlock
- * says which mask the thread goes on with.
+ * says which mask the thread goes on with.  The start's lock finds every
+ * signal blocked still by the bind's section (here.c), the caller's mask
+ * in t->mask.
  */
-static void call_lock(const struct intr_task *t, sigset_t *ss)
+static void call_lock(struct intr_task *t, sigset_t *ss)
 {
-	if (t->host == INTR_HOST_HERE)
-		intr__tree_lock(ss);
-	else
+	if (t->host != INTR_HOST_HERE) {
 		intr__tree_lock_blocked();
+	} else if (t->held) {
+		/* The bind's section left every signal blocked. */
+		t->held = false;
+		*ss = t->mask;
+		intr__tree_lock_blocked();
+	} else {
+		intr__tree_lock(ss);
+	}
 }
 
 static void call_unlock(const struct intr_task *t, const sigset_t *m)
@@ -622,6 +639,20 @@ struct outer_tls {
 	uint64_t cookie_cur, cookie_prev;
 	int in_body, sc_active, sc_deferred;
 };
+
+/* The TLS of the call the scope ran inside of, back (in place); a worker
+ * has none. */
+static void outer_back(struct intr_task *t, const struct outer_tls *o)
+{
+	intr__current = o->current;
+	if (t->host != INTR_HOST_HERE)
+		return;
+	intr__cookie_cur = o->cookie_cur;
+	intr__cookie_prev = t->cookie;
+	intr__in_body = o->in_body;
+	intr__sc_active = o->sc_active;
+	intr__sc_deferred = o->sc_deferred;
+}
 
 /*
  * The end step's unlock in place.  cur is the mask the body left.  The
@@ -664,10 +695,10 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__in_body, intr__sc_active, intr__sc_deferred,
 	};
 	bool in_place = t->host == INTR_HOST_HERE;
+	bool skip, user, sent = false, hold = false;
 	struct intr__value *values;
 	struct intr__waker *wake;
-	bool skip, user, sent;
-	sigset_t ss;
+	sigset_t ss, end_ss;
 	int busy;
 
 	here = t;
@@ -750,10 +781,22 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->wake_due = false;
 		/* DONE: no canceller writes the wake fd any more. */
 		intr__slot_close_locked(t);
-		if (in_place)
-			here_end_unlock(t, &ss, sent);
-		else
+		/* In place with no user code left (no wake-up, finalizer or
+		 * hook; no wake-up running on the wake-up thread, and none
+		 * can start: DONE), every signal stays blocked to the
+		 * unlink's section, whose unlock flushes instead: the pair
+		 * costs the mask changes of one.  The thread's cookies stay
+		 * the call's until then. */
+		hold = in_place && !wake && !t->fins && !t->ctx_els &&
+		       !atomic_load(&t->wake_busy);
+		if (hold) {
+			end_ss = ss;
 			intr__tree_unlock_blocked();
+		} else if (in_place) {
+			here_end_unlock(t, &ss, sent);
+		} else {
+			intr__tree_unlock_blocked();
+		}
 
 		/* Does user code run on this thread after the body: wake-ups,
 		 * finalizers, context hooks?  Under the submitter's mask,
@@ -772,15 +815,8 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 			intr__futex_wait(&t->wake_busy, busy, NULL);
 
 		run_finalizers(t);
-		intr__current = o.current;
-		if (in_place) {
-			/* Back to the call the scope ran inside of. */
-			intr__cookie_cur = o.cookie_cur;
-			intr__cookie_prev = t->cookie;
-			intr__in_body = o.in_body;
-			intr__sc_active = o.sc_active;
-			intr__sc_deferred = o.sc_deferred;
-		}
+		if (!hold)
+			outer_back(t, &o);
 		intr__context_restore(t);
 	} else {
 		/* Skipped: only the release hooks, if any, are user code. */
@@ -795,12 +831,20 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
 	/* The call's own token ends with the call. */
-	call_lock(t, &ss);
+	if (hold)
+		intr__tree_lock_blocked();
+	else
+		call_lock(t, &ss);
 	intr__token_unlink_locked(&t->tok);
 	intr__handle_del(t->tok.handle);
 	values = t->tok.values;
 	t->tok.values = NULL;
-	call_unlock(t, &ss);
+	if (hold) {
+		here_end_unlock(t, &end_ss, sent);
+		outer_back(t, &o);
+	} else {
+		call_unlock(t, &ss);
+	}
 	here = o.here;
 	intr__values_free(values);
 }

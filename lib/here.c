@@ -22,23 +22,27 @@
 #include "internal.h"
 
 /* Bind t's own token under the token handle names (a root if NULL), and
- * make its ctx.  -EINVAL for a dead handle. */
+ * make its ctx.  -EINVAL for a dead handle.  Bound, the thread goes on
+ * with every signal blocked to the start's section, which finds the
+ * caller's mask in t->mask (held): only the library's code runs between
+ * the two, and the pair costs the two mask changes of one. */
 static int bind_here(struct intr_task *t, intr_token *handle)
 {
 	struct intr_token *parent;
 	sigset_t ss;
-	int ret = 0;
 
 	intr__tree_lock(&ss);
 	parent = intr__token_of(handle);
 	if (handle && !parent) {
-		ret = -EINVAL;
-	} else {
-		t->ctx = intr__handle_make(INTR_H_CTX);
-		intr__token_link_locked(&t->tok, parent);
+		intr__tree_unlock(&ss);
+		return -EINVAL;
 	}
-	intr__tree_unlock(&ss);
-	return ret;
+	t->ctx = intr__handle_make(INTR_H_CTX);
+	intr__token_link_locked(&t->tok, parent);
+	t->mask = ss;
+	t->held = true;
+	intr__tree_unlock_blocked();
+	return 0;
 }
 
 int intr__here_token(struct intr_task *t)

@@ -178,6 +178,9 @@ struct intr_task {
 	atomic_bool sent;		/* a signal went out for it (call.c) */
 	bool opened;			/* here: the caller had the signal
 					 * blocked, the scope opened it */
+	bool held;			/* here: the bind's section left every
+					 * signal blocked, the caller's mask
+					 * in mask (here.c, call.c) */
 	struct intr_task *outer;	/* here: the call this thread ran
 					 * when it started, or NULL */
 

@@ -76,6 +76,7 @@ SLOT_SIGNAL_TOO|slot
 SLOT_NO_MARK|stale_slot
 FD_NO_WAKE|no_signal
 SCOPE_NO_FLUSH|scope_no_leak
+SCOPE_HOLD_NO_FLUSH|scope_no_leak
 SCOPE_STALE_FLAGS|scope_stale_mask
 NO_POST_CHECK|lost_replaced
 "

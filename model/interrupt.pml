@@ -98,7 +98,13 @@
  * every send, and by send_self) and, if set, its unlock opens the signal
  * first (W_FLUSH), so that what is pending is delivered there, then puts
  * the caller's mask back; after the finalizers the cookies are the
- * caller's again (none), the scope's the previous one.  The caller's own
+ * caller's again (none), the scope's the previous one.  A body may
+ * register no finalizer: with no wake-up either, nothing of the user's
+ * runs after it, and the end step holds every signal blocked to the
+ * unlink's section, whose unlock flushes in its place; the cookies go
+ * back after that (call.c `hold').  The bind before the start, which
+ * holds every signal blocked to the start's lock, is one section with it
+ * here (the token tree is abstracted away).  The caller's own
  * handler may cancel in its code too (Ctrl-C before a scope).  The
  * properties run in this variant as scope_*; no_leak there also asserts
  * that no signal of ours is delivered in the caller's code or the
@@ -159,6 +165,9 @@
  *                   not write the eventfd
  *   SCOPE_NO_FLUSH  a scope's end step puts the caller's mask back without
  *                   opening the signal first when something was sent
+ *   SCOPE_HOLD_NO_FLUSH  a scope whose end step held every signal blocked
+ *                   to the unlink does not open the signal at the unlink's
+ *                   unlock when something was sent
  *   SCOPE_STALE_FLAGS  a scope lowers the window's flags only after its
  *                   start has opened the signal (scope_stale_mask: a
  *                   cancel's signal delivered there is deferred by
@@ -927,7 +936,7 @@ inline run_finalizers(c)
 active proctype Worker()
 {
 	byte c = 0, k, r, n;
-	bool skip_body, took, s;
+	bool skip_body, took, s, hold;
 
 #ifdef SCOPE
 	/* The caller's thread, which has the interrupt signal open or
@@ -1020,8 +1029,19 @@ active proctype Worker()
 			app_handler();		/* lands in the body */
 
 			/* The body. */
+#ifdef SCOPE
+			/* A scope's body may register no finalizer: with no
+			 * user code left after it, the end step may hold
+			 * every signal blocked to the unlink. */
+			if
+			:: fins[c]++;		/* intr_defer */
+			   fin_reg[c]++
+			:: skip
+			fi;
+#else
 			fins[c]++;		/* intr_defer */
 			fin_reg[c]++;
+#endif
 			if
 			:: k = K_NONE
 #ifndef SIGNAL_LOST
@@ -1073,6 +1093,15 @@ active proctype Worker()
 			wakers[c] = false;
 			wake_due[c] = false;
 			s = sent[c];
+			/* In place with no user code left (no wake-up taken,
+			 * no finalizer, none running on the wake-up thread):
+			 * every signal stays blocked to the unlink's section,
+			 * and the cookies stay the call's until its unlock. */
+#ifdef SCOPE
+			hold = !took && fins[c] == 0 && wake_busy[c] == 0;
+#else
+			hold = false;
+#endif
 #ifdef MUTATION_WAIT_LOCKED
 			/* Wait for the wake-up thread with the lock held. */
 			wake_busy[c] == 0;
@@ -1085,10 +1114,11 @@ active proctype Worker()
 			/* The unlock: if anything was sent, the signal open
 			 * first, so every instance queued is delivered before
 			 * it returns; then the caller's mask (the body left
-			 * it alone here). */
+			 * it alone here).  Held: every signal stays blocked. */
 			if
+			:: hold
 #ifndef MUTATION_SCOPE_NO_FLUSH
-			:: s ->
+			:: !hold && s ->
 				atomic {
 					wloc = W_FLUSH;
 					unblocked = true;
@@ -1100,9 +1130,16 @@ active proctype Worker()
 #endif
 			:: else
 			fi;
-			atomic { wloc = W_FIN; unblocked = caller_open };
-#endif
+			if
+			:: !hold ->
+				atomic { wloc = W_FIN; unblocked = caller_open }
+			:: else
+			fi;
+			/* user code, if any: the caller's mask */
+			app_open = !hold;
+#else
 			app_open = true;	/* user code: submitter's mask */
+#endif
 			/* wakers_run: a repeating action that ran already
 			 * is only freed */
 			if
@@ -1117,23 +1154,50 @@ active proctype Worker()
 #ifdef SCOPE
 			;
 			/* Back to the caller's cookies: none, the scope's the
-			 * previous one. */
-			cookie_prev = cookie_cur;
-			cookie_cur = 0
+			 * previous one (held: after the unlink). */
+			if
+			:: !hold ->
+				cookie_prev = cookie_cur;
+				cookie_cur = 0
+			:: else
+			fi
 #endif
 		:: else
 #ifdef SCOPE
 			/* Skipped: the start's unlock put the caller's mask
 			 * back. */
+			hold = false;
 			atomic { unblocked = caller_open; app_open = true }
 #endif
 		fi;
 #ifdef SCOPE
 		/* The token unlinked: the tree lock blocks every signal,
-		 * and its unlock puts the caller's mask back. */
+		 * and its unlock puts the caller's mask back; held, it
+		 * flushes first, as the end step's would have, and then the
+		 * cookies go back. */
 		atomic { unblocked = false; app_open = false };
 		worker_lock();
 		unlock();
+		if
+		:: hold ->
+			if
+#ifndef MUTATION_SCOPE_HOLD_NO_FLUSH
+			:: s ->
+				atomic {
+					wloc = W_FLUSH;
+					unblocked = true;
+					if
+					:: sig_pending -> deliver()
+					:: else
+					fi
+				}
+#endif
+			:: else
+			fi;
+			cookie_prev = cookie_cur;
+			cookie_cur = 0
+		:: else
+		fi;
 		atomic { unblocked = caller_open; app_open = true; wloc = W_CALLER };
 #ifdef CHECK_LEAK
 		/* Nothing of the scope's is left for the caller's code. */
@@ -1163,7 +1227,12 @@ active proctype Worker()
 #endif
 #ifdef CHECK_ONCE
 		assert(fins[c] == 0 && fin_ran[c] == fin_reg[c]);
+#ifdef SCOPE
+		assert(skip_body -> fin_reg[c] == 0 :
+		       (fin_reg[c] == 0 || fin_reg[c] == 2));
+#else
 		assert(fin_reg[c] == (skip_body -> 0 : 2));
+#endif
 		assert(wrepeat[c] || wake_ran[c] <= 1);
 		assert(!wake_reg[c] ||
 		       (status[c] -> wake_ran[c] >= 1 : wake_ran[c] == 0));

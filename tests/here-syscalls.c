@@ -34,10 +34,12 @@
 
 #define ROUNDS		100
 #define WARM		3
-/* Today: two rt_sigprocmask for each of the four tree lock sections
- * (bind, start, end, unlink); no rt_sigaction (the handler is looked at
- * after a cancel's sends, not before a call). */
-#define SCOPE_MAX	8
+/* Today: the four tree lock sections (bind, start, end, unlink) in two
+ * pairs, each pair with every signal blocked from its first lock to its
+ * last unlock: an rt_sigprocmask at each of the four ends.  No
+ * rt_sigaction (the handler is looked at after a cancel's sends, not
+ * before a call). */
+#define SCOPE_MAX	4
 #define NR_MAX		512
 
 /* A sanitizer's interceptors make system calls of their own. */
