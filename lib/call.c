@@ -237,8 +237,9 @@
  * on its cancel with every signal of ours lost, and a cancel whose signal
  * went to a handler the application installed over ours is repaired and
  * sent again without waiting for a re-send (intr__cancel_locked looks at
- * the handler after its sends).  Change the protocol here, change the
- * model with it.
+ * the handler after its sends, and the service thread looks only under
+ * the lock, so no repair of its own hides a send that went astray from
+ * that look).  Change the protocol here, change the model with it.
  */
 #include "config.h"
 
@@ -392,7 +393,10 @@ void intr__cancel_locked(struct intr_token *root, int reason)
 	/* No call looks at the handler before it starts: the application
 	 * may have installed its own over ours since.  If a signal just
 	 * sent went there, the service thread repairs ours and sends
-	 * again at once.  The pass clears the timer's mark under this
+	 * again at once.  It looks at the handler only under this lock:
+	 * had it put ours back between the sends and this look, which
+	 * then would find it, nothing would be sent again before
+	 * resend_us.  The pass clears the timer's mark under this
 	 * lock: either it has not yet and sees the repair due, or it has
 	 * and this arms the timer anew. */
 	if (intr__signal_check_sent_locked(sends))

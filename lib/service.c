@@ -42,8 +42,6 @@ static void *service_main(void *unused)
 	bool repair;
 
 	for (;;) {
-		/* Our handler must be the one a re-send reaches. */
-		intr__signal_check();
 		intr__tree_lock_blocked();
 		/* Under the lock: intr__service_stop arms the timer under it
 		 * too, so no pass can re-arm it for later after that. */
@@ -52,13 +50,16 @@ static void *service_main(void *unused)
 			break;
 		}
 		intr__timer_pass_locked();
-		/* A cancel saw our handler replaced after its sends: repair
-		 * it before the re-sends, which go to every cancelled call
-		 * at once.  (A deadline's cancel below that sees it too arms
-		 * the timer for the next pass.) */
+		/* Our handler must be the one a re-send reaches.  Looked at
+		 * under the lock: a cancel sends and then looks under it
+		 * too, so no repair made here falls between a send that
+		 * went to the application's handler and that look, which
+		 * would then find ours and ask for nothing.  A cancel that
+		 * found the handler replaced has every cancelled call sent
+		 * its signal again now.  (A deadline's cancel below that
+		 * finds it so arms the timer for the next pass.) */
 		repair = intr__signal_repair_take_locked();
-		if (repair)
-			intr__signal_check();
+		intr__signal_check();
 		now = intr__now_ns();
 		next = deadlines_fire_locked(now);
 		r = intr__call_resend_locked(now, repair);

@@ -47,18 +47,19 @@
  * library's.  After a cancel has sent its signals, the canceller looks
  * (one rt_sigaction, async-signal-safe): if its handler is no longer
  * there, the service thread is told to repair it and re-send at once.
- * Before every re-send the service thread looks too, and if the handler
- * is not there records the application's as the one foreign signals go
- * to and installs its own again.  A call nobody cancels needs neither:
- * foreign signals reach the application's handler directly.  The chain
- * of handlers so recorded, oldest first, is
- * prevs[0..nprev): a foreign signal goes to the newest; if that one passes
- * it back to the handler it replaced (ours), the next older one gets it,
- * and so on, so nothing recurses.  A recorded handler runs as the kernel
- * would have run it: on the stack ours runs on (ours has SA_ONSTACK, so a
- * thread's alternate signal stack, if it has one), under the interrupted
- * code's mask plus its own sa_mask and, without SA_NODEFER, the signal;
- * with SA_RESETHAND, once.
+ * At every pass, before its re-sends, the service thread looks too,
+ * under the same lock (so its repair cannot fall between a cancel's send
+ * and that cancel's look), and if the handler is not there records the
+ * application's as the one foreign signals go to and installs its own
+ * again.  A call nobody cancels needs neither: foreign signals reach the
+ * application's handler directly.  The chain of handlers so recorded,
+ * oldest first, is prevs[0..nprev): a foreign signal goes to the
+ * newest; if that one passes it back to the handler it replaced (ours),
+ * the next older one gets it, and so on, so nothing recurses.  A
+ * recorded handler runs as the kernel would have run it: on the stack
+ * ours runs on (ours has SA_ONSTACK, so a thread's alternate signal
+ * stack, if it has one), under the interrupted code's mask plus its own
+ * sa_mask and, without SA_NODEFER, the signal; with SA_RESETHAND, once.
  */
 #include "config.h"
 
@@ -541,7 +542,10 @@ static void record(const struct sigaction *cur)
  * If the application has replaced our handler, chain to its handler and
  * install ours again.  A handler recorded already (installed again, or an
  * older one put back) cuts the chain there, so none runs twice for one
- * signal.  One rt_sigaction when nothing changed.  Not in a signal handler.
+ * signal.  One rt_sigaction when nothing changed.  Only on the service
+ * thread, at each pass, with the tree lock held (service.c): prev_mu is
+ * only ever taken inside it, and fork() (which takes the tree lock) never
+ * finds it held.
  *
  * The install is an exchange, which returns the handler it actually
  * replaced: one the application installed after the look is not lost.

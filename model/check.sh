@@ -79,6 +79,7 @@ SCOPE_NO_FLUSH|scope_no_leak
 SCOPE_HOLD_NO_FLUSH|scope_no_leak
 SCOPE_STALE_FLAGS|scope_stale_mask
 NO_POST_CHECK|lost_replaced
+CHECK_UNLOCKED|lost_replaced
 "
 
 # The completion handshake of lib/task.c with store buffers.

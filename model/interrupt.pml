@@ -84,8 +84,10 @@
  *                 interrupts is made again.  Without a re-send, the cancel
  *                 still reaches the first call: the canceller looks at the
  *                 handler after its sends and has the service thread
- *                 repair it and send again (App, Repair).  The same in
- *                 place: scope_lost_replaced (-DSCOPE).
+ *                 repair it and send again (App, Repair).  Every pass
+ *                 of the service thread looks at the handler, under the
+ *                 lock.  The same in place: scope_lost_replaced
+ *                 (-DSCOPE).
  *
  * In place (-DSCOPE; call.c, "In place").  The Worker is the caller's
  * own thread, which runs the two calls as scopes of intr_run_here, one
@@ -174,6 +176,8 @@
  *                   blocking the signal for the whole body)
  *   NO_POST_CHECK   the canceller does not look at the handler after its
  *                   sends (only the next re-send's check would repair it)
+ *   CHECK_UNLOCKED  the service thread's pass looks at the handler before
+ *                   it takes the lock (Repair)
  */
 
 #define NCALLS		2
@@ -289,6 +293,7 @@ bool app_fired;			/* its handler ran (once) */
  * signal.c intr__signal_check_sent_locked) and its repair. */
 bool ours_installed = true;	/* our handler is the installed one */
 bool repair_due;		/* tree lock: repair and re-send now */
+bool cx_sent;			/* lock holder: this cancel sent (sends) */
 #endif
 
 /* A send that fails (call.c send_next_locked): while the per-user queue
@@ -422,6 +427,9 @@ inline send_locked(c)
 	assert(!slot_woke[c] || (wslot[c] & WS_SIGNAL));
 #endif
 	sent[c] = true;		/* before the send, refused or not */
+#ifdef REPLACED
+	cx_sent = true;		/* signal.c sends++, refused or not */
+#endif
 	/* Refused while the queue is full (EAGAIN): nothing is pending, and
 	 * the service thread retries (unsent) until a send goes through. */
 	if
@@ -513,6 +521,9 @@ inline call_cancel_locked(c)
 /* token.c intr__cancel_locked, for the call's own token. */
 inline cancel_locked(c)
 {
+#ifdef REPLACED
+	cx_sent = false;	/* intr__cancel_locked: sends, before */
+#endif
 	if
 	:: !reason[c] ->
 		reason[c] = true;
@@ -521,15 +532,17 @@ inline cancel_locked(c)
 	fi
 }
 
-/* After a cancel's sends, under the same lock: one rt_sigaction; the
- * handler replaced, the service thread repairs it and re-sends now. */
+/* After a cancel's sends, under the same lock: if it sent anything
+ * (sends moved), one rt_sigaction; the handler replaced, the service
+ * thread repairs it and re-sends now. */
 inline post_check()
 {
 #if defined(REPLACED) && !defined(MUTATION_NO_POST_CHECK)
 	if
-	:: !ours_installed -> repair_due = true
+	:: cx_sent && !ours_installed -> repair_due = true
 	:: else
-	fi
+	fi;
+	cx_sent = false
 #else
 	skip
 #endif
@@ -546,6 +559,7 @@ inline app_handler()
 		app_fired = true;
 		lock();
 		cancel_locked(0);
+		post_check();
 		unlock()
 	:: true
 	fi
@@ -1122,8 +1136,9 @@ active proctype Worker()
 				atomic {
 					wloc = W_FLUSH;
 					unblocked = true;
+					/* to the handler installed now */
 					if
-					:: sig_pending -> deliver()
+					:: sig_pending -> take()
 					:: else
 					fi
 				}
@@ -1439,29 +1454,48 @@ active proctype App()
 	atomic { !reason[0] -> ours_installed = false }
 }
 
-/* service.c service_main's pass with repair_due: intr__signal_check
- * installs ours again, and every cancelled running call that has not
- * acknowledged gets its signal again (intr__call_resend_locked, all). */
+/* service.c service_main's pass: under the lock, intr__signal_check
+ * installs ours again, and with repair_due every cancelled running call
+ * that has not acknowledged gets its signal again
+ * (intr__call_resend_locked, all).  A pass comes for the repair, or for
+ * anything else (another token's deadline, another call's re-send) at
+ * any time: every pass looks at the handler.
+ *   MUTATION_CHECK_UNLOCKED  the pass looks before it takes the lock
+ *                            (lost_replaced: its repair falls between a
+ *                            cancel's send, taken by the application's
+ *                            handler, and that cancel's look) */
 active proctype Repair()
 {
 	byte c;
 
 end_idle:
 	do
+#ifdef MUTATION_CHECK_UNLOCKED
+	:: atomic { !ours_installed -> ours_installed = true }
 	:: atomic { lk == 0 && SERVICE_MAY && repair_due -> lk = _pid + 1 }
-		repair_due = false;
+#else
+	:: atomic {
+		lk == 0 && SERVICE_MAY && (repair_due || !ours_installed) ->
+			lk = _pid + 1
+	   }
+#endif
 		ours_installed = true;
-		c = 0;
-		do
-		:: c < NCALLS ->
-			if
-			:: on_list[c] && reason[c] && !acked[c] ->
-				send_locked(c)
-			:: else
-			fi;
-			c++
-		:: else -> break
-		od;
+		if
+		:: repair_due ->
+			repair_due = false;
+			c = 0;
+			do
+			:: c < NCALLS ->
+				if
+				:: on_list[c] && reason[c] && !acked[c] ->
+					send_locked(c)
+				:: else
+				fi;
+				c++
+			:: else -> break
+			od
+		:: else
+		fi;
 		unlock()
 	od
 }
