@@ -1202,7 +1202,7 @@ active proctype Worker()
 					wloc = W_FLUSH;
 					unblocked = true;
 					if
-					:: sig_pending -> deliver()
+					:: sig_pending -> take()
 					:: else
 					fi
 				}
