@@ -35,10 +35,19 @@
  *    handled inside that handler, and the restarted system call must
  *    still return -ECANCELED at once, leaving the signal unblocked.
  *
- * Output is TAP (tests/tap.h): one line per test, skipped as a whole
- * where the library was built without an assembly window.  Exit status 0
- * when all passed, 1 otherwise.
- * usage: window-race [iterations]     (default 20000)
+ * Every case runs on both hosts of tests/host.h, with the same counts:
+ * on a pool worker (intr_spawn), then in place (intr_run_here on a thread
+ * of the test's own, which runs scope after scope, so whatever one leaves
+ * on the thread meets the next).  The single step, the forced window and
+ * the nested handler act on whichever thread runs the body: in place, the
+ * trap flag, the rewritten context and the SIGPROF are the application
+ * thread's, and the cancel reaches the scope through the token it is
+ * bound under.  The forged cases of both hosts run before anything else.
+ *
+ * Output is TAP (tests/tap.h): one line per test and host ("pool: ...",
+ * "in place: ..."), skipped as a whole where the library was built
+ * without an assembly window.  Exit status 0 when all passed, 1 otherwise.
+ * usage: window-race [iterations]     (default 20000, on each host)
  */
 #include "config.h"
 
@@ -70,6 +79,8 @@ int main(void)
 	tap_skip_all("built without an assembly system call window");
 }
 #else
+#include "host.h"
+
 #define JOIN_BOUND_MS 3000
 #define STEP_ROUNDS 1000
 
@@ -86,7 +97,7 @@ static uint64_t rng(void)
 
 static void result(const char *name, int bad, const char *detail)
 {
-	tap_ok(!bad, "%s: %s", name, detail);
+	tap_ok(!bad, "%s: %s: %s", h_host_names[h_host_now], name, detail);
 }
 
 /*
@@ -104,7 +115,7 @@ static void result(const char *name, int bad, const char *detail)
 static int join_bounded(intr_task *t, void **res, int *timed_out,
 			long *late_ms)
 {
-	struct pollfd p = { .fd = intr_task_fd(t), .events = POLLIN };
+	struct pollfd p = { .fd = host_task_fd(t), .events = POLLIN };
 	uint64_t start = h_now_ns();
 	uint64_t give_up = start + (uint64_t)GIVE_UP_MS * 1000000u;
 	int64_t left;
@@ -124,7 +135,7 @@ static int join_bounded(intr_task *t, void **res, int *timed_out,
 		fflush(stdout);
 		_exit(1);
 	}
-	return intr_join(t, res);
+	return host_join(t, res);
 }
 
 /* ------------------------------------------------------- forged signals */
@@ -235,7 +246,7 @@ static void test_single_step(bool forge)
 		atomic_store(&step_state, 0);
 		step_ret = 0;
 		calls_started++;	/* before: the body reads it */
-		if (intr_spawn(&t, step_tok, step_body, fds)) {
+		if (host_spawn(&t, step_tok, step_body, fds)) {
 			bad++;
 			break;
 		}
@@ -376,7 +387,7 @@ static void test_forced_window(bool forge)
 
 		intr_token_new(&forced_tok, NULL);
 		calls_started++;	/* before: the body reads it */
-		if (intr_spawn(&t, forced_tok, forced_body, NULL)) {
+		if (host_spawn(&t, forced_tok, forced_body, NULL)) {
 			bad++;
 			break;
 		}
@@ -523,7 +534,7 @@ static void test_nested_handler(enum nested_kind kind)
 		atomic_store(&nested_tid, 0);
 		intr_token_new(&nested_tok, NULL);
 		calls_started++;
-		if (intr_spawn(&t, nested_tok, nested_body, &n)) {
+		if (host_spawn(&t, nested_tok, nested_body, &n)) {
 			wrong++;
 			intr_token_free(nested_tok);
 			break;
@@ -537,8 +548,9 @@ static void test_nested_handler(enum nested_kind kind)
 		if (timed_out) {
 			hung++;
 			if (hung <= 3)
-				printf("  round %d: the wrapper returned only "
-				       "after %ld ms%s\n", i, late_ms,
+				printf("  %s: round %d: the wrapper returned "
+				       "only after %ld ms%s\n",
+				       h_host_names[h_host_now], i, late_ms,
 				       late_ms >= 9900 ? " (the re-send)" : "");
 		} else if (ret != -ECANCELED || n.ret != -ECANCELED) {
 			wrong++;
@@ -634,7 +646,7 @@ static void test_race(enum kind kind, int iters)
 		intr_token_new(&tok, NULL);
 		if (pick == 0)
 			intr_token_cancel(tok);		/* before */
-		if (intr_spawn(&t, tok, race_body, &r)) {
+		if (host_spawn(&t, tok, race_body, &r)) {
 			wrong++;
 			intr_token_free(tok);
 			continue;
@@ -644,14 +656,16 @@ static void test_race(enum kind kind, int iters)
 		intr_token_cancel(tok);			/* pick 1: right after */
 		ret = join_bounded(t, &res, &timed_out, &late_ms);
 		if (late_ms)
-			tap_diag("%s: iteration %d, cancel %s, wrapper %s "
-				 "(%ld), the call ended after %ld ms%s",
-			       timed_out ? "hung" : "slow", i,
-			       pick == 0 ? "before spawn" :
-			       pick == 1 ? "right after spawn" : "0-50 us after",
-			       r.ret == 1 ? "not returned" : "returned", r.ret,
-			       late_ms, timed_out ? " (the re-send)" :
-			       " (starved, before any re-send: not lost)");
+			tap_diag("%s: %s: %s: iteration %d, cancel %s, "
+				 "wrapper %s (%ld), the call ended after %ld "
+				 "ms%s", h_host_names[h_host_now],
+				 kind_name[kind], timed_out ? "hung" : "slow", i,
+				 pick == 0 ? "before spawn" :
+				 pick == 1 ? "right after spawn" :
+				 "0-50 us after",
+				 r.ret == 1 ? "not returned" : "returned",
+				 r.ret, late_ms, timed_out ? " (the re-send)" :
+				 " (starved, before any re-send: not lost)");
 		if (timed_out)
 			hung++;
 		else if (ret != -ECANCELED)
@@ -699,7 +713,7 @@ int main(int argc, char **argv)
 #endif
 	const char *seed = getenv("INTR_TEST_SEED");
 	struct intr_config cfg;
-	int k;
+	int h, k;
 
 	rng_state = seed ? strtoull(seed, NULL, 0) : h_now_ns();
 	tap_diag("window-race: seed %llu (INTR_TEST_SEED repeats it)",
@@ -708,37 +722,43 @@ int main(int argc, char **argv)
 	cfg.resend_us = 10000000;	/* 10 s: no rescue by re-sending */
 	if (!tap_ok(intr_configure(&cfg) == 0, "intr_configure"))
 		return tap_done();
-	if (emulated) {
-		tap_skip("single_step: signal delivery is emulated "
-			 "(ThreadSanitizer, valgrind)");
-		tap_skip("forced_window: signal delivery is emulated "
-			 "(ThreadSanitizer, valgrind)");
-		tap_skip("nested_handler: signal delivery is emulated "
-			 "(ThreadSanitizer, valgrind)");
-	}
 	signal(SIGUSR1, on_foreign);
-	/* First: the forged tests guess the cookies of a fresh process. */
+	/* First, on both hosts: the forged tests guess the cookies of a
+	 * fresh process. */
+	for (h = 0; h < H_HOSTS && !emulated; h++) {
+		host_set(h);
 #if defined(__x86_64__)
-	if (!emulated)
 		test_single_step(true);
 #endif
 #if defined(__x86_64__) || defined(__aarch64__)
-	if (!emulated)
 		test_forced_window(true);
 #endif
+	}
+	for (h = 0; h < H_HOSTS; h++) {
+		host_set(h);
+		if (emulated) {
+			tap_skip("%s: single_step: signal delivery is "
+				 "emulated (ThreadSanitizer, valgrind)",
+				 h_host_names[h]);
+			tap_skip("%s: forced_window: signal delivery is "
+				 "emulated (ThreadSanitizer, valgrind)",
+				 h_host_names[h]);
+			tap_skip("%s: nested_handler: signal delivery is "
+				 "emulated (ThreadSanitizer, valgrind)",
+				 h_host_names[h]);
+		} else {
 #if defined(__x86_64__)
-	if (!emulated)
-		test_single_step(false);
+			test_single_step(false);
 #endif
 #if defined(__x86_64__) || defined(__aarch64__)
-	if (!emulated)
-		test_forced_window(false);
+			test_forced_window(false);
 #endif
-	if (!emulated)
-		for (k = 0; k < N_NR; k++)
-			test_nested_handler((enum nested_kind)k);
-	for (k = 0; k < K_NR; k++)
-		test_race((enum kind)k, iters);
+			for (k = 0; k < N_NR; k++)
+				test_nested_handler((enum nested_kind)k);
+		}
+		for (k = 0; k < K_NR; k++)
+			test_race((enum kind)k, iters);
+	}
 	return tap_done();
 }
 #endif /* INTR_TEST_WINDOW */
