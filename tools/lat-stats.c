@@ -686,7 +686,7 @@ static double p50_ratio(struct series *a, struct series *b)
 static void compute_targets(const struct idle_result *idle, unsigned nidle,
 			    const struct scale_result *scale, unsigned nscale)
 {
-	struct series *run, *futex, *create;
+	struct series *run, *futex, *create, *here;
 	unsigned c, i;
 
 	ntargets = 0;
@@ -710,11 +710,29 @@ static void compute_targets(const struct idle_result *idle, unsigned nidle,
 			   "%s: cancel p50 / eventfd floor p50", call_name[c]);
 		target_placement(in, f);
 	}
+	/* The scope's cancel beside the pooled body's, the same call. */
+	for (c = 0; c < NCALLS; c++) {
+		struct series *scope, *pooled;
+
+		scope = series_find("cancel", call_name[c], "intr-in-place",
+				    "body");
+		pooled = series_find("cancel", call_name[c], "intr", "body");
+		if (!scope || !pooled)
+			continue;
+		target_add(true, p50_ratio(scope, pooled), 1.05, false,
+			   "%s: in-place cancel p50 / pooled cancel p50",
+			   call_name[c]);
+		target_placement(scope, pooled);
+	}
 	run = series_find("overhead", "", "run_interruptible", "round");
 	futex = series_find("overhead", "", "futex ping-pong", "round");
 	create = series_find("overhead", "", "pthread_create+join", "round");
+	here = series_find("overhead", "", "in-place scope", "round");
+	if (here)
+		target_add(true, (double)series_pct(here, 0.5) / 1e3, 0.3,
+			   false, "in-place scope p50, us");
 	if (run) {
-		target_add(futex != NULL, p50_ratio(run, futex), 1.5, false,
+		target_add(futex != NULL, p50_ratio(run, futex), 1.3, false,
 			   "run_interruptible p50 / futex ping-pong p50");
 		target_placement(run, futex);
 		target_add(create != NULL, p50_ratio(create, run), 3.0, true,
