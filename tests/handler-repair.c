@@ -112,20 +112,10 @@ static void one(enum h_host h, int signo)
 	sigaction(signo, &sa, NULL);
 
 	intr_token_cancel(tok);
-	if (b_readable_within(host_task_fd(t), WAIT_MS) != 1) {
-		r = B_TIMEOUT;
-		/* Let it go, so that the test can go on. */
-		if (write(pipefd[1], "x", 1) != 1)
-			abort();
-		if (b_readable_within(host_task_fd(t), WAIT_MS) != 1)
-			abort();
-		host_join(t, &res);
-	} else {
-		r = host_join(t, &res);
-	}
+	r = host_join_within(t, &res, WAIT_MS, pipefd[1]);
 	tap_ok(r == -ECANCELED && !res, "%s: the cancel reaches the body "
 	       "within %u ms, with the re-send a minute away: %d (%s)", name,
-	       WAIT_MS, r, r == B_TIMEOUT ? "still in read()" : "returned");
+	       WAIT_MS, r, r == HOST_TIMEOUT ? "still in read()" : "returned");
 	tap_diag("%s: the application's handler took %d of the library's "
 		 "signals", name, atomic_load(&theirs));
 	intr_token_free(tok);

@@ -11,6 +11,9 @@
  *                                thread, which runs intr_run_here
  *   host_task_fd(t), host_join(t, &res), host_task_cancel(t)
  *   host_max(n)                  at most n host threads (default 64)
+ *   host_join_within(t, &res, ms, fd)  host_join once t is done within
+ *                                ms; else HOST_TIMEOUT, after a byte
+ *                                written to fd let the body go
  *
  * A call in place is bound to a token of its own under tok, which
  * host_task_cancel cancels (the scope has no task to cancel), and which
@@ -25,6 +28,7 @@
 #define INTR_TEST_HOST_H
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -184,6 +188,24 @@ static inline int host_join(intr_task *t, void **result)
 		abort();
 	free(c);
 	return ret;
+}
+
+#define HOST_TIMEOUT	(-10000)	/* host_join_within: not done in time */
+
+/* Join t if it is done within ms.  If not, write a byte to release_fd
+ * (what the body waits on), join it, bounded again (abort past that),
+ * and return HOST_TIMEOUT. */
+static inline int host_join_within(intr_task *t, void **result, unsigned ms,
+				   int release_fd)
+{
+	struct pollfd p = { .fd = host_task_fd(t), .events = POLLIN };
+
+	if (poll(&p, 1, (int)ms) == 1)
+		return host_join(t, result);
+	if (write(release_fd, "x", 1) != 1 || poll(&p, 1, (int)ms) != 1)
+		abort();
+	host_join(t, result);
+	return HOST_TIMEOUT;
 }
 
 #endif /* INTR_TEST_HOST_H */

@@ -213,16 +213,7 @@ static int one(enum h_host h, unsigned ms)
 	in_cancel = true;
 	intr_token_cancel(tok);
 	in_cancel = false;
-	if (b_readable_within(host_task_fd(t), WAIT_MS) != 1) {
-		r = B_TIMEOUT;
-		if (write(pipefd[1], "x", 1) != 1)
-			abort();
-		if (b_readable_within(host_task_fd(t), WAIT_MS) != 1)
-			abort();
-		host_join(t, &res);
-	} else {
-		r = host_join(t, &res);
-	}
+	r = host_join_within(t, &res, WAIT_MS, pipefd[1]);
 	intr_token_free(tok);
 	intr_token_free(other);
 	if (!fresh)
@@ -233,7 +224,7 @@ static int one(enum h_host h, unsigned ms)
 	       name);
 	tap_ok(r == -ECANCELED && !res, "%s: the cancel reaches the body "
 	       "within %u ms, with the re-send a minute away: %d (%s)", name,
-	       WAIT_MS, r, r == B_TIMEOUT ? "still in read()" : "returned");
+	       WAIT_MS, r, r == HOST_TIMEOUT ? "still in read()" : "returned");
 	return r == -ECANCELED;
 }
 
