@@ -10,6 +10,7 @@
  */
 #include "config.h"
 #include "harness.h"
+#include "bound.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -418,6 +419,8 @@ static void *fork_body(intr_ctx *ctx, void *p)
 	struct fb_arg *a = p;
 
 	(void)ctx;
+	/* The threads the call started, settled first (b_others_asleep). */
+	b_others_asleep(5000);
 	a->pid = fork();
 	if (a->pid == 0) {
 		if (a->exec) {
@@ -484,6 +487,7 @@ static void *fork_wait_body(intr_ctx *ctx, void *p)
 {
 	struct fw_arg *a = p;
 
+	b_others_asleep(5000);
 	a->pid = fork();
 	if (a->pid == 0) {
 		for (;;)

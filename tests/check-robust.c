@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "bound.h"
 
 #define WAIT_MS 5000
 #define TEST_TIMEOUT 60
@@ -389,7 +390,11 @@ END_TEST
 /* A body that forks goes on in the child as a running call. */
 static void *forking_body(intr_ctx *ctx, void *arg)
 {
-	pid_t pid = fork();
+	pid_t pid;
+
+	/* The threads the call started, settled first (b_others_asleep). */
+	b_others_asleep(5000);
+	pid = fork();
 
 	if (pid == 0) {
 		int code = 0;

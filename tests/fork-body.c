@@ -39,6 +39,7 @@ static void fork_and_return(struct fdcase *c)
 
 	if (!b_wait_atomic(&c->go, 1, WAIT_MS))
 		return;
+	b_others_asleep(WAIT_MS);	/* no thread mid-allocation */
 	pid = fork();
 	if (pid == 0) {
 		/* The child: the call returns here at once, and its worker
@@ -138,6 +139,7 @@ static void *forks_and_waits(intr_ctx *ctx, void *arg)
 	char b;
 	int st;
 
+	b_others_asleep(WAIT_MS);	/* no thread mid-allocation */
 	pid = fork();
 	if (pid == 0) {
 		/* The child: blocked until the call's deadline fires. */
@@ -223,6 +225,7 @@ static void *forks_while_waking(intr_ctx *ctx, void *arg)
 	atomic_store(&w->armed, 1);
 	if (!b_wait_atomic(&w->running, 1, WAIT_MS))
 		return (void *)-1L;
+	b_others_asleep(WAIT_MS);	/* no thread mid-allocation */
 	pid = fork();
 	if (pid == 0)
 		return NULL;	/* goes on as the child's call */
@@ -296,6 +299,7 @@ static void child_fd_case(void)
 		return;
 	}
 	fd = intr_task_fd(t);
+	b_others_asleep(WAIT_MS);	/* no thread mid-allocation */
 	pid = fork();
 	if (pid == 0) {
 		cfd = intr_task_fd(t);
