@@ -720,7 +720,7 @@ static void compute_targets(const struct idle_result *idle, unsigned nidle,
 		if (!scope || !pooled)
 			continue;
 		target_add(true, p50_ratio(scope, pooled), 1.05, false,
-			   "%s: in-place cancel p50 / pooled cancel p50",
+			   "%s: scope / pooled cancel p50",
 			   call_name[c]);
 		target_placement(scope, pooled);
 	}
