@@ -659,7 +659,8 @@ static void outer_back(struct intr_task *t, const struct outer_tls *o)
 }
 
 /*
- * The end step's unlock in place.  cur is the mask the body left.  The
+ * The end step's unlock in place, or the unlink's where the end step held
+ * every signal blocked to it (hold).  cur is the mask the body left.  The
  * thread goes on with it, and with the interrupt signal blocked again if
  * the scope opened it: the scope undoes exactly its own change.  If a
  * signal was sent for t, the unlock first opens the signal, so the kernel
@@ -690,8 +691,11 @@ static void here_end_unlock(const struct intr_task *t, const sigset_t *cur,
  * itself, and the quiet mask comes back before the next lock.  In place
  * (t->host INTR_HOST_HERE) the calling thread is the caller's, with its
  * own mask, which each lock section saves and sets (call_lock,
- * here_end_unlock; the opening comment, "In place"), and the TLS of the
- * call it may run inside of is put back at the end. */
+ * here_end_unlock; the opening comment, "In place"), but for two pairs
+ * that hold every signal blocked from the first's lock to the second's
+ * unlock: the bind (here.c) and the start, and the end and the unlink
+ * when nothing of the user's runs between (hold); the TLS of the call it
+ * may run inside of is put back at the end. */
 void intr__call_run(struct intr_task *t, pid_t tid)
 {
 	struct outer_tls o = {

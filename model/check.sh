@@ -77,6 +77,7 @@ SLOT_NO_MARK|stale_slot
 FD_NO_WAKE|no_signal
 SCOPE_NO_FLUSH|scope_no_leak
 SCOPE_HOLD_NO_FLUSH|scope_no_leak
+SCOPE_HOLD_COOKIES_FIRST|scope_no_leak
 SCOPE_STALE_FLAGS|scope_stale_mask
 NO_POST_CHECK|lost_replaced
 CHECK_UNLOCKED|lost_replaced

@@ -170,6 +170,8 @@
  *   SCOPE_HOLD_NO_FLUSH  a scope whose end step held every signal blocked
  *                   to the unlink does not open the signal at the unlink's
  *                   unlock when something was sent
+ *   SCOPE_HOLD_COOKIES_FIRST  the held unlink puts the caller's cookies
+ *                   back before its flush
  *   SCOPE_STALE_FLAGS  a scope lowers the window's flags only after its
  *                   start has opened the signal (scope_stale_mask: a
  *                   cancel's signal delivered there is deferred by
@@ -1195,6 +1197,11 @@ active proctype Worker()
 		unlock();
 		if
 		:: hold ->
+#ifdef MUTATION_SCOPE_HOLD_COOKIES_FIRST
+			/* The cookies back before the flush. */
+			cookie_prev = cookie_cur;
+			cookie_cur = 0;
+#endif
 			if
 #ifndef MUTATION_SCOPE_HOLD_NO_FLUSH
 			:: s ->
@@ -1209,8 +1216,12 @@ active proctype Worker()
 #endif
 			:: else
 			fi;
+#ifndef MUTATION_SCOPE_HOLD_COOKIES_FIRST
 			cookie_prev = cookie_cur;
 			cookie_cur = 0
+#else
+			skip
+#endif
 		:: else
 		fi;
 		atomic { unblocked = caller_open; app_open = true; wloc = W_CALLER };
