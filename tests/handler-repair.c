@@ -6,7 +6,7 @@
  *
  * The re-send interval is made a minute long, so only the cancel's own
  * look at the handler, after its signal, can repair it in time: the body
- * waits in a plain read() of a pipe, and the application's handler has
+ * waits in intr_read() on a pipe, and the application's handler has
  * SA_RESTART, so the signal that reaches it restarts the read, and only
  * a signal the library's own handler takes ends it.  Both hosts: a
  * pooled body, and a scope in place on a thread of the application's.
@@ -42,8 +42,12 @@ static void *reader(intr_ctx *ctx, void *arg)
 
 	(void)arg;
 	atomic_store(&body_tid, (int)syscall(SYS_gettid));
+	/* intr_read: the repair's signal may come while the application's
+	 * handler still runs, or after it before the read is made again;
+	 * only the window turns that into the cancel.  A plain read would
+	 * wait for the re-send, a minute away. */
 	while (!intr_cancelled(ctx)) {
-		r = read(pipefd[0], &c, 1);
+		r = intr_read(ctx, pipefd[0], &c, 1);
 		if (r > 0)
 			return (void *)1;
 	}
@@ -130,6 +134,10 @@ int main(void)
 	 * itself, later, from its own, and so does valgrind. */
 #if defined(__SANITIZE_THREAD__)
 	tap_skip_all("ThreadSanitizer runs the application's handler itself, later");
+#endif
+#if !INTR_TEST_WINDOW
+	tap_skip_all("without the assembly window a signal taken just before "
+		     "the read is made again waits for the re-send");
 #endif
 	if (RUNNING_ON_VALGRIND)
 		tap_skip_all("valgrind runs the application's handler itself");
