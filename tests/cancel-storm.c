@@ -177,27 +177,20 @@ static void storm(bool here, long n)
 		if (here) {
 			r = intr_run_here(tok, here_body,
 					  (i % 2) ? &cur_tok : NULL, NULL);
-			if (r == -ECANCELED)
-				cancelled++;
-			else if (!r)
-				finished++;
-			else
-				bad++;
 		} else if (!(r = intr_spawn(&t, tok, body, NULL))) {
 			atomic_store(&cur_task, t);
 			if (i % 2)
 				intr_token_cancel(tok);
 			atomic_store(&cur_task, NULL);
 			r = intr_join(t, NULL);
-			if (r == -ECANCELED)
-				cancelled++;
-			else if (!r)
-				finished++;
-			else
-				bad++;
-		} else {
-			bad++;
 		}
+		/* The call's result (or the spawn's error). */
+		if (r == -ECANCELED)
+			cancelled++;
+		else if (!r)
+			finished++;
+		else
+			bad++;
 		atomic_store(&cur_tok, NULL);
 		if (intr_token_free(tok))
 			bad++;
