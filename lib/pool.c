@@ -2,7 +2,7 @@
 /*
  * The worker pool: a provider of threads.  A worker runs one job at a
  * time (a call, for task.c), and knows of the job only its two functions;
- * between jobs it waits on its own condition variable in the idle list,
+ * between jobs it sleeps on its own futex word (bell) in the idle list,
  * and gives up after idle_ms.  Workers are created on demand, up to
  * max_workers.
  *
@@ -10,6 +10,19 @@
  * function says its call is complete, so when run_interruptible() or
  * intr_join() returns, the next call can have that worker (a one-worker
  * pool runs call after call).
+ *
+ * The submitter rings the bell under the pool lock and wakes the worker
+ * after letting go of it: woken under the lock, the worker, on the same
+ * CPU, would run at once, find the lock held and sleep on it, two
+ * context switches more per call.  The bell set under the lock is what
+ * the worker goes by (it sleeps only while the bell reads 0, and clears
+ * it under the lock before it looks for a job), so a wake that comes
+ * late, or never (a handler that left the submit by siglongjmp), loses
+ * nothing: at worst the job waits for the worker's idle_ms.  The wake
+ * may come after the worker has run the job, left the pool and freed its
+ * record: a futex wake names an address, not an object, and every wait
+ * on a futex word, here and in libc, looks again at what it waits for
+ * (pthread_mutex_unlock wakes after the release the same way).
  *
  * Every worker blocks all signals but the synchronous faults whenever it
  * runs the library's code (a call's user code runs under the submitter's
@@ -32,7 +45,7 @@
 struct worker {
 	struct worker *next;		/* idle list */
 	struct worker *all_next;	/* list of every worker */
-	pthread_cond_t cv;
+	atomic_int bell;		/* 1: look for a job (set under the lock) */
 	struct intr__job *job;		/* pool lock */
 	pthread_t th;			/* pool lock */
 };
@@ -69,6 +82,31 @@ void intr__pool_lock(void)
 void intr__pool_unlock(void)
 {
 	pthread_mutex_unlock(&mu);
+}
+
+/* Ring w's bell: under the pool lock. */
+static void bell_ring(struct worker *w)
+{
+	atomic_store(&w->bell, 1);
+}
+
+/* Sleep on w's bell until it rings, the absolute monotonic time ts comes,
+ * or anything else wakes the thread; the pool lock is let go for it. */
+static void bell_wait(struct worker *w, const struct timespec *ts)
+{
+	atomic_store(&w->bell, 0);
+	pthread_mutex_unlock(&mu);
+	intr__futex_wait(&w->bell, 0, ts);
+	pthread_mutex_lock(&mu);
+}
+
+static bool past(const struct timespec *ts)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > ts->tv_sec ||
+	       (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
 }
 
 static void deadline_in(struct timespec *ts, unsigned ms)
@@ -114,11 +152,10 @@ static void *worker_main(void *p)
 		pthread_mutex_lock(&mu);
 		deadline_in(&ts, intr__cfg.idle_ms);
 		while (!w->job) {
-			if (!quitting &&
-			    pthread_cond_timedwait(&w->cv, &mu, &ts) != ETIMEDOUT)
+			if (!quitting && !past(&ts)) {
+				bell_wait(w, &ts);
 				continue;
-			if (w->job)
-				break;
+			}
 			/* Unloading: intr__pool_stop took us off the idle list
 			 * and joins and frees us. */
 			if (quitting) {
@@ -141,7 +178,6 @@ static void *worker_main(void *p)
 			ended = w->th;
 			have_ended = true;
 			pthread_mutex_unlock(&mu);
-			pthread_cond_destroy(&w->cv);
 			free(w);
 			if (join_prev)
 				pthread_join(prev, NULL);
@@ -152,7 +188,6 @@ static void *worker_main(void *p)
 
 int intr__pool_submit(struct intr__job *job)
 {
-	pthread_condattr_t ca;
 	struct worker *w;
 	pthread_t th;
 	int ret;
@@ -166,8 +201,9 @@ int intr__pool_submit(struct intr__job *job)
 	if (w) {
 		idle = w->next;
 		w->job = job;
-		pthread_cond_signal(&w->cv);
+		bell_ring(w);
 		pthread_mutex_unlock(&mu);
+		intr__futex_wake(&w->bell, 1);
 		return 0;
 	}
 	if (intr__cfg.max_workers && nworkers >= intr__cfg.max_workers) {
@@ -181,12 +217,7 @@ int intr__pool_submit(struct intr__job *job)
 	w = intr__calloc(INTR_SITE_WORKER, 1, sizeof(*w));
 	if (!w)
 		goto undo;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	ret = -pthread_cond_init(&w->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (ret)
-		goto undo_free;
+	atomic_init(&w->bell, 0);
 	w->job = job;
 	pthread_mutex_lock(&mu);
 	w->all_next = all;
@@ -201,8 +232,6 @@ undo_all:
 	pthread_mutex_lock(&mu);
 	all_del(w);
 	pthread_mutex_unlock(&mu);
-	pthread_cond_destroy(&w->cv);
-undo_free:
 	free(w);
 undo:
 	pthread_mutex_lock(&mu);
@@ -261,8 +290,10 @@ int intr__pool_stop(void)
 	list = idle;
 	idle = NULL;
 	nworkers = 0;
-	for (w = list; w; w = w->next)
-		pthread_cond_signal(&w->cv);
+	for (w = list; w; w = w->next) {
+		bell_ring(w);
+		intr__futex_wake(&w->bell, 1);
+	}
 	join_ended = have_ended;
 	last = ended;
 	have_ended = false;
@@ -274,7 +305,6 @@ int intr__pool_stop(void)
 		pthread_mutex_lock(&mu);
 		all_del(w);
 		pthread_mutex_unlock(&mu);
-		pthread_cond_destroy(&w->cv);
 		free(w);
 	}
 	if (join_ended)
