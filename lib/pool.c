@@ -90,23 +90,19 @@ static void bell_ring(struct worker *w)
 	atomic_store(&w->bell, 1);
 }
 
-/* Sleep on w's bell until it rings, the absolute monotonic time ts comes,
- * or anything else wakes the thread; the pool lock is let go for it. */
-static void bell_wait(struct worker *w, const struct timespec *ts)
+/* Sleep on w's bell until it rings, the absolute monotonic time ts comes
+ * (true), or anything else wakes the thread; the pool lock is let go for
+ * it.  A wait that fails (a filter refusing futex) counts as timed out:
+ * the worker leaves instead of spinning. */
+static bool bell_wait(struct worker *w, const struct timespec *ts)
 {
+	int r;
+
 	atomic_store(&w->bell, 0);
 	pthread_mutex_unlock(&mu);
-	intr__futex_wait(&w->bell, 0, ts);
+	r = intr__futex_wait(&w->bell, 0, ts);
 	pthread_mutex_lock(&mu);
-}
-
-static bool past(const struct timespec *ts)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > ts->tv_sec ||
-	       (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
+	return r && r != -EAGAIN && r != -EINTR;
 }
 
 static void deadline_in(struct timespec *ts, unsigned ms)
@@ -127,7 +123,7 @@ static void *worker_main(void *p)
 	struct intr__job *job;
 	struct worker **pp;
 	struct timespec ts;
-	bool join_prev;
+	bool join_prev, timed_out;
 	pthread_t prev;
 
 	intr__is_worker = true;
@@ -151,9 +147,10 @@ static void *worker_main(void *p)
 
 		pthread_mutex_lock(&mu);
 		deadline_in(&ts, intr__cfg.idle_ms);
+		timed_out = false;
 		while (!w->job) {
-			if (!quitting && !past(&ts)) {
-				bell_wait(w, &ts);
+			if (!quitting && !timed_out) {
+				timed_out = bell_wait(w, &ts);
 				continue;
 			}
 			/* Unloading: intr__pool_stop took us off the idle list
