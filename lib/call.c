@@ -151,7 +151,12 @@
  * was running at the fork stay the parent's: the child does not wait for
  * them (wake_busy is zeroed), or its worker would wait for ever.  Its
  * deadlines and re-sends need a service thread, which fork_child
- * (lifecycle.c) starts when the body goes on.
+ * (lifecycle.c) starts when the body goes on.  The parent's calls are
+ * found by their task handles, and, for a join the forking thread waits
+ * in (a handler forked over it), by that thread's list of the tasks it
+ * awaits: run_interruptible's worker takes the handle out before it
+ * releases the task (task.c), and the join would otherwise wait for a
+ * release no one in the child makes.
  *
  * Unloading (intr__fini, lifecycle.c) goes ahead only with no call
  * running, pooled or in place (a scope keeps no worker busy: lifecycle.c
@@ -259,6 +264,11 @@
 static INTR_TLS struct intr_task *here;
 /* This thread's kernel id, once asked (intr__call_tid). */
 static INTR_TLS pid_t self_tid;
+/* The tasks this thread waits for in a join (task.c), the innermost
+ * first, through awaited_outer (a handler's join over another).  A join
+ * a handler's siglongjmp left stays in the list until an outer join
+ * ends: its task is never freed (only its join would free it). */
+static INTR_TLS struct intr_task *awaited;
 
 static struct intr_task *running;	/* RUNNING calls */
 static uint64_t next_cookie;
@@ -478,9 +488,8 @@ uint64_t intr__call_resend_locked(uint64_t now, bool all)
  * here.  Its fd, if any, is the parent's open file, which must not be
  * written: the child closes its copy, and intr_task_fd() makes a new one
  * there, readable at once. */
-static void end_in_child(void *p)
+static void end_in_child(struct intr_task *t)
 {
-	struct intr_task *t = p;
 	int fd;
 
 	if (t == here || intr__call_on_thread(t) ||
@@ -500,9 +509,31 @@ static void end_in_child(void *p)
 		intr__token_unlink_locked(&t->tok);
 		intr__handle_del(t->tok.handle);
 	}
+	/* run_interruptible's join takes no lock to take it out (task.c):
+	 * its worker would have, and is not here. */
+	if (t->own_join)
+		intr__handle_del(t->handle);
 	t->wakers = NULL;
 	atomic_store(&t->wake_busy, 0);
 	atomic_store(&t->done, 2);
+}
+
+static void end_each_in_child(void *p)
+{
+	end_in_child(p);
+}
+
+void intr__call_await(struct intr_task *t)
+{
+	t->awaited_outer = awaited;
+	/* A handler that forks between the two finds the list whole. */
+	atomic_signal_fence(memory_order_seq_cst);
+	awaited = t;
+}
+
+void intr__call_await_end(struct intr_task *t)
+{
+	awaited = t->awaited_outer;
 }
 
 /* Call c, which this thread runs, goes on in the child (below). */
@@ -557,7 +588,12 @@ bool intr__call_after_fork(void)
 	for (c = intr__current; c; c = c->outer)
 		if (c != here)
 			body |= adopt_in_child(c, tid);
-	intr__handles_each(INTR_H_TASK, end_in_child);
+	intr__handles_each(INTR_H_TASK, end_each_in_child);
+	/* And one this thread waits for in a join (a handler forked over
+	 * it) whose handle its worker took out already (task.c). */
+	for (c = awaited; c; c = c->awaited_outer)
+		if (atomic_load(&c->done) != 2)
+			end_in_child(c);
 	intr__slot_after_fork();
 	return body;
 }
@@ -845,6 +881,9 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		call_lock(t, &ss);
 	intr__token_unlink_locked(&t->tok);
 	intr__handle_del(t->tok.handle);
+	/* run_interruptible's join takes no lock to take it out (task.c). */
+	if (t->own_join)
+		intr__handle_del(t->handle);
 	values = t->tok.values;
 	t->tok.values = NULL;
 	if (hold) {

@@ -211,6 +211,9 @@ struct intr_task {
 	const struct elements *ctx_els;	/* context.c: snapshot captured with */
 	void **ctx_vals;		/* captured[n], then saved[n] */
 	bool joining;			/* tree lock */
+	bool own_join;			/* run_interruptible's: the worker
+					 * takes its handle out (task.c) */
+	struct intr_task *awaited_outer;	/* its joiner's thread only */
 
 	/* Completion: 0 running, 1 result ready (joiners being woken), 2
 	 * released by the worker, and INTR_DONE_WAITER while 0 once a
@@ -300,6 +303,10 @@ pid_t intr__call_tid(void);
 void intr__cancel_locked(struct intr_token *root, int reason);
 uint64_t intr__call_resend_locked(uint64_t now, bool all);
 bool intr__call_after_fork(void);
+/* A join on this thread waits for task t (task.c), until _end: a fork
+ * child ends it, if nothing else did (intr__call_after_fork). */
+void intr__call_await(struct intr_task *t);
+void intr__call_await_end(struct intr_task *t);
 struct intr_task *intr__call_wake_take_locked(struct intr__waker **list);
 struct intr__waker *intr__call_wake_done_locked(struct intr_task *t,
 					       struct intr__waker *again);

@@ -2,12 +2,13 @@
 /*
  * Tasks: submitting a call, waiting for it, and its completion fd.
  *
- * A task is registered (handles.c) from intr_spawn until its join, so a
+ * A task is registered (handles.c) from intr_spawn until its join (until
+ * its worker is done with it for run_interruptible's, below), so a
  * joined task passed again is refused with -EINVAL, and so is any copy of
  * its handle afterwards: handles are never made twice.  Every entry point
  * looks the task up and uses it under the tree lock, under which the join
- * also takes it out of the registry before freeing it, so none uses a
- * task a join has freed.
+ * (or the worker, for run_interruptible's) also takes it out of the
+ * registry before it is freed, so none uses a task a join has freed.
  *
  * Completion goes through task->done: the worker exchanges it for 1 once
  * the result and status are final, writes the eventfd if one exists,
@@ -35,6 +36,17 @@
  * when it trails behind many calls ending at once) takes its handle out
  * of the registry in the same hold of the tree lock as the claim: one
  * lock and two mask changes per join instead of two and four.
+ *
+ * run_interruptible's task is born claimed (own_join) and its handle is
+ * never handed out: the worker takes the handle out itself, in the call's
+ * last step (call.c), under the lock it takes there with every signal
+ * blocked anyway, before the completion, and the join takes no lock.
+ * Until then a fork child finds the task by its handle and ends it, as
+ * every other (end_in_child, call.c); from then to the release (done 2)
+ * no one there would, and the child's only thread may be the joiner (a
+ * handler that forked over it).  So the joiner says which task it waits
+ * for (intr__call_await) from before the submit, when the handle is
+ * still in, to the end of the join, and the child ends that one too.
  */
 #include "config.h"
 
@@ -81,6 +93,7 @@ static void task_complete(struct intr_task *t)
 	if (old & INTR_DONE_WAITER)
 		intr__futex_wake(&t->done, INT_MAX);
 	intr__fault_delay(INTR_DELAY_COMPLETE);
+	intr__hg_before(&t->done);
 	atomic_store(&t->done, 2);	/* the last touch of t */
 }
 
@@ -146,6 +159,7 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 	t->job.run = job_run;
 	t->job.done = job_done;
 	t->joining = claimed;
+	t->own_join = claimed;
 	t->state = INTR_QUEUED;
 	atomic_init(&t->done, 0);
 	atomic_init(&t->fd, -1);
@@ -173,6 +187,8 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 			t->status = atomic_load(&t->tok.reason);
 			intr__token_unlink_locked(&t->tok);
 			intr__handle_del(t->tok.handle);
+			if (claimed)
+				intr__handle_del(t->handle);
 			skipped = true;
 		}
 		intr__tree_unlock(&ss);
@@ -181,6 +197,9 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 		goto release;
 	*tp = t;
 	*hp = t->handle;
+	/* Awaited from here, before the worker can take the handle out. */
+	if (claimed)
+		intr__call_await(t);
 	if (skipped) {
 		intr__context_release(t);
 		task_complete(t);
@@ -190,6 +209,8 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 	if (!ret)
 		return 0;
 
+	if (claimed)
+		intr__call_await_end(t);
 	intr__tree_lock(&ss);
 	intr__token_unlink_locked(&t->tok);
 	intr__handle_del(t->tok.handle);
@@ -313,7 +334,15 @@ static int finish_join(struct intr_task *t, void **result, bool released)
 	int ret, fd;
 
 	if (!released) {
+		/* run_interruptible's spawn said so already. */
+		if (!t->own_join)
+			intr__call_await(t);
 		wait_done(t);
+		intr__call_await_end(t);
+		/* The worker's writes to t came before its release. */
+		intr__hg_after(&t->done);
+	}
+	if (!released && !t->own_join) {
 		/* From here no entry point can reach t (they look it up
 		 * under the lock), and its handle is never made again. */
 		intr__tree_lock(&ss);

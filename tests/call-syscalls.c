@@ -34,7 +34,7 @@
 #define MAX_THREADS	64
 
 /* What an empty, uncancelled call costs, per call. */
-#define CALLER_SIGPROCMASK	4
+#define CALLER_SIGPROCMASK	2
 #define CALLER_SIGACTION	0
 #define WORKER_SIGPROCMASK	2
 

@@ -13,21 +13,34 @@
  * arrives while the worker is completing it.  Every wait is bounded: a
  * join that is never woken fails the case instead of hanging (the program
  * ends with the joiner still asleep).
+ *
+ * The fifth (fault build) forks from a handler on a thread waiting in
+ * run_interruptible while the worker, its call over and the task's handle
+ * taken out, is held before the release: the child, where no worker will
+ * release it, must end that wait itself.  The last counts the task
+ * handles left in the registry (linked statically: it is hidden) once
+ * every call is joined, intr_join's that slept and run_interruptible's,
+ * whose worker takes the handle out: none.
  */
 #include "config.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include "bound.h"
+#include "internal.h"
 #include "tap.h"
 #ifdef INTR_FAULT_INJECTION
 #include "fault.h"
 #endif
 
 #define BOUND_MS	10000u
+
+static unsigned tasks_left;
 
 /* ------------------------------------------------------------ asleep */
 struct sleeper {
@@ -310,6 +323,126 @@ static void tryjoin_held(void)
 #endif
 }
 
+#ifdef INTR_FAULT_INJECTION
+static volatile sig_atomic_t in_child, held_at_fork;
+static volatile pid_t child;
+
+/* Over the join: fork, noting whether the worker was held then. */
+static void fork_handler(int sig)
+{
+	pid_t p;
+
+	(void)sig;
+	held_at_fork = intr__fault_delaying(INTR_DELAY_COMPLETE) > 0;
+	p = fork();
+	if (p == 0)
+		in_child = 1;
+	else
+		child = p;
+}
+
+struct kicker {
+	pthread_t target;
+	atomic_int sent, over;
+};
+
+/* Once the worker is held before the release, signal the joiner; then
+ * sleep until the case is over, not exiting while the joiner forks (a
+ * thread that exits frees memory, under the allocator's lock that a
+ * sanitizer's fork does not take). */
+static void *kick(void *arg)
+{
+	struct kicker *k = arg;
+	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
+
+	while (!intr__fault_delaying(INTR_DELAY_COMPLETE)) {
+		if (h_now_ns() > end)
+			return NULL;
+		b_sleep_ms(1);
+	}
+	pthread_kill(k->target, SIGUSR2);
+	atomic_store(&k->sent, 1);
+	b_wait_atomic(&k->over, 1, BOUND_MS);
+	return NULL;
+}
+#endif
+
+static void fork_over_join(void)
+{
+#ifdef INTR_FAULT_INJECTION
+	struct sigaction sa, old;
+	struct kicker k = { pthread_self(), 0, 0 };
+	void *res = NULL;
+	pthread_t th;
+	int r, status = -1;
+	pid_t w = 0;
+	uint64_t end;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fork_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, &old);
+	intr__fault_delay_arm(INTR_DELAY_COMPLETE, 300);
+	if (pthread_create(&th, NULL, kick, &k)) {
+		intr__fault_delay_arm(INTR_DELAY_COMPLETE, 0);
+		tap_ok(false, "pthread_create");
+		return;
+	}
+	r = run_interruptible(NULL, spin_body, (void *)(uintptr_t)10, &res);
+	if (in_child)
+		_exit(r == 0 && res == (void *)(uintptr_t)10 ? 0 : 1);
+	intr__fault_delay_arm(INTR_DELAY_COMPLETE, 0);
+	atomic_store(&k.over, 1);
+	pthread_join(th, NULL);
+	sigaction(SIGUSR2, &old, NULL);
+	if (child > 0) {
+		end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
+		while ((w = waitpid(child, &status, WNOHANG)) == 0 &&
+		       h_now_ns() < end)
+			b_sleep_ms(1);
+		if (w == 0) {
+			kill(child, SIGKILL);
+			waitpid(child, &status, 0);
+		}
+	}
+	tap_ok(atomic_load(&k.sent) && held_at_fork && r == 0 && child > 0 &&
+	       w == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "a fork over run_interruptible's join, the worker held before "
+	       "the release: the parent's call returns %d, the child's join "
+	       "%s", r, w == 0 ? "still waiting after the bound" :
+	       (w == child && WIFEXITED(status) && !WEXITSTATUS(status)) ?
+	       "returns the result" : "failed");
+#else
+	tap_skip("a fork over a join held before the release: needs the "
+		 "fault hook's delay (make check-fault)");
+#endif
+}
+
+static void count_task(void *obj)
+{
+	(void)obj;
+	tasks_left++;
+}
+
+/* Every call joined: no task handle is left. */
+static void registry_empty(void)
+{
+	int i, bad = 0;
+	sigset_t ss;
+
+	for (i = 0; i < 100; i++)
+		if (run_interruptible(NULL, spin_body, (void *)(uintptr_t)i,
+				      NULL))
+			bad++;
+	intr__tree_lock(&ss);
+	intr__handles_each(INTR_H_TASK, count_task);
+	intr__tree_unlock(&ss);
+	tap_ok(!bad && !tasks_left, "every call joined (100 more by "
+	       "run_interruptible, %d failed): %u task handles left", bad,
+	       tasks_left);
+}
+
 int main(void)
 {
 	int rounds = (int)b_scale(50), i;
@@ -324,5 +457,7 @@ int main(void)
 	racing_joins();
 	tryjoin_spin();
 	tryjoin_held();
+	fork_over_join();
+	registry_empty();
 	return tap_done();
 }

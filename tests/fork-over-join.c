@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Description: fork() from a signal handler over run_interruptible, whose
+ * join takes no lock: its worker takes the task's handle out.  The child,
+ * whose only thread is the joiner, ends the call and leaves nothing of it.
+ *
+ * 1. (fault build) The handler runs inside the submit itself, while the
+ *    worker, the call over and the handle out already, is held between
+ *    the completion's two stores: the child's join returns the result.
+ *    Linked with --wrap=pthread_create: the first thread made after the
+ *    runtime started is the worker, and the wrapper raises the signal
+ *    then, delivered when the submit puts its mask back.
+ * 2. The handler forks while the body still runs (the kernel shows the
+ *    joiner asleep): the child's join returns -ECANCELED, and no task
+ *    handle is left in the child's registry (linked statically: it is
+ *    hidden).
+ * Each child is waited for with a bound: a join never ended fails the case.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bound.h"
+#include "internal.h"
+#include "tap.h"
+#ifdef INTR_FAULT_INJECTION
+#include "fault.h"
+#endif
+
+#define BOUND_MS	10000u
+
+int __real_pthread_create(pthread_t *th, const pthread_attr_t *attr,
+			  void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr,
+			  void *(*fn)(void *), void *arg);
+
+static atomic_int raise_on_create;
+static volatile sig_atomic_t in_child, held_at_fork;
+static volatile pid_t child;
+static atomic_int forked;
+static unsigned tasks_left;
+
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr,
+			  void *(*fn)(void *), void *arg)
+{
+	int r = __real_pthread_create(th, attr, fn, arg);
+
+	if (atomic_exchange(&raise_on_create, 0))
+		raise(SIGUSR2);
+	return r;
+}
+
+static void do_fork(void)
+{
+	pid_t p = fork();
+
+	if (p == 0) {
+		in_child = 1;
+	} else {
+		child = p;
+		atomic_store(&forked, 1);
+	}
+}
+
+/* Wait for the child, bounded; true if it exited 0. */
+static bool child_ok(const char **why)
+{
+	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
+	int status = -1;
+	pid_t w;
+
+	if (child <= 0) {
+		*why = "no child";
+		return false;
+	}
+	while ((w = waitpid(child, &status, WNOHANG)) == 0 &&
+	       h_now_ns() < end)
+		b_sleep_ms(1);
+	if (w == 0) {
+		kill(child, SIGKILL);
+		waitpid(child, &status, 0);
+		*why = "still waiting after the bound";
+		return false;
+	}
+	if (w != child || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		*why = "failed";
+		return false;
+	}
+	*why = "ended";
+	return true;
+}
+
+static void count_task(void *obj)
+{
+	(void)obj;
+	tasks_left++;
+}
+
+#ifdef INTR_FAULT_INJECTION
+static void *echo(intr_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	return arg;
+}
+
+/* Over the submit: once the worker is held before the release, fork. */
+static void held_handler(int sig)
+{
+	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
+
+	(void)sig;
+	while (!intr__fault_delaying(INTR_DELAY_COMPLETE) && h_now_ns() < end)
+		b_sleep_ms(1);
+	held_at_fork = intr__fault_delaying(INTR_DELAY_COMPLETE) > 0;
+	/* The sanitizer's allocator is not fork-safe with a thread in it. */
+	b_others_asleep(BOUND_MS);
+	do_fork();
+}
+#endif
+
+static void fork_in_submit(void)
+{
+#ifdef INTR_FAULT_INJECTION
+	struct sigaction sa, old;
+	const char *why = "";
+	intr_token *tok = NULL;
+	void *res = NULL;
+	bool ok;
+	int r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = held_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, &old);
+	/* The runtime's own threads first: the next one made is the
+	 * worker. */
+	if (intr_token_new(&tok, NULL)) {
+		tap_ok(false, "intr_token_new");
+		return;
+	}
+	intr__fault_delay_arm(INTR_DELAY_COMPLETE, 500);
+	atomic_store(&raise_on_create, 1);
+	r = run_interruptible(NULL, echo, (void *)(uintptr_t)7, &res);
+	if (in_child)
+		_exit(r == 0 && res == (void *)(uintptr_t)7 ? 0 : 1);
+	intr__fault_delay_arm(INTR_DELAY_COMPLETE, 0);
+	atomic_store(&raise_on_create, 0);
+	sigaction(SIGUSR2, &old, NULL);
+	ok = child_ok(&why);
+	tap_ok(ok && held_at_fork && r == 0, "a fork inside the submit, the "
+	       "worker held before the release: the parent's call returns "
+	       "%d, the child's join %s (held at the fork: %d)", r, why,
+	       (int)held_at_fork);
+	intr_token_free(tok);
+	child = 0;
+	atomic_store(&forked, 0);
+#else
+	tap_skip("a fork inside the submit, the worker held before the "
+		 "release: needs the fault hook's delay (make check-fault)");
+#endif
+}
+
+static atomic_int started, release_body;
+
+/* Runs until the fork is made, or the bound. */
+static void *held_body(intr_ctx *ctx, void *arg)
+{
+	(void)ctx;
+	atomic_store(&started, 1);
+	b_wait_atomic(&release_body, 1, BOUND_MS);
+	return arg;
+}
+
+static void plain_handler(int sig)
+{
+	(void)sig;
+	do_fork();
+}
+
+struct kicker {
+	pthread_t target;
+	pid_t tid;
+};
+
+/* Once the body runs and the joiner sleeps, signal it; once it forked,
+ * let the body return. */
+static void *kick(void *arg)
+{
+	struct kicker *k = arg;
+
+	if (b_wait_atomic(&started, 1, BOUND_MS) &&
+	    b_thread_sleeps(k->tid, BOUND_MS))
+		pthread_kill(k->target, SIGUSR2);
+	b_wait_atomic(&forked, 1, BOUND_MS);
+	atomic_store(&release_body, 1);
+	return NULL;
+}
+
+static void fork_while_running(void)
+{
+	struct kicker k = { pthread_self(), b_gettid() };
+	struct sigaction sa, old;
+	const char *why = "";
+	pthread_t th;
+	sigset_t ss;
+	bool ok;
+	int r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = plain_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, &old);
+	if (pthread_create(&th, NULL, kick, &k)) {
+		tap_ok(false, "pthread_create");
+		return;
+	}
+	r = run_interruptible(NULL, held_body, NULL, NULL);
+	if (in_child) {
+		intr__tree_lock(&ss);
+		intr__handles_each(INTR_H_TASK, count_task);
+		intr__tree_unlock(&ss);
+		_exit(r == -ECANCELED && !tasks_left ? 0 : 1);
+	}
+	pthread_join(th, NULL);
+	sigaction(SIGUSR2, &old, NULL);
+	ok = child_ok(&why);
+	tap_ok(ok && r == 0, "a fork over the join while the body runs: the "
+	       "parent's call returns %d; the child's join -ECANCELED with no "
+	       "task handle left: %s", r, why);
+}
+
+int main(void)
+{
+	if (RUNNING_ON_VALGRIND)
+		tap_skip_all("valgrind: a fork from a handler over its "
+			     "emulated signal delivery");
+	fork_in_submit();
+	fork_while_running();
+	return tap_done();
+}
