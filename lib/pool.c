@@ -17,8 +17,9 @@
  * context switches more per call.  The bell set under the lock is what
  * the worker goes by (it sleeps only while the bell reads 0, and clears
  * it under the lock before it looks for a job), so a wake that comes
- * late, or never (a handler that left the submit by siglongjmp), loses
- * nothing: at worst the job waits for the worker's idle_ms.  The wake
+ * late loses nothing (one that never came would leave the job to the
+ * worker's idle_ms; task.c submits with every signal blocked, so no
+ * handler can leave the submit before it).  The wake
  * may come after the worker has run the job, left the pool and freed its
  * record: a futex wake names an address, not an object, and every wait
  * on a futex word, here and in libc, looks again at what it waits for

@@ -191,27 +191,37 @@ static int spawn(struct intr_task **tp, uintptr_t *hp, intr_token *tok,
 				intr__handle_del(t->handle);
 			skipped = true;
 		}
-		intr__tree_unlock(&ss);
+		if (ret)
+			intr__tree_unlock(&ss);
 	} while (ret == -ENOSPC);
 	if (ret)
 		goto release;
+	/* Bound, every signal stays blocked to the end of the submit: a
+	 * handler that forked in between would have a child that ends the
+	 * call (by its handle, as a call of the parent's), then submits it
+	 * to a worker of its own while its join frees it.  The same two
+	 * mask changes as a lock section of its own. */
+	intr__tree_unlock_blocked();
 	*tp = t;
 	*hp = t->handle;
 	/* Awaited from here, before the worker can take the handle out. */
 	if (claimed)
 		intr__call_await(t);
 	if (skipped) {
+		pthread_sigmask(SIG_SETMASK, &ss, NULL);
 		intr__context_release(t);
 		task_complete(t);
 		return 0;
 	}
 	ret = intr__pool_submit(&t->job);
-	if (!ret)
+	if (!ret) {
+		pthread_sigmask(SIG_SETMASK, &ss, NULL);
 		return 0;
+	}
 
 	if (claimed)
 		intr__call_await_end(t);
-	intr__tree_lock(&ss);
+	intr__tree_lock_blocked();
 	intr__token_unlink_locked(&t->tok);
 	intr__handle_del(t->tok.handle);
 	intr__handle_del(t->handle);

@@ -4,20 +4,29 @@
  * join takes no lock: its worker takes the task's handle out.  The child,
  * whose only thread is the joiner, ends the call and leaves nothing of it.
  *
- * 1. (fault build) The handler runs inside the submit itself, while the
- *    worker, the call over and the handle out already, is held between
- *    the completion's two stores: the child's join returns the result.
- *    Linked with --wrap=pthread_create: the first thread made after the
- *    runtime started is the worker, and the wrapper raises the signal
- *    then, delivered when the submit puts its mask back.
+ * 1. (fault build) The handler runs right after the submit, before the
+ *    join, while the worker, the call over and the handle out already,
+ *    is held between the completion's two stores: the child's join
+ *    returns the result.  Linked with --wrap=pthread_create: the first
+ *    thread made after the runtime started is the worker, and the
+ *    wrapper raises the signal then, delivered when the caller's mask
+ *    comes back after the submit.
  * 2. The handler forks while the body still runs (the kernel shows the
  *    joiner asleep): the child's join returns -ECANCELED, and no task
  *    handle is left in the child's registry (linked statically: it is
  *    hidden).
+ * 3. (fault build) The signal comes while the call is being bound, the
+ *    tree lock held open: no handler runs between the bind and the end
+ *    of the submit, so the child has the call submitted to a worker it
+ *    does not have, and ends it; had the handler run at the bind's
+ *    unlock, the child's own submit would start a worker on a call it
+ *    had ended and its join freed.  The child must end the join with no
+ *    thread made: one thread, its own.
  * Each child is waited for with a bound: a join never ended fails the case.
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -109,7 +118,7 @@ static void *echo(intr_ctx *ctx, void *arg)
 	return arg;
 }
 
-/* Over the submit: once the worker is held before the release, fork. */
+/* After the submit: once the worker is held before the release, fork. */
 static void held_handler(int sig)
 {
 	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
@@ -154,15 +163,15 @@ static void fork_in_submit(void)
 	atomic_store(&raise_on_create, 0);
 	sigaction(SIGUSR2, &old, NULL);
 	ok = child_ok(&why);
-	tap_ok(ok && held_at_fork && r == 0, "a fork inside the submit, the "
-	       "worker held before the release: the parent's call returns "
+	tap_ok(ok && held_at_fork && r == 0, "a fork right after the submit, "
+	       "the worker held before the release: the parent's call returns "
 	       "%d, the child's join %s (held at the fork: %d)", r, why,
 	       (int)held_at_fork);
 	intr_token_free(tok);
 	child = 0;
 	atomic_store(&forked, 0);
 #else
-	tap_skip("a fork inside the submit, the worker held before the "
+	tap_skip("a fork right after the submit, the worker held before the "
 		 "release: needs the fault hook's delay (make check-fault)");
 #endif
 }
@@ -237,6 +246,87 @@ static void fork_while_running(void)
 	       "task handle left: %s", r, why);
 }
 
+#ifdef INTR_FAULT_INJECTION
+/* The threads of this process. */
+static int thread_count(void)
+{
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Once the caller sleeps in the bind's held lock, signal it. */
+static void *kick_bind(void *arg)
+{
+	struct kicker *k = arg;
+	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
+
+	while (!intr__fault_delaying(INTR_DELAY_TREE_LOCKED)) {
+		if (h_now_ns() > end)
+			return NULL;
+		b_sleep_ms(1);
+	}
+	if (b_thread_sleeps(k->tid, BOUND_MS))
+		pthread_kill(k->target, SIGUSR2);
+	b_wait_atomic(&forked, 1, BOUND_MS);
+	return NULL;
+}
+#endif
+
+static void fork_at_bind(void)
+{
+#ifdef INTR_FAULT_INJECTION
+	struct kicker k = { pthread_self(), b_gettid() };
+	struct sigaction sa, old;
+	const char *why = "";
+	pthread_t th;
+	bool ok;
+	int r, n;
+
+	/* Warm: the registry has room (no lock before the bind's), and an
+	 * idle worker takes the call. */
+	if (run_interruptible(NULL, echo, NULL, NULL)) {
+		tap_ok(false, "a first call");
+		return;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = plain_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, &old);
+	if (pthread_create(&th, NULL, kick_bind, &k)) {
+		tap_ok(false, "pthread_create");
+		return;
+	}
+	intr__fault_delay_arm(INTR_DELAY_TREE_LOCKED, 200);
+	r = run_interruptible(NULL, echo, (void *)(uintptr_t)9, NULL);
+	if (in_child) {
+		n = thread_count();
+		_exit((r == -ECANCELED || r == 0) && n == 1 ? 0 : 1);
+	}
+	intr__fault_delay_arm(INTR_DELAY_TREE_LOCKED, 0);
+	pthread_join(th, NULL);
+	sigaction(SIGUSR2, &old, NULL);
+	ok = child_ok(&why);
+	tap_ok(ok && r == 0, "a signal while the call is bound, the tree lock "
+	       "held: the parent's call returns %d; the child's join, with "
+	       "no thread made: %s", r, why);
+	child = 0;
+	atomic_store(&forked, 0);
+#else
+	tap_skip("a fork over the bind: needs the fault hook's delay "
+		 "(make check-fault)");
+#endif
+}
+
 int main(void)
 {
 	if (RUNNING_ON_VALGRIND)
@@ -244,5 +334,6 @@ int main(void)
 			     "emulated signal delivery");
 	fork_in_submit();
 	fork_while_running();
+	fork_at_bind();
 	return tap_done();
 }
