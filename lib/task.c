@@ -316,11 +316,25 @@ static void wait_released(struct intr_task *t)
 	}
 }
 
-/* Wait until the worker has let go of t (done 2). */
+/*
+ * Wait until the worker has let go of t (done 2).  First a couple of
+ * yields: a worker woken on this CPU that did not run at once (the
+ * scheduler lets the waker go on) then runs the call to its end and goes
+ * to sleep, and this thread finds it released, two context switches in
+ * all.  Asleep at once instead, this thread would be woken by the
+ * completion, take the CPU from the worker before its release, and give
+ * it back to wait for it: four.  A worker on another CPU, or a long body,
+ * costs the two yields and the sleep follows.
+ */
+#define JOIN_YIELDS 2
+
 static void wait_done(struct intr_task *t)
 {
-	int done, zero;
+	int done, zero, i;
 
+	for (i = 0; i < JOIN_YIELDS &&
+		    !(atomic_load(&t->done) & INTR_DONE_MASK); i++)
+		sched_yield();
 	/* The wait is not interrupted for good by a signal: the futex wait
 	 * returns EINTR and the loop waits again. */
 	while (!((done = atomic_load(&t->done)) & INTR_DONE_MASK)) {

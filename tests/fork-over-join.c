@@ -329,6 +329,10 @@ static void fork_at_bind(void)
 
 int main(void)
 {
+#ifdef __SANITIZE_THREAD__
+	tap_skip_all("ThreadSanitizer defers signal handlers to its own "
+		     "points, and a fork from one is not its to follow");
+#endif
 	if (RUNNING_ON_VALGRIND)
 		tap_skip_all("valgrind: a fork from a handler over its "
 			     "emulated signal delivery");
