@@ -26,13 +26,11 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bound.h"
@@ -80,29 +78,23 @@ static void do_fork(void)
 /* Wait for the child, bounded; true if it exited 0. */
 static bool child_ok(const char **why)
 {
-	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
-	int status = -1;
-	pid_t w;
+	int st = child > 0 ? b_child_within(child, BOUND_MS) : -2;
 
-	if (child <= 0) {
-		*why = "no child";
-		return false;
-	}
-	while ((w = waitpid(child, &status, WNOHANG)) == 0 &&
-	       h_now_ns() < end)
-		b_sleep_ms(1);
-	if (w == 0) {
-		kill(child, SIGKILL);
-		waitpid(child, &status, 0);
-		*why = "still waiting after the bound";
-		return false;
-	}
-	if (w != child || !WIFEXITED(status) || WEXITSTATUS(status)) {
-		*why = "failed";
-		return false;
-	}
-	*why = "ended";
-	return true;
+	*why = st == 0 ? "ended" : st == -1 ?
+	       "still waiting after the bound" : "failed";
+	return st == 0;
+}
+
+/* SIGUSR2 runs fn, with SA_RESTART; the disposition before in *old. */
+static void on_usr2(void (*fn)(int), struct sigaction *old)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, old);
 }
 
 static void count_task(void *obj)
@@ -118,14 +110,24 @@ static void *echo(intr_ctx *ctx, void *arg)
 	return arg;
 }
 
-/* After the submit: once the worker is held before the release, fork. */
-static void held_handler(int sig)
+/* True once some thread is held in delay d, within the bound. */
+static bool wait_delaying(enum intr__delay d)
 {
 	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
 
-	(void)sig;
-	while (!intr__fault_delaying(INTR_DELAY_COMPLETE) && h_now_ns() < end)
+	while (!intr__fault_delaying(d)) {
+		if (h_now_ns() > end)
+			return false;
 		b_sleep_ms(1);
+	}
+	return true;
+}
+
+/* After the submit: once the worker is held before the release, fork. */
+static void held_handler(int sig)
+{
+	(void)sig;
+	wait_delaying(INTR_DELAY_COMPLETE);
 	held_at_fork = intr__fault_delaying(INTR_DELAY_COMPLETE) > 0;
 	/* The sanitizer's allocator is not fork-safe with a thread in it. */
 	b_others_asleep(BOUND_MS);
@@ -136,18 +138,14 @@ static void held_handler(int sig)
 static void fork_in_submit(void)
 {
 #ifdef INTR_FAULT_INJECTION
-	struct sigaction sa, old;
+	struct sigaction old;
 	const char *why = "";
 	intr_token *tok = NULL;
 	void *res = NULL;
 	bool ok;
 	int r;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = held_handler;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR2, &sa, &old);
+	on_usr2(held_handler, &old);
 	/* The runtime's own threads first: the next one made is the
 	 * worker. */
 	if (intr_token_new(&tok, NULL)) {
@@ -215,18 +213,14 @@ static void *kick(void *arg)
 static void fork_while_running(void)
 {
 	struct kicker k = { pthread_self(), b_gettid() };
-	struct sigaction sa, old;
+	struct sigaction old;
 	const char *why = "";
 	pthread_t th;
 	sigset_t ss;
 	bool ok;
 	int r;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = plain_handler;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR2, &sa, &old);
+	on_usr2(plain_handler, &old);
 	if (pthread_create(&th, NULL, kick, &k)) {
 		tap_ok(false, "pthread_create");
 		return;
@@ -247,34 +241,13 @@ static void fork_while_running(void)
 }
 
 #ifdef INTR_FAULT_INJECTION
-/* The threads of this process. */
-static int thread_count(void)
-{
-	struct dirent *e;
-	DIR *d = opendir("/proc/self/task");
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* Once the caller sleeps in the bind's held lock, signal it. */
 static void *kick_bind(void *arg)
 {
 	struct kicker *k = arg;
-	uint64_t end = h_now_ns() + (uint64_t)BOUND_MS * 1000000u;
 
-	while (!intr__fault_delaying(INTR_DELAY_TREE_LOCKED)) {
-		if (h_now_ns() > end)
-			return NULL;
-		b_sleep_ms(1);
-	}
-	if (b_thread_sleeps(k->tid, BOUND_MS))
+	if (wait_delaying(INTR_DELAY_TREE_LOCKED) &&
+	    b_thread_sleeps(k->tid, BOUND_MS))
 		pthread_kill(k->target, SIGUSR2);
 	b_wait_atomic(&forked, 1, BOUND_MS);
 	return NULL;
@@ -285,7 +258,7 @@ static void fork_at_bind(void)
 {
 #ifdef INTR_FAULT_INJECTION
 	struct kicker k = { pthread_self(), b_gettid() };
-	struct sigaction sa, old;
+	struct sigaction old;
 	const char *why = "";
 	pthread_t th;
 	bool ok;
@@ -297,11 +270,7 @@ static void fork_at_bind(void)
 		tap_ok(false, "a first call");
 		return;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = plain_handler;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR2, &sa, &old);
+	on_usr2(plain_handler, &old);
 	if (pthread_create(&th, NULL, kick_bind, &k)) {
 		tap_ok(false, "pthread_create");
 		return;
@@ -309,7 +278,7 @@ static void fork_at_bind(void)
 	intr__fault_delay_arm(INTR_DELAY_TREE_LOCKED, 200);
 	r = run_interruptible(NULL, echo, (void *)(uintptr_t)9, NULL);
 	if (in_child) {
-		n = thread_count();
+		n = b_threads();
 		_exit((r == -ECANCELED || r == 0) && n == 1 ? 0 : 1);
 	}
 	intr__fault_delay_arm(INTR_DELAY_TREE_LOCKED, 0);
