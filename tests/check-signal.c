@@ -833,8 +833,18 @@ static Suite *make_suite(void)
 	Suite *s = suite_create("signal");
 	TCase *tc;
 
+#ifndef __SANITIZE_THREAD__
+	/* Not under ThreadSanitizer: a signal that lands outside its
+	 * interceptors is handled at the thread's next one, and the join
+	 * sleeps in futex(2) through none (a raw system call).  A SIGINT
+	 * that comes just before that sleep (the join yields to the body
+	 * there) is handled only once the call has ended: its cancel looks
+	 * lost (iteration 122 of 1000, once in CI). */
 	tc = h_tcase(s, "sigint", TEST_TIMEOUT);
 	tcase_add_test(tc, signal_cancel_from_sigint_handler);
+#else
+	(void)signal_cancel_from_sigint_handler;
+#endif
 	tc = h_tcase(s, "foreign", TEST_TIMEOUT);
 	tcase_add_test(tc, signal_app_handler_gets_foreign);
 #ifndef __SANITIZE_THREAD__
@@ -844,6 +854,8 @@ static Suite *make_suite(void)
 	 * sigqueue() payloads are dropped or handled out of order before
 	 * any handler of the program sees them. */
 	tcase_add_test(tc, signal_app_sigqueue_values);
+#else
+	(void)signal_app_sigqueue_values;
 #endif
 	tcase_add_test(tc, signal_ign_foreign_harmless);
 	tcase_add_test(tc, signal_process_kill_many_bodies);
