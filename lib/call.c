@@ -183,65 +183,45 @@
  *
  * In place (intr_run_here, here.c).  The host of a call is a pool worker
  * or the caller's own thread; the states, the sends and the handler are
- * the same, and so is the argument above, but for the masks and the
- * lock.  The caller's thread has its own mask, which may block the
- * interrupt signal or leave it open, and goes on running the caller's
- * code after the call.  A scope's four sections (bind, start, end,
- * unlink) take the tree lock open: the mask stays the caller's, and a
- * handler may run over a section on the thread that holds the lock
- * (lock.c).  None of them sends a signal or changes the registry of
- * handles (the unlink of a token the body asked a handle for takes the
- * lock blocked), so:
- *   a handler's cancel (intr_token_cancel, intr_task_cancel) over a
- *           section is owed to its end: the unlock releases the lock,
- *           then makes every owed cancel under the lock taken blocked,
- *           before the thread runs anything else.  It is as if the
- *           handler had run right after the section: a cancel in the
- *           bind's reaches the start's look at the reason, one in the
- *           start's finds the call RUNNING and signals it, before the
- *           body; one in the end step's finds it DONE (the body had
- *           returned).  A handler after the release takes the lock
- *           itself.  intr_token_reason reads the registry without it:
- *           no one changes it meanwhile.  Our own handler needs the
- *           lock only to wait for a send still in flight to its thread
- *           (signal.c, settle), which no other thread can be making
- *           while this one holds the lock.
- *   a fork from a handler over a section leaves the child's fork
- *           handler (lifecycle.c) the lock as it is, under the child's
- *           id, and the calls' part of it (after_fork below) owed to
- *           the section's end: the section, half way through the lists
- *           that part walks, goes on in the child first.
- *   start:  the window's flags go down before the lock (an outer body's
+ * the same, and so is the argument above, but for the masks.  The
+ * caller's thread has its own mask, which may block the interrupt signal
+ * or leave it open, and goes on running the caller's code after the
+ * call.  So:
+ *   start:  the bind's lock (here.c) blocks every signal and saves the
+ *           caller's mask, and its unlock leaves them blocked for the
+ *           start's lock, with only the library's code between: no
+ *           signal is delivered on this thread from the bind to the
+ *           start's unlock.  Under that lock the call becomes RUNNING,
+ *           and this thread's intr__current and cookies become the
+ *           call's before the unlock, from which a signal for it may be
+ *           delivered, and the window's flags go down (an outer body's
  *           may be left up by a handler's siglongjmp: the handler would
- *           defer a signal for the call by blocking it for the whole
- *           body).  Under the lock the call becomes RUNNING, and this
- *           thread's intr__current and cookies become the call's, the
- *           chain of outer calls first: from the unlock on, a signal for
- *           it may be delivered, and one for a call the scope runs
- *           inside of may come in the middle.  After the unlock, one
- *           system call opens the interrupt signal and reads the
- *           caller's mask (here_open); `opened' says the caller had it
- *           blocked.  With context hooks to run first, it blocks the
- *           signal for them instead, and the body's mask comes after.
- *   end:    under the lock the call becomes DONE and `sent' is read.
- *           Every send for the call is made under the lock while it is
- *           RUNNING, and sets `sent' first (send_self, from the handler
- *           on this very thread during the body, sets it too): when the
- *           end step holds the lock, every send's system call has
- *           returned, and none follows.  If nothing was sent, nothing is
- *           queued for the call, and the thread goes on with the mask
- *           the body left, the signal blocked again if the scope opened
- *           it: no system call if it did not (here_close).  If something
- *           was sent, after the unlock one system call opens the signal,
- *           so the kernel delivers every queued instance (one for a
- *           classic signal, several for a real-time one) before it
+ *           defer that signal by blocking it for the whole body).  The
+ *           unlock sets the body's mask: the caller's with the interrupt
+ *           signal open (blocked until the install hooks have run, if
+ *           there are any).  `opened' says the caller had it blocked.
+ *   end:    the lock saves the mask the body left.  Every send for the
+ *           call is made under the lock while it is RUNNING, and sets
+ *           `sent' first (send_self, from the handler on this very
+ *           thread during the body, sets it too): when the end step holds
+ *           the lock, every send's system call has returned, and none
+ *           follows.  If nothing was sent, nothing is queued for the call.
+ *           If something was, the unlock opens the interrupt signal, so
+ *           the kernel delivers every queued instance (one for a classic
+ *           signal, several for a real-time one) before that system call
  *           returns; the handler knows them by the call's cookie, still
  *           this thread's, and does nothing (the call is DONE, the
- *           window's flags are down); then the signal is blocked again
- *           if the scope opened it or the body blocked it.  The
- *           finalizers, the wake-ups run here and the hooks follow: no
- *           signal for the call is left to reach them, nor the caller's
- *           code after the scope.
+ *           window's flags are down).  Then the mask is the body's again,
+ *           with the interrupt signal blocked if the scope opened it.
+ *           The finalizers, the wake-ups run here and the hooks follow,
+ *           under that mask: no signal for the call is left to reach
+ *           them, nor the caller's code after the scope.  Held (`hold'):
+ *           with none of these to run, and no wake-up running on the
+ *           wake-up thread (none can start: DONE), the unlock keeps
+ *           every signal blocked to the unlink's lock, and that
+ *           section's unlock does all of the above instead, the
+ *           cookies and the flags still the call's; the next step
+ *           follows it.
  *   after:  intr__current and the cookies go back to the call the scope
  *           ran inside of, if any (a pooled body, another scope), with
  *           the scope's cookie as the previous one.  While the scope ran,
@@ -663,52 +643,31 @@ pid_t intr__call_tid(void)
 }
 
 /*
- * The cancels a signal handler made over this thread's open section
- * (lock.c), made now that it has ended; and first, in a fork child
- * whose fork a handler made over it, the rest of the fork handler.
+ * The tree lock for call t's steps.  A worker has every signal blocked
+ * already.  The caller's thread of a scope has its own mask: the lock
+ * blocks everything and saves that mask in *ss, and each step's unlock
+ * says which mask the thread goes on with.  The start's lock finds every
+ * signal blocked still by the bind's section (here.c), the caller's mask
+ * in t->mask.
  */
-static void pay_owed(void)
+static void call_lock(struct intr_task *t, sigset_t *ss)
 {
-	void (*fork_rest)(void) = intr__tree_owed_fork();
-	struct intr_token *tok;
-	struct intr_task *t;
-	uintptr_t h;
-	sigset_t ss;
-
-	if (fork_rest)
-		fork_rest();
-	intr__tree_lock(&ss);
-	while ((h = intr__tree_owed_next())) {
-		tok = intr__token_of((intr_token *)h);
-		t = intr__task_of((intr_task *)h);
-		if (t)
-			tok = &t->tok;
-		if (tok)
-			intr__cancel_locked(tok, -ECANCELED);
-	}
-	intr__tree_unlock(&ss);
-}
-
-void intr__call_open_unlock(void)
-{
-	if (intr__tree_unlock_open())
-		pay_owed();
-}
-
-/* The tree lock for call t's steps: a worker has every signal blocked
- * already; in place, the lock is taken open, under the caller's mask. */
-static void call_lock(const struct intr_task *t)
-{
-	if (t->host == INTR_HOST_HERE)
-		intr__tree_lock_open();
-	else
+	if (t->host != INTR_HOST_HERE) {
 		intr__tree_lock_blocked();
+	} else if (t->held) {
+		/* The bind's section left every signal blocked. */
+		t->held = false;
+		*ss = t->mask;
+		intr__tree_lock_blocked();
+	} else {
+		intr__tree_lock(ss);
+	}
 }
 
-static void call_unlock(const struct intr_task *t)
+static void call_unlock(const struct intr_task *t, const sigset_t *m)
 {
 	if (t->host == INTR_HOST_HERE)
-		intr__call_open_unlock();
+		intr__tree_unlock(m);
 	else
 		intr__tree_unlock_blocked();
 }
@@ -736,46 +695,29 @@ static void outer_back(struct intr_task *t, const struct outer_tls *o)
 }
 
 /*
- * In place, after the start step: the body's mask is the caller's with
- * the interrupt signal open, and the system call that opens it reads the
- * caller's mask (t->mask).  With context hooks to run first, it blocks the
- * signal for them instead, and the body's mask is set after them.
+ * The end step's unlock in place, or the unlink's where the end step held
+ * every signal blocked to it (hold).  cur is the mask the body left.  The
+ * thread goes on with it, and with the interrupt signal blocked again if
+ * the scope opened it: the scope undoes exactly its own change.  If a
+ * signal was sent for t, the unlock first opens the signal, so the kernel
+ * delivers every instance queued for t before the system call returns;
+ * the handler knows them by t's cookie and does nothing with them.
  */
-static void here_open(struct intr_task *t)
+static void here_end_unlock(const struct intr_task *t, const sigset_t *cur,
+			    bool sent)
 {
-	sigset_t one;
+	sigset_t flush = *cur, after = *cur;
 
-	sigemptyset(&one);
-	sigaddset(&one, intr__signo);
-	pthread_sigmask(t->ctx_els ? SIG_BLOCK : SIG_UNBLOCK, &one, &t->mask);
-	t->opened = sigismember(&t->mask, intr__signo) == 1;
-	sigdelset(&t->mask, intr__signo);
-}
-
-/*
- * In place, after the end step: the thread goes on with the mask the body
- * left, and with the interrupt signal blocked again if the scope opened
- * it: the scope undoes exactly its own change.  If a signal was sent for
- * t, the signal is opened first, so the kernel delivers every instance
- * queued for t before that system call returns; the handler knows them
- * by t's cookie and does nothing with them.  Neither: no system call.
- */
-static void here_close(const struct intr_task *t, bool sent)
-{
-	sigset_t one, cur;
-
-	sigemptyset(&one);
-	sigaddset(&one, intr__signo);
+	if (t->opened)
+		sigaddset(&after, intr__signo);
 	if (!sent) {
-		if (t->opened)
-			pthread_sigmask(SIG_BLOCK, &one, NULL);
+		intr__tree_unlock(&after);
 		return;
 	}
-	pthread_sigmask(SIG_UNBLOCK, &one, &cur);
-	if (t->opened)
-		sigaddset(&cur, intr__signo);
-	if (sigismember(&cur, intr__signo))
-		pthread_sigmask(SIG_SETMASK, &cur, NULL);
+	sigdelset(&flush, intr__signo);
+	intr__tree_unlock(&flush);
+	if (sigismember(&after, intr__signo))
+		pthread_sigmask(SIG_SETMASK, &after, NULL);
 }
 
 /* Run call t on the calling worker, whose signals are all blocked, as
@@ -784,9 +726,12 @@ static void here_close(const struct intr_task *t, bool sent)
  * finalizers) runs under the submitter's mask, or under any mask it set
  * itself, and the quiet mask comes back before the next lock.  In place
  * (t->host INTR_HOST_HERE) the calling thread is the caller's, with its
- * own mask, under which the lock is taken open (here_open, here_close;
- * the opening comment, "In place"); the TLS of the call it may run
- * inside of is put back at the end. */
+ * own mask, which each lock section saves and sets (call_lock,
+ * here_end_unlock; the opening comment, "In place"), but for two pairs
+ * that hold every signal blocked from the first's lock to the second's
+ * unlock: the bind (here.c) and the start, and the end and the unlink
+ * when nothing of the user's runs between (hold); the TLS of the call it
+ * may run inside of is put back at the end. */
 void intr__call_run(struct intr_task *t, pid_t tid)
 {
 	struct outer_tls o = {
@@ -794,22 +739,14 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__in_body, intr__sc_active, intr__sc_deferred,
 	};
 	bool in_place = t->host == INTR_HOST_HERE;
+	bool skip, user, sent = false, hold = false;
 	struct intr__value *values;
 	struct intr__waker *wake;
-	bool skip, user, sent;
-	sigset_t ss;
+	sigset_t ss, end_ss;
 	int busy;
 
 	here = t;
-	if (in_place) {
-		/* The window's flags down before a signal for t can come: an
-		 * outer body's, left up by a handler's siglongjmp out of its
-		 * window, would have the handler defer a cancel by blocking
-		 * the signal for the whole body. */
-		intr__sc_active = 0;
-		intr__sc_deferred = 0;
-	}
-	call_lock(t);
+	call_lock(t, &ss);
 	skip = atomic_load(&t->tok.reason) != 0;
 	if (skip) {
 		t->state = INTR_DONE;
@@ -822,21 +759,31 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		running_add(t);
 	}
 	if (in_place && !skip) {
-		/* Signals for t may come from the unlock on: the handler
-		 * must know t already, and the call t runs inside of, whose
-		 * signals are t's too (signal.c walks the chain). */
+		/* Signals for t may come from the unlock on, with the
+		 * caller's thread open to them: the handler must know t
+		 * already.  The body's mask is the caller's, signal open. */
 		t->outer = o.current;
-		atomic_signal_fence(memory_order_seq_cst);
+		t->mask = ss;
+		t->opened = sigismember(&ss, intr__signo) == 1;
+		sigdelset(&t->mask, intr__signo);
 		intr__current = t;
 		intr__cookie_prev = intr__cookie_cur;
 		intr__cookie_cur = t->cookie;
+		/* And the window's flags down: an outer body's, left up by
+		 * a handler's siglongjmp out of its window, would have the
+		 * handler defer a cancel that comes at the unlock by
+		 * blocking the signal for the whole body. */
+		intr__sc_active = 0;
+		intr__sc_deferred = 0;
+		ss = t->mask;
+		/* Hooks run with the signal blocked, as on a worker. */
+		if (t->ctx_els)
+			sigaddset(&ss, intr__signo);
 	}
-	call_unlock(t);
+	call_unlock(t, &ss);
 
 	if (!skip) {
-		if (in_place) {
-			here_open(t);
-		} else {
+		if (!in_place) {
 			intr__current = t;
 			intr__cookie_prev = intr__cookie_cur;
 			intr__cookie_cur = t->cookie;
@@ -864,7 +811,7 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 			intr__sc_deferred = 0;
 		}
 
-		call_lock(t);
+		call_lock(t, &ss);
 		intr__fault_delay(INTR_DELAY_END_STEP);
 		t->state = INTR_DONE;
 		t->status = atomic_load(&t->tok.reason);
@@ -878,9 +825,22 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		t->wake_due = false;
 		/* DONE: no canceller writes the wake fd any more. */
 		intr__slot_close_locked(t);
-		call_unlock(t);
-		if (in_place)
-			here_close(t, sent);
+		/* In place with no user code left (no wake-up, finalizer or
+		 * hook; no wake-up running on the wake-up thread, and none
+		 * can start: DONE), every signal stays blocked to the
+		 * unlink's section, whose unlock flushes instead: the pair
+		 * costs the mask changes of one.  The thread's cookies stay
+		 * the call's until then. */
+		hold = in_place && !wake && !t->fins && !t->ctx_els &&
+		       !atomic_load(&t->wake_busy);
+		if (hold) {
+			end_ss = ss;
+			intr__tree_unlock_blocked();
+		} else if (in_place) {
+			here_end_unlock(t, &ss, sent);
+		} else {
+			intr__tree_unlock_blocked();
+		}
 
 		/* Does user code run on this thread after the body: wake-ups,
 		 * finalizers, context hooks?  Under the submitter's mask,
@@ -899,7 +859,8 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 			intr__futex_wait(&t->wake_busy, busy, NULL);
 
 		run_finalizers(t);
-		outer_back(t, &o);
+		if (!hold)
+			outer_back(t, &o);
 		intr__context_restore(t);
 	} else {
 		/* Skipped: only the release hooks, if any, are user code. */
@@ -913,13 +874,11 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 	if (user && !in_place)
 		pthread_sigmask(SIG_SETMASK, &intr__quiet_mask, NULL);
 
-	/* The call's own token ends with the call.  Its handle, if the body
-	 * asked for one, is the registry's, which an open section leaves
-	 * alone (lock.c). */
-	if (in_place && t->tok.handle)
-		intr__tree_lock(&ss);
+	/* The call's own token ends with the call. */
+	if (hold)
+		intr__tree_lock_blocked();
 	else
-		call_lock(t);
+		call_lock(t, &ss);
 	intr__token_unlink_locked(&t->tok);
 	intr__handle_del(t->tok.handle);
 	/* run_interruptible's join takes no lock to take it out (task.c). */
@@ -927,10 +886,12 @@ void intr__call_run(struct intr_task *t, pid_t tid)
 		intr__handle_del(t->handle);
 	values = t->tok.values;
 	t->tok.values = NULL;
-	if (in_place && t->tok.handle)
-		intr__tree_unlock(&ss);
-	else
-		call_unlock(t);
+	if (hold) {
+		here_end_unlock(t, &end_ss, sent);
+		outer_back(t, &o);
+	} else {
+		call_unlock(t, &ss);
+	}
 	here = o.here;
 	intr__values_free(values);
 }

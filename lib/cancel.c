@@ -65,13 +65,6 @@ INTR_API int intr_token_cancel(intr_token *handle)
 	int ret = 0;
 	sigset_t ss;
 
-	if (intr__tree_held_here()) {
-		/* A handler over this thread's open section: the registry
-		 * stands still, the cancel waits for the section's end. */
-		ret = intr__token_of(handle) ?
-		      intr__tree_owe((uintptr_t)handle) : -EINVAL;
-		goto out;
-	}
 	intr__tree_lock(&ss);
 	tok = intr__token_of(handle);
 	if (tok)
@@ -79,7 +72,6 @@ INTR_API int intr_token_cancel(intr_token *handle)
 	else
 		ret = -EINVAL;
 	intr__tree_unlock(&ss);
-out:
 	errno = e;
 	return ret;
 }
@@ -125,13 +117,6 @@ INTR_API int intr_token_reason(const intr_token *handle)
 	sigset_t ss;
 	int ret;
 
-	/* A handler over this thread's open section reads the registry
-	 * without the lock: no one changes it meanwhile (lock.c). */
-	if (intr__tree_held_here()) {
-		tok = intr__token_of(handle);
-		ret = tok ? atomic_load(&tok->reason) : -EINVAL;
-		goto out;
-	}
 	intr__tree_lock(&ss);
 	tok = intr__token_of(handle);
 	if (tok)
@@ -139,7 +124,6 @@ INTR_API int intr_token_reason(const intr_token *handle)
 	else
 		ret = -EINVAL;
 	intr__tree_unlock(&ss);
-out:
 	errno = e;
 	return ret;
 }

@@ -60,7 +60,6 @@ enum intr__delay {
 	INTR_DELAY_SLOT_CLEAR,		/* syscall.c: a sleep's end, slot out */
 	INTR_DELAY_COMPLETE,		/* task.c: done 1, not yet released */
 	INTR_DELAY_TREE_LOCKED,		/* lock.c: intr__tree_lock taken */
-	INTR_DELAY_TREE_OPEN,		/* lock.c: taken open (a scope's) */
 	INTR_DELAYS
 };
 

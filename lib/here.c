@@ -22,21 +22,26 @@
 #include "internal.h"
 
 /* Bind t's own token under the token handle names (a root if NULL), and
- * make its ctx.  -EINVAL for a dead handle.  The section is open: a
- * handler over it may cancel (lock.c). */
+ * make its ctx.  -EINVAL for a dead handle.  Bound, the thread goes on
+ * with every signal blocked to the start's section, which finds the
+ * caller's mask in t->mask (held): only the library's code runs between
+ * the two, and the pair costs the two mask changes of one. */
 static int bind_here(struct intr_task *t, intr_token *handle)
 {
 	struct intr_token *parent;
+	sigset_t ss;
 
-	intr__tree_lock_open();
+	intr__tree_lock(&ss);
 	parent = intr__token_of(handle);
 	if (handle && !parent) {
-		intr__call_open_unlock();
+		intr__tree_unlock(&ss);
 		return -EINVAL;
 	}
 	t->ctx = intr__handle_make(INTR_H_CTX);
 	intr__token_link_locked(&t->tok, parent);
-	intr__call_open_unlock();
+	t->mask = ss;
+	t->held = true;
+	intr__tree_unlock_blocked();
 	return 0;
 }
 

@@ -36,8 +36,11 @@
 
 /* ---------------------------------------------------------------- lock.c */
 struct intr__lock {
-	atomic_int word;	/* 0 free, else the holder's tid (lock.c) */
+	atomic_int word;	/* 0 free, 1 held, 2 held with waiters */
 };
+
+void intr__lock_acquire(struct intr__lock *l);
+void intr__lock_release(struct intr__lock *l);
 
 /* The tree lock, from any thread: blocks every signal first. */
 void intr__tree_lock(sigset_t *saved);
@@ -45,24 +48,7 @@ void intr__tree_unlock(const sigset_t *saved);
 /* The same, for library threads whose signals are already all blocked. */
 void intr__tree_lock_blocked(void);
 void intr__tree_unlock_blocked(void);
-/* Open, under the thread's own mask: an in-place scope's steps.  The
- * unlock says whether handlers over the section left work (below). */
-void intr__tree_lock_open(void);
-bool intr__tree_unlock_open(void);
-/* Whether this thread holds the tree lock: in a handler, over its open
- * section. */
-bool intr__tree_held_here(void);
-/* From such a handler: a cancel of handle, owed to the section's end
- * (-EAGAIN if too many are); what is owed, one handle at a time (0: no
- * more), for the unlock's caller to pay under the blocked lock. */
-int intr__tree_owe(uintptr_t handle);
-uintptr_t intr__tree_owed_next(void);
-/* A fork child's own part of the fork handler, owed to the end of the
- * section the fork came over; taken once. */
-void intr__tree_owe_fork(void (*fn)(void));
-void (*intr__tree_owed_fork(void))(void);
 void intr__tree_lock_reset(void);
-void intr__tree_lock_adopt(void);
 
 /* Orderings made by atomics alone, named for helgrind, which sees only
  * locks: in the checker build (-DINTR_VALGRIND) only. */
@@ -192,6 +178,9 @@ struct intr_task {
 	atomic_bool sent;		/* a signal went out for it (call.c) */
 	bool opened;			/* here: the caller had the signal
 					 * blocked, the scope opened it */
+	bool held;			/* here: the bind's section left every
+					 * signal blocked, the caller's mask
+					 * in mask (here.c, call.c) */
 	struct intr_task *outer;	/* here: the call this thread ran
 					 * when it started, or NULL */
 
@@ -308,9 +297,6 @@ static inline struct intr_task *intr__body_of(const intr_ctx *ctx)
 
 void intr__call_set_mask(struct intr_task *t, const sigset_t *submitter);
 void intr__call_run(struct intr_task *t, pid_t tid);
-/* The unlock of an open section (lock.c), which then pays what handlers
- * over it left. */
-void intr__call_open_unlock(void);
 /* This thread's kernel id, asked once per thread (and again in a fork
  * child). */
 pid_t intr__call_tid(void);

@@ -33,11 +33,6 @@ static INTR_TLS int mine;
  * fork_prepare must not store its mask over the first's. */
 static sigset_t fork_saved;
 static sigset_t fork_cfg_saved;
-/* The fork came from a handler over the forking thread's own open
- * section of the tree lock (lock.c), which goes on in both processes
- * after the handler: the handlers leave the lock to it.  Under the
- * context list's lock, as the masks. */
-static bool fork_over;
 
 /* fork(): take the locks so the child gets them in a consistent state;
  * the child then resets what no longer exists there (threads, timer).
@@ -52,17 +47,14 @@ static void fork_prepare(void)
 	fork_saved = old;
 	intr__config_lock(&fork_cfg_saved);
 	intr__pool_lock();
-	fork_over = intr__tree_held_here();
-	if (!fork_over)
-		intr__tree_lock_blocked();
+	intr__tree_lock_blocked();
 }
 
 static void fork_parent(void)
 {
 	sigset_t old;
 
-	if (!fork_over)
-		intr__tree_unlock_blocked();
+	intr__tree_unlock_blocked();
 	intr__pool_unlock();
 	intr__config_unlock(&fork_cfg_saved);
 	old = fork_saved;
@@ -70,35 +62,11 @@ static void fork_parent(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* The child's calls: those of the parent's other threads end, the
- * forking thread's go on (call.c).  With the tree lock, taken blocked:
- * after a section a handler forked over, this runs at its unlock, with
- * the thread's own mask, and a handler over it may cancel. */
-static void fork_child_calls(void)
-{
-	sigset_t ss;
-	bool body;
-
-	intr__tree_lock(&ss);
-	body = intr__call_after_fork();
-	intr__tree_unlock(&ss);
-	/* A body forked and goes on here as a running call: its deadlines
-	 * fire and its re-sends go out in this process too.  If the threads
-	 * cannot be had, the next call that needs them tries again. */
-	if (body)
-		intr__service_start();
-}
-
 static void fork_child(void)
 {
-	bool over = fork_over;
+	bool body;
 
-	/* Over an open section, the calls wait for its end: it may be
-	 * half way through the lists they walk. */
-	if (over)
-		intr__tree_lock_adopt();
-	else
-		intr__tree_lock_reset();
+	intr__tree_lock_reset();
 	intr__pool_after_fork();
 	intr__service_after_fork();
 	/* A process that never started the runtime pays nothing here: the
@@ -106,14 +74,16 @@ static void fork_child(void)
 	 * holds the configuration's lock, so the start is not under way. */
 	if (intr__config_started())
 		intr__signal_after_fork();
+	body = intr__call_after_fork();
 	atomic_store(&scopes, mine);
 	intr__config_after_fork();
 	intr__context_after_fork();
 	pthread_sigmask(SIG_SETMASK, &fork_saved, NULL);
-	if (over)
-		intr__tree_owe_fork(fork_child_calls);
-	else
-		fork_child_calls();
+	/* A body forked and goes on here as a running call: its deadlines
+	 * fire and its re-sends go out in this process too.  If the threads
+	 * cannot be had, the next call that needs them tries again. */
+	if (body)
+		intr__service_start();
 }
 
 /* The fork handlers, registered when the library is loaded, before any

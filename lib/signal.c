@@ -191,10 +191,7 @@ static bool pending_here(void)
  * a signal only if the signal is pending now.  A send still in flight (its
  * system call not returned) is waited for first by taking the tree lock,
  * which the sender holds throughout; the handler may take it, since every
- * signal is blocked while it runs, and the sender is another thread: a
- * thread that holds the lock open (a scope's section, lock.c) sends
- * nothing, and no other's send is in flight while it holds it.
- * model/pending.pml checks this.
+ * signal is blocked while it runs.  model/pending.pml checks this.
  */
 static void settle(void)
 {

@@ -419,12 +419,6 @@ INTR_API int intr_task_cancel(intr_task *handle)
 	sigset_t ss;
 	int ret = 0;
 
-	if (intr__tree_held_here()) {
-		/* A handler over this thread's open section (lock.c). */
-		ret = intr__task_of(handle) ?
-		      intr__tree_owe((uintptr_t)handle) : -EINVAL;
-		goto out;
-	}
 	intr__tree_lock(&ss);
 	t = intr__task_of(handle);
 	if (t)
@@ -432,7 +426,6 @@ INTR_API int intr_task_cancel(intr_task *handle)
 	else
 		ret = -EINVAL;
 	intr__tree_unlock(&ss);
-out:
 	errno = e;
 	return ret;
 }

@@ -8,9 +8,9 @@
  * after a few to warm the thread and the library up.  The parent stops
  * the child at every system call entry of that thread (the library's own
  * threads are not traced) and counts.  The count is printed, by name, and
- * must not grow past SCOPE_MAX per scope: the one rt_sigprocmask that
- * opens the interrupt signal for the body and reads the caller's mask
- * (the tree lock's sections leave the mask alone).  A futex wait for
+ * must not grow past SCOPE_MAX per scope: the tree lock's two mask
+ * changes per section, the handler check and nothing else.  With a tree
+ * lock that leaves the mask alone it is to become 0.  A futex wait for
  * the tree lock, which the library's own threads take too, is counted
  * apart: contention, not the scope's path.
  */
@@ -34,10 +34,12 @@
 
 #define ROUNDS		100
 #define WARM		3
-/* The mask read that opens the signal; the sections take the tree lock
- * open.  No rt_sigaction (the handler is looked at after a cancel's
- * sends, not before a call). */
-#define SCOPE_MAX	1
+/* Today: the four tree lock sections (bind, start, end, unlink) in two
+ * pairs, each pair with every signal blocked from its first lock to its
+ * last unlock: an rt_sigprocmask at each of the four ends.  No
+ * rt_sigaction (the handler is looked at after a cancel's sends, not
+ * before a call). */
+#define SCOPE_MAX	4
 #define NR_MAX		512
 
 /* A sanitizer's interceptors make system calls of their own. */
