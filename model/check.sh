@@ -79,6 +79,7 @@ SCOPE_NO_FLUSH|scope_no_leak
 SCOPE_HOLD_NO_FLUSH|scope_no_leak
 SCOPE_HOLD_COOKIES_FIRST|scope_no_leak
 SCOPE_STALE_FLAGS|scope_stale_mask
+SCOPE_OPEN_LOCK|scope_no_deadlock
 NO_POST_CHECK|lost_replaced
 CHECK_UNLOCKED|lost_replaced
 "

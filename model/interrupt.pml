@@ -172,6 +172,9 @@
  *                   unlock when something was sent
  *   SCOPE_HOLD_COOKIES_FIRST  the held unlink puts the caller's cookies
  *                   back before its flush
+ *   SCOPE_OPEN_LOCK  a scope's bind and start take the tree lock under the
+ *                   caller's own mask: its handler lands on the thread
+ *                   that holds the lock and waits for it (no_deadlock)
  *   SCOPE_STALE_FLAGS  a scope lowers the window's flags only after its
  *                   start has opened the signal (scope_stale_mask: a
  *                   cancel's signal delivered there is deferred by
@@ -982,7 +985,9 @@ active proctype Worker()
 #endif
 		/* here.c intr_run_here: the tree lock blocks every signal
 		 * and saves the caller's mask */
+#ifndef MUTATION_SCOPE_OPEN_LOCK
 		atomic { unblocked = false; app_open = false };
+#endif
 #endif
 		/* call.c intr__call_run: start */
 		worker_lock();
