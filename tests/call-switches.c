@@ -93,7 +93,7 @@ int main(void)
 	double sleeps, preempted, best = 0;
 	void *res;
 	cpu_set_t one;
-	int i, round, cpu, bad = 0, moved = 0;
+	int i, round, loops, cpu, bad = 0, moved = 0;
 
 	if (RUNNING_ON_VALGRIND)
 		tap_skip_all("valgrind runs one thread at a time itself");
@@ -161,11 +161,12 @@ int main(void)
 		if (best <= MAX_PREEMPTED)
 			break;
 	}
+	loops = round < ROUNDS ? round + 1 : ROUNDS;
 	tap_ok(!bad, "%d calls to a batch worker return 0",
-	       (CALLS + 3) * (round < ROUNDS ? round + 1 : ROUNDS));
+	       (CALLS + 3) * loops);
 	tap_ok(best <= MAX_PREEMPTED,
 	       "a worker that does not preempt its caller is preempted %.2f "
-	       "times a call (its best loop of %d), at most %.2f", best,
-	       round < ROUNDS ? round + 1 : ROUNDS, MAX_PREEMPTED);
+	       "times a call (its best loop of %d), at most %.2f", best, loops,
+	       MAX_PREEMPTED);
 	return tap_done();
 }
